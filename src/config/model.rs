@@ -1,0 +1,171 @@
+//! The checked configuration model: what the parser produces and the rest of fild consumes.
+//!
+//! Every value here is already expanded, typed and validated. Two `ProgramSpec`s compare equal
+//! exactly when running one in place of the other would make no difference: reload diffs on this.
+
+use std::path::PathBuf;
+
+/// Signals are kept as their numbers so the model stays free of any process API.
+pub type SignalNumber = i32;
+
+/// The whole configuration: the main file plus its includes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main file, as given (made absolute).
+    pub path: PathBuf,
+    /// `[unix_http_server]`; `None` when the section is absent.
+    pub unix_http_server: Option<UnixHttpServer>,
+    /// `[inet_http_server]`; only served when both username and password are set.
+    pub inet_http_server: Option<InetHttpServer>,
+    /// `[supervisord]`.
+    pub daemon: DaemonSettings,
+    /// `[supervisorctl]`.
+    pub ctl: CtlSettings,
+    /// One entry per process (a `numprocs=3` program gives three), in file order.
+    pub programs: Vec<ProgramSpec>,
+    /// Non-fatal findings (unknown keys or sections), shown by `filc reload`.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    /// `{SHA}` followed by the hex SHA-1 of the password (stored lower-case).
+    Sha1Hex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Password,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixHttpServer {
+    pub file: PathBuf,
+    /// Socket file mode; default 0o600.
+    pub chmod: u32,
+    /// `chown=user[:group]`.
+    pub chown: Option<(String, Option<String>)>,
+    /// Set only when both username and password are given.
+    pub auth: Option<Credentials>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetHttpServer {
+    /// `host:port` (`*:port` or `:port` mean all interfaces).
+    pub port: String,
+    pub auth: Option<Credentials>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    Stdout,
+    Stderr,
+    Null,
+    Syslog,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// `logfile`: a comma list of sinks. Default: `fild.log` next to the main file.
+    pub logfile: Vec<LogSink>,
+    pub logfile_maxbytes: u64,
+    pub logfile_backups: u32,
+    /// `critical|error|warn|info|debug|trace|blather` (lower-cased).
+    pub loglevel: String,
+    /// Default: `fild.pid` next to the main file.
+    pub pidfile: PathBuf,
+    pub directory: Option<PathBuf>,
+    /// `[supervisord] environment`, given to every program (and used for expansion).
+    pub environment: Vec<(String, String)>,
+    /// Where `AUTO` child logs go; default `/tmp`.
+    pub childlogdir: PathBuf,
+    pub minfds: u64,
+    pub umask: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CtlSettings {
+    /// `unix:///path` or `http://host:port`.
+    pub serverurl: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What the client needs: where the daemon listens and how to authenticate. Loaded without
+/// expanding (or failing on) program sections, so `filc` works with any program config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub path: PathBuf,
+    pub unix_http_server: Option<UnixHttpServer>,
+    pub inet_http_server: Option<InetHttpServer>,
+    pub ctl: CtlSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoRestart {
+    Never,
+    Unexpected,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRetries {
+    Count(u32),
+    /// Never FATAL: keep retrying with capped backoff.
+    Forever,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `NONE`: discard (/dev/null).
+    Discard,
+    /// A file (`AUTO` is resolved to `<childlogdir>/<name>-<stream>.log`).
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSpec {
+    pub target: LogTarget,
+    /// 0 means never rotate.
+    pub maxbytes: u64,
+    pub backups: u32,
+}
+
+/// One supervised process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// The process name (from `process_name`, default the program name); unique in a config.
+    pub name: String,
+    /// The `[program:x]` section name.
+    pub program: String,
+    /// The `[group:g]` listing it, else the program name.
+    pub group: String,
+    /// argv; `argv[0]` relative paths (`./x.sh`) are already resolved against `directory`.
+    pub command: Vec<String>,
+    pub directory: Option<PathBuf>,
+    /// `[supervisord] environment` then the program's own `environment=` (later wins).
+    pub environment: Vec<(String, String)>,
+    /// `user=name`; resolved to uid/gid at spawn time.
+    pub user: Option<String>,
+    pub umask: Option<u32>,
+    pub priority: i32,
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    pub startsecs: u64,
+    pub startretries: StartRetries,
+    pub exitcodes: Vec<i32>,
+    /// Sent in turn, each followed by up to `stopwaitsecs`; default `[SIGTERM]`.
+    pub stopsignals: Vec<SignalNumber>,
+    pub stopwaitsecs: u64,
+    pub stopasgroup: bool,
+    pub killasgroup: bool,
+    pub redirect_stderr: bool,
+    pub stdout: LogSpec,
+    pub stderr: LogSpec,
+    pub restart_when_binary_changed: bool,
+    pub restart_directory_monitor: Option<PathBuf>,
+    pub restart_file_pattern: Option<String>,
+}
