@@ -1,2 +1,18 @@
 //! fild: a supervisord-compatible process supervisor built to run small etcd clusters.
+//!
+//! # Layout
+//! - [`config`]: ini text to a checked [`config::Config`]. Pure: reads files, never spawns.
+//! - [`supervisor`]: the daemon core. One event loop owns the process table; the state
+//!   machine in [`supervisor::state`] is pure; spawning, log capture and the guard that kills
+//!   programs when fild dies sit beside it.
+//! - [`api`]: the wire types of the control protocol, shared by server and client.
+//! - [`control`]: the HTTP server on the Unix socket and the client `filc` uses.
+//! - [`daemon`]: fild's start-up and shutdown around the loop (socket, pidfile, logging).
+//!
+//! The binaries `fild` and `filc` are thin layers over this library.
+
+pub mod api;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod supervisor;

@@ -1,1 +1,357 @@
-fn main() {}
+//! filc: the command-line client of fild.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fild::api::{
+    ActionReply, Ack, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
+    SignalRequest, VersionInfo,
+};
+use fild::config::{self, Password};
+use fild::control::client::{Client, ClientError, Target};
+use fild::daemon;
+
+#[derive(Parser)]
+#[command(name = "filc", version, about = "Control fild", disable_help_subcommand = true)]
+struct Args {
+    /// The main config file (default: $FILD_CONFIG, $PRJ_ROOT/etc/fild/fild.ini,
+    /// $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini).
+    #[arg(short = 'c', long = "configuration", global = true)]
+    config: Option<PathBuf>,
+    /// The daemon's socket: PATH or unix://PATH (or http://HOST:PORT).
+    #[arg(short = 's', long = "serverurl", global = true)]
+    server: Option<String>,
+    #[arg(short = 'u', long = "username", global = true)]
+    username: Option<String>,
+    #[arg(short = 'p', long = "password", global = true)]
+    password: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show processes (all, or the named ones). Exit 3 if a named one is not RUNNING.
+    Status {
+        #[arg(long)]
+        json: bool,
+        names: Vec<String>,
+    },
+    /// Start processes (NAME, group:*, all) and wait until each runs or fails.
+    Start { names: Vec<String> },
+    /// Stop processes and wait until nothing of them is left.
+    Stop {
+        /// Skip safety guards.
+        #[arg(long)]
+        force: bool,
+        names: Vec<String>,
+    },
+    /// Stop, then start.
+    Restart {
+        #[arg(long)]
+        force: bool,
+        names: Vec<String>,
+    },
+    /// Reread the config and apply it program by program.
+    Reload,
+    /// Print the end of a process's log.
+    Tail {
+        /// Keep printing as the log grows.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Print the last N lines.
+        #[arg(short = 'n', long)]
+        lines: Option<usize>,
+        name: String,
+        #[arg(default_value = "stdout")]
+        stream: String,
+    },
+    /// Print a process's pid (0 when not running), or fild's own without a name.
+    Pid { name: Option<String> },
+    /// Send a signal to processes.
+    Signal { signal: String, names: Vec<String> },
+    /// Stop every program and fild itself.
+    Shutdown,
+    /// Print filc's and fild's versions.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("filc: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("filc: {e}");
+            if let Some(ClientError::Api { body, .. }) = e.downcast_ref::<ClientError>() {
+                for d in &body.details {
+                    eprintln!("  {d}");
+                }
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Build a client from flags and the config's `[supervisorctl]`/`[unix_http_server]`.
+fn client(args: &Args) -> anyhow::Result<Client> {
+    let env = daemon::process_env();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let path = args
+        .config
+        .clone()
+        .or_else(|| config::find_config(&env, &cwd));
+    let settings = match &path {
+        Some(p) => Some(config::load_client(p, &env).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let target = match (&args.server, &settings) {
+        (Some(s), _) => Target::parse(s).map_err(anyhow::Error::msg)?,
+        (None, Some(s)) => match (&s.ctl.serverurl, &s.unix_http_server) {
+            (Some(url), _) => Target::parse(url).map_err(anyhow::Error::msg)?,
+            (None, Some(u)) => Target::Unix(u.file.clone()),
+            (None, None) => Target::Unix(daemon::default_socket(&s.path)),
+        },
+        (None, None) => anyhow::bail!(
+            "no configuration file found and no -s given; pass -c FILE, set FILD_CONFIG, or -s unix:///path/to/fild.sock"
+        ),
+    };
+    let from_server = settings
+        .as_ref()
+        .and_then(|s| s.unix_http_server.as_ref())
+        .and_then(|u| u.auth.as_ref())
+        .and_then(|a| match &a.password {
+            Password::Plain(p) => Some((a.username.clone(), p.clone())),
+            Password::Sha1Hex(_) => None,
+        });
+    let ctl = settings.as_ref().map(|s| s.ctl.clone()).unwrap_or_default();
+    let username = args
+        .username
+        .clone()
+        .or(ctl.username)
+        .or(from_server.as_ref().map(|a| a.0.clone()));
+    let password = args
+        .password
+        .clone()
+        .or(ctl.password)
+        .or(from_server.map(|a| a.1));
+    Ok(Client::new(target, username.as_deref(), password.as_deref()))
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let c = client(&args)?;
+    match args.command {
+        Cmd::Status { json, names } => status(&c, json, &names).await,
+        Cmd::Start { names } => action(&c, "start", names, false).await,
+        Cmd::Stop { force, names } => action(&c, "stop", names, force).await,
+        Cmd::Restart { force, names } => action(&c, "restart", names, force).await,
+        Cmd::Reload => reload(&c).await,
+        Cmd::Tail {
+            follow,
+            lines,
+            name,
+            stream,
+        } => tail(&c, &name, &stream, follow, lines).await,
+        Cmd::Pid { name } => pid(&c, name).await,
+        Cmd::Signal { signal, names } => {
+            let reply: ActionReply = c
+                .post("/v1/processes/signal", &SignalRequest { signal, names })
+                .await?;
+            Ok(print_results(&reply))
+        }
+        Cmd::Shutdown => shutdown(&c).await,
+        Cmd::Version => {
+            println!("filc {}", env!("CARGO_PKG_VERSION"));
+            let v: VersionInfo = c.get("/v1/version").await?;
+            println!("fild {} (api {}, pid {})", v.version, v.api, v.pid);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn status(c: &Client, json: bool, names: &[String]) -> anyhow::Result<ExitCode> {
+    let path = if names.is_empty() {
+        "/v1/processes".to_string()
+    } else {
+        let q: Vec<String> = names.iter().map(|n| encode(n)).collect();
+        format!("/v1/processes?names={}", q.join(","))
+    };
+    let procs: Vec<ProcessInfo> = c.get(&path).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&procs)?);
+    } else {
+        let color = std::io::stdout().is_terminal();
+        let width = procs
+            .iter()
+            .map(|p| p.name.len() + 1)
+            .max()
+            .unwrap_or(0)
+            .max(33);
+        let mut out = std::io::stdout().lock();
+        for p in &procs {
+            let state = format!("{:<10}", p.state.as_str());
+            let state = if color {
+                let code = match p.state {
+                    ProcessState::Running => "0;32",
+                    ProcessState::Backoff | ProcessState::Fatal => "0;31",
+                    _ => "1;33",
+                };
+                format!("\x1b[{code}m{state}\x1b[0m")
+            } else {
+                state
+            };
+            let _ = writeln!(out, "{:<width$}{state} {}", p.name, p.description);
+        }
+    }
+    let all_running = procs.iter().all(|p| p.state == ProcessState::Running);
+    Ok(if !names.is_empty() && !all_running {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_results(reply: &ActionReply) -> ExitCode {
+    let mut failed = false;
+    for r in &reply.results {
+        if r.ok {
+            println!("{}: {}", r.name, r.message);
+        } else {
+            failed = true;
+            println!("{}: ERROR ({})", r.name, r.message);
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn action(c: &Client, verb: &str, names: Vec<String>, force: bool) -> anyhow::Result<ExitCode> {
+    if names.is_empty() {
+        anyhow::bail!("name a process to {verb} (NAME, group:*, or all)");
+    }
+    let reply: ActionReply = c
+        .post(
+            &format!("/v1/processes/{verb}"),
+            &NamesRequest { names, force },
+        )
+        .await?;
+    Ok(print_results(&reply))
+}
+
+async fn reload(c: &Client) -> anyhow::Result<ExitCode> {
+    let r: ReloadReply = c.post("/v1/reload", &serde_json::json!({})).await?;
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    if r.added.is_empty() && r.changed.is_empty() && r.removed.is_empty() {
+        println!("No changes.");
+    }
+    for (label, list) in [("Added", &r.added), ("Changed", &r.changed), ("Removed", &r.removed)] {
+        if !list.is_empty() {
+            println!("{label}: {}", list.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pid(c: &Client, name: Option<String>) -> anyhow::Result<ExitCode> {
+    match name {
+        None => {
+            let v: VersionInfo = c.get("/v1/version").await?;
+            println!("{}", v.pid);
+        }
+        Some(n) => {
+            let procs: Vec<ProcessInfo> =
+                c.get(&format!("/v1/processes?names={}", encode(&n))).await?;
+            if procs.len() != 1 {
+                anyhow::bail!("{n} names {} processes; name one", procs.len());
+            }
+            println!("{}", procs[0].pid);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tail(
+    c: &Client,
+    name: &str,
+    stream: &str,
+    follow: bool,
+    lines: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let base = format!("/v1/logs/{}/{}", encode(name), encode(stream));
+    let max = match lines {
+        Some(n) => (n as u64 * 1024).clamp(1600, 1 << 20),
+        None => 1600,
+    };
+    let chunk: LogChunk = c.get(&format!("{base}?max={max}")).await?;
+    let mut text = chunk.data.as_str();
+    if let Some(n) = lines {
+        let trimmed = text.strip_suffix('\n').unwrap_or(text);
+        let start = trimmed
+            .rmatch_indices('\n')
+            .nth(n.saturating_sub(1))
+            .map(|(i, _)| i + 1)
+            .unwrap_or(0);
+        text = if n == 0 { "" } else { &text[start..] };
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    drop(out);
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut offset = chunk.offset + chunk.data.len() as u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let chunk: LogChunk = c
+            .get(&format!("{base}?offset={offset}&max={}", 1 << 20))
+            .await?;
+        // After a rotation the server answers from the new file's start; its offset says so.
+        offset = chunk.offset + chunk.data.len() as u64;
+        let mut out = std::io::stdout().lock();
+        if out.write_all(chunk.data.as_bytes()).is_err() || out.flush().is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
+    let _: Ack = c.post("/v1/shutdown", &serde_json::json!({})).await?;
+    // Wait (bounded) until fild has stopped everything and its socket is gone.
+    for _ in 0..1200 {
+        if c.get::<VersionInfo>("/v1/version").await.is_err() {
+            println!("Shut Down");
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("fild accepted the shutdown but is still answering after 120 s")
+}

@@ -1,1 +1,63 @@
-fn main() {}
+//! fild: the supervisor daemon. Runs in the foreground; `filc` talks to it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fild::{config, daemon, supervisor::guard};
+
+#[derive(Parser)]
+#[command(name = "fild", version, about = "Supervise programs from supervisord-style ini files")]
+struct Args {
+    /// The main config file (default: $FILD_CONFIG, $PRJ_ROOT/etc/fild/fild.ini,
+    /// $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini).
+    #[arg(short = 'c', long = "configuration")]
+    config: Option<PathBuf>,
+    /// Check the configuration, print what it defines, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Internal: run as fild's guard process.
+    #[arg(long, hide = true)]
+    guard: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.guard {
+        guard::run_guard();
+    }
+    let env = daemon::process_env();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let Some(path) = args.config.or_else(|| config::find_config(&env, &cwd)) else {
+        eprintln!(
+            "fild: no configuration file found; pass -c FILE or set FILD_CONFIG (searched $PRJ_ROOT/etc/fild/fild.ini, $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini)"
+        );
+        return ExitCode::from(2);
+    };
+    let path = if path.is_absolute() { path } else { cwd.join(path) };
+    let cfg = match daemon::load(&path, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("fild: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        for w in &cfg.warnings {
+            println!("warning: {w}");
+        }
+        for p in &cfg.programs {
+            println!("{} (group {}): {}", p.name, p.group, p.command.join(" "));
+        }
+        return ExitCode::SUCCESS;
+    }
+    daemon::init_logging(&cfg);
+    match daemon::run(path, env, cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("fild: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The control protocol: every type that crosses the socket, in one place.
+//!
+//! fild serves HTTP/1.1 + JSON on its Unix socket (and on `[inet_http_server]` when configured);
+//! `filc` is one client, `curl --unix-socket` another. This module is a leaf: it holds types
+//! and route names, no logic, and imports nothing else from the crate.
+//!
+//! | method | path                                 | body              | reply              |
+//! |--------|--------------------------------------|-------------------|--------------------|
+//! | GET    | `/v1/version`                        |                   | [`VersionInfo`]    |
+//! | GET    | `/v1/processes[?names=a,b]`          |                   | `[ProcessInfo]`    |
+//! | POST   | `/v1/processes/start`                | [`NamesRequest`]  | [`ActionReply`]    |
+//! | POST   | `/v1/processes/stop`                 | [`NamesRequest`]  | [`ActionReply`]    |
+//! | POST   | `/v1/processes/restart`              | [`NamesRequest`]  | [`ActionReply`]    |
+//! | POST   | `/v1/processes/signal`               | [`SignalRequest`] | [`ActionReply`]    |
+//! | POST   | `/v1/reload`                         |                   | [`ReloadReply`]    |
+//! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
+//! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
+//!
+//! Errors are 4xx/5xx with an [`ErrorReply`] body.
+
+use serde::{Deserialize, Serialize};
+
+/// The path prefix of this protocol version.
+pub const PREFIX: &str = "/v1";
+
+/// Largest request body the server reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// supervisord's process states (same names, same meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProcessState {
+    Stopped,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Exited,
+    Fatal,
+}
+
+impl ProcessState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Stopped => "STOPPED",
+            ProcessState::Starting => "STARTING",
+            ProcessState::Running => "RUNNING",
+            ProcessState::Backoff => "BACKOFF",
+            ProcessState::Stopping => "STOPPING",
+            ProcessState::Exited => "EXITED",
+            ProcessState::Fatal => "FATAL",
+        }
+    }
+}
+
+/// One row of `filc status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub group: String,
+    pub state: ProcessState,
+    /// 0 when not running.
+    pub pid: u32,
+    pub uptime_secs: u64,
+    /// Automatic restarts since fild started managing it.
+    pub restarts: u64,
+    /// Exit code of the last exit, if it exited normally.
+    pub exit_status: Option<i32>,
+    /// Signal that ended the last run, if it was killed.
+    pub exit_signal: Option<i32>,
+    /// CPU time over the process's lifetime, as a percentage of one core.
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    /// Unix time of the last start and stop (0 if never).
+    pub start_unix: u64,
+    pub stop_unix: u64,
+    /// supd's human description: `pid N, uptime H:MM:SS`, or why it is not running.
+    pub description: String,
+    pub stdout_logfile: Option<String>,
+    pub stderr_logfile: Option<String>,
+}
+
+/// Names as typed by the user: `name`, `group:name`, `group:*` or `all`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesRequest {
+    pub names: Vec<String>,
+    /// Skip guards (reserved for the etcd quorum guard).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// `HUP`, `SIGHUP` or a number.
+    pub signal: String,
+    pub names: Vec<String>,
+}
+
+/// The outcome for one process of a start/stop/restart/signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub name: String,
+    pub ok: bool,
+    pub state: ProcessState,
+    /// `started`, `stopped`, `already started`, `abnormal termination (BACKOFF)`, ...
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionReply {
+    pub results: Vec<ActionResult>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub api: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub ok: bool,
+}
+
+/// A piece of a log file. `data` is the bytes read, decoded lossily as UTF-8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub file: String,
+    /// Where `data` starts in the live file.
+    pub offset: u64,
+    /// The live file's size when read; poll again from `offset + len(data)`.
+    pub size: u64,
+    pub data: String,
+}
+
+/// Body of every error reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub error: String,
+    /// Further lines: one per configuration error, for instance.
+    #[serde(default)]
+    pub details: Vec<String>,
+}

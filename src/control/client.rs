@@ -1,0 +1,149 @@
+//! The client side of the control protocol: what `filc` (and the tests) call.
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, header};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::ErrorReply;
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Unix(std::path::PathBuf),
+    /// `host:port`
+    Tcp(String),
+}
+
+impl Target {
+    /// Parse `unix:///path`, `/path`, `http://host:port`.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        if let Some(p) = url.strip_prefix("unix://") {
+            Ok(Target::Unix(p.into()))
+        } else if let Some(h) = url.strip_prefix("http://") {
+            Ok(Target::Tcp(h.trim_end_matches('/').to_string()))
+        } else if url.starts_with('/') || url.starts_with('.') {
+            Ok(Target::Unix(url.into()))
+        } else {
+            Err(format!(
+                "unsupported server URL {url:?} (use unix:///path or http://host:port)"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "unix://{}", p.display()),
+            Target::Tcp(h) => write!(f, "http://{h}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach fild at {target}: {source} (is fild running?)")]
+    Unreachable {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("{}", .body.error)]
+    Api { status: u16, body: ErrorReply },
+    #[error("protocol error talking to fild: {0}")]
+    Protocol(String),
+}
+
+/// A connection-per-request client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub target: Target,
+    auth: Option<String>,
+}
+
+impl Client {
+    pub fn new(target: Target, username: Option<&str>, password: Option<&str>) -> Client {
+        let auth = match (username, password) {
+            (Some(u), Some(p)) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )),
+            _ => None,
+        };
+        Client { target, auth }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send(Method::POST, path, Bytes::from(body)).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            target: self.target.to_string(),
+            source,
+        };
+        let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
+        let (mut sender, host) = match &self.target {
+            Target::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p).await.map_err(unreachable)?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .map_err(proto)?;
+                tokio::spawn(conn);
+                (sender, "localhost".to_string())
+            }
+            Target::Tcp(h) => {
+                let s = tokio::net::TcpStream::connect(h).await.map_err(unreachable)?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .map_err(proto)?;
+                tokio::spawn(conn);
+                (sender, h.clone())
+            }
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = &self.auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(proto)?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(proto)?.to_bytes();
+        if !status.is_success() {
+            let body = serde_json::from_slice::<ErrorReply>(&bytes).unwrap_or(ErrorReply {
+                error: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+                details: Vec::new(),
+            });
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol(format!("unexpected reply ({e}): {}", String::from_utf8_lossy(&bytes)))
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! The control plane: the HTTP server fild runs on its socket and the client filc uses.
+//! Both speak the types in [`crate::api`]; the server only forwards to the supervisor loop.
+
+pub mod client;
+pub mod server;

@@ -1,0 +1,340 @@
+//! The control server: HTTP/1.1 + JSON on the Unix socket (and optionally TCP), turned into
+//! [`Request`]s for the supervisor loop. Routes and bodies are defined in [`crate::api`].
+//!
+//! Every malformed or unknown request gets a 4xx JSON [`ErrorReply`]; nothing a client sends
+//! can stop the daemon.
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request as HttpRequest, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, VersionInfo};
+use crate::config::{Credentials, Password};
+use crate::supervisor::{ApiError, Handle, Request, UserOp};
+
+/// Most bytes one log read returns.
+const MAX_LOG_READ: u64 = 1 << 20;
+
+/// Serve one accepted connection until the client closes it.
+pub async fn serve_connection<S>(io: S, handle: Handle, auth: Option<Credentials>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handle = handle.clone();
+        let auth = auth.clone();
+        async move { Ok::<_, Infallible>(route(req, &handle, auth.as_ref()).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(error = %e, "Control connection ended with an error.");
+    }
+}
+
+/// Accept on a Unix listener forever.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    handle: Handle,
+    auth: Option<Credentials>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_connection(stream, handle.clone(), auth.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Accept failed on the control socket.");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Accept on a TCP listener forever (only ever started with credentials).
+pub async fn serve_tcp(listener: tokio::net::TcpListener, handle: Handle, auth: Credentials) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_connection(stream, handle.clone(), Some(auth.clone())));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Accept failed on the TCP control port.");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("static response parts are valid")
+}
+
+fn error(status: u16, msg: impl Into<String>) -> Resp {
+    from_api_error(ApiError::new(status, msg))
+}
+
+fn from_api_error(e: ApiError) -> Resp {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json(
+        status,
+        &ErrorReply {
+            error: e.error,
+            details: e.details,
+        },
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"fild\""),
+        );
+    }
+    resp
+}
+
+fn result<T: Serialize>(r: Result<T, ApiError>) -> Resp {
+    match r {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e) => from_api_error(e),
+    }
+}
+
+/// Whether the request carries the configured credentials (Basic auth).
+fn authorized(req: &HttpRequest<Incoming>, auth: Option<&Credentials>) -> bool {
+    let Some(creds) = auth else {
+        return true;
+    };
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, pass)) = decoded.split_once(':') else {
+        return false;
+    };
+    user == creds.username && password_matches(&creds.password, pass)
+}
+
+/// Compare a password with a configured one (plain or `{SHA}` hex SHA-1).
+pub fn password_matches(configured: &Password, given: &str) -> bool {
+    match configured {
+        Password::Plain(p) => p == given,
+        Password::Sha1Hex(h) => {
+            use sha1::Digest;
+            hex::encode(sha1::Sha1::digest(given.as_bytes())) == *h
+        }
+    }
+}
+
+async fn body<T: DeserializeOwned>(req: HttpRequest<Incoming>) -> Result<T, Resp> {
+    let bytes = match Limited::new(req.into_body(), api::MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(error(
+                    413,
+                    format!("request body larger than {} bytes", api::MAX_BODY_BYTES),
+                ));
+            }
+            return Err(error(400, format!("cannot read request body: {e}")));
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| error(400, format!("malformed JSON body: {e}")))
+}
+
+fn query(req: &HttpRequest<Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| v.to_string())
+    })
+}
+
+async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Credentials>) -> Resp {
+    if !authorized(&req, auth) {
+        return error(401, "authentication required (username/password from the config)");
+    }
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix(api::PREFIX) else {
+        return error(
+            404,
+            format!("unknown path {path} (this fild speaks {})", api::PREFIX),
+        );
+    };
+    let method = req.method().clone();
+    match (&method, rest) {
+        (&Method::GET, "/version") => json(
+            StatusCode::OK,
+            &VersionInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                api: api::PREFIX.trim_start_matches('/').to_string(),
+                pid: std::process::id(),
+            },
+        ),
+        (&Method::GET, "/processes") => {
+            let names: Vec<String> = query(&req, "names")
+                .map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(percent_decode)
+                        .collect()
+                })
+                .unwrap_or_default();
+            result(handle.call(|reply| Request::Status { names, reply }).await)
+        }
+        (&Method::POST, "/processes/start" | "/processes/stop" | "/processes/restart") => {
+            let op = match rest {
+                "/processes/start" => UserOp::Start,
+                "/processes/stop" => UserOp::Stop,
+                _ => UserOp::Restart,
+            };
+            let req: NamesRequest = match body(req).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            let names = req.names;
+            result(handle.call(|reply| Request::Action { op, names, reply }).await)
+        }
+        (&Method::POST, "/processes/signal") => {
+            let req: SignalRequest = match body(req).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            result(handle.call(|reply| Request::Signal { req, reply }).await)
+        }
+        (&Method::POST, "/reload") => {
+            result(handle.call(|reply| Request::Reload { reply }).await)
+        }
+        (&Method::POST, "/shutdown") => result(
+            handle
+                .call(|reply| Request::Shutdown { reply })
+                .await
+                .map(|()| Ack { ok: true }),
+        ),
+        (&Method::GET, r) if r.starts_with("/logs/") => {
+            let parts: Vec<&str> = r["/logs/".len()..].split('/').collect();
+            let [name, stream] = parts[..] else {
+                return error(404, "use /v1/logs/{name}/{stdout|stderr}");
+            };
+            let (name, stream) = (percent_decode(name), stream.to_string());
+            let offset = match query(&req, "offset").map(|v| v.parse::<u64>()) {
+                None => None,
+                Some(Ok(o)) => Some(o),
+                Some(Err(_)) => return error(400, "offset must be a byte count"),
+            };
+            let max = match query(&req, "max").map(|v| v.parse::<u64>()) {
+                None => 1600,
+                Some(Ok(m)) => m.min(MAX_LOG_READ),
+                Some(Err(_)) => return error(400, "max must be a byte count"),
+            };
+            match handle
+                .call(|reply| Request::LogFile {
+                    name,
+                    stream,
+                    reply,
+                })
+                .await
+            {
+                Ok(file) => result(read_log(&file, offset, max)),
+                Err(e) => from_api_error(e),
+            }
+        }
+        (_, "/version" | "/processes" | "/reload" | "/shutdown")
+        | (_, "/processes/start" | "/processes/stop" | "/processes/restart")
+        | (_, "/processes/signal") => error(405, format!("{method} is not allowed on {path}")),
+        _ => error(404, format!("unknown path {path}")),
+    }
+}
+
+/// Read up to `max` bytes from `offset`, or the last `max` bytes when no offset is given.
+fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiError> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LogChunk {
+                file: path.display().to_string(),
+                offset: 0,
+                size: 0,
+                data: String::new(),
+            });
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                500,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
+    };
+    let size = f
+        .metadata()
+        .map_err(|e| ApiError::new(500, e.to_string()))?
+        .len();
+    // A rotated or truncated file is shorter than the client's offset: start over.
+    let start = match offset {
+        Some(o) if o <= size => o,
+        Some(_) => 0,
+        None => size.saturating_sub(max),
+    };
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let mut buf = Vec::new();
+    f.take(max)
+        .read_to_end(&mut buf)
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    Ok(LogChunk {
+        file: path.display().to_string(),
+        offset: start,
+        size,
+        data: String::from_utf8_lossy(&buf).into_owned(),
+    })
+}
+
+/// Decode `%XX` escapes (names in paths and queries).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

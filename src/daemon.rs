@@ -1,0 +1,293 @@
+//! fild's life around the supervisor loop: refuse to start beside a live fild, bind the
+//! control socket, write the pidfile, start the guard, run the loop, clean up.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::config::{self, Config, Env, LogSink};
+use crate::control::server;
+use crate::supervisor::{Supervisor, guard, logs};
+
+/// The process environment as a map (entries that are not UTF-8 are skipped).
+pub fn process_env() -> Env {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// The socket fild serves: `[unix_http_server] file`, else `fild.sock` beside the config.
+pub fn socket_path(config: &Config) -> PathBuf {
+    match &config.unix_http_server {
+        Some(u) => u.file.clone(),
+        None => default_socket(&config.path),
+    }
+}
+
+/// Where the socket is when the config has no `[unix_http_server]`.
+pub fn default_socket(config_path: &Path) -> PathBuf {
+    config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("fild.sock")
+}
+
+/// Load the config or explain every problem.
+pub fn load(path: &Path, env: &Env) -> anyhow::Result<Config> {
+    config::load(path, env).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Is a fild answering on `path`? A socket nobody answers on is stale and removed; anything
+/// that is not a socket is left alone and refused.
+fn claim_socket(path: &Path) -> anyhow::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it (check [unix_http_server] file)",
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => bail!(
+            "another fild is running and answering on {}; refusing to start (stop it with `filc shutdown`)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            tracing::info!(socket = %path.display(), "Removing a stale socket.");
+            fs::remove_file(path).with_context(|| format!("cannot remove stale {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot check {}", path.display())),
+    }
+}
+
+/// Bind the control socket with mode 0600 (or `chmod`) from the first instant.
+fn bind_socket(config: &Config, path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    claim_socket(path)?;
+    // Nothing else runs yet, so the process-wide umask can be narrowed around bind.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = tokio::net::UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
+    let (mode, chown) = match &config.unix_http_server {
+        Some(u) => (u.chmod, u.chown.clone()),
+        None => (0o600, None),
+    };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    if let Some((user, group)) = chown {
+        let uid = nix::unistd::User::from_name(&user)
+            .ok()
+            .flatten()
+            .map(|u| u.uid)
+            .with_context(|| format!("[unix_http_server] chown: no such user {user}"))?;
+        let gid = match group {
+            Some(g) => Some(
+                nix::unistd::Group::from_name(&g)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.gid)
+                    .with_context(|| format!("[unix_http_server] chown: no such group {g}"))?,
+            ),
+            None => None,
+        };
+        nix::unistd::chown(path, Some(uid), gid)
+            .with_context(|| format!("cannot chown {}", path.display()))?;
+    }
+    Ok(listener)
+}
+
+/// Raise the open-files soft limit to `minfds` (bounded by the hard limit).
+fn raise_nofile(minfds: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = minfds.min(hard);
+        if soft < want {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+                tracing::warn!(error = %e, "Cannot raise the open-files limit to minfds.");
+            }
+        }
+        if minfds > hard {
+            tracing::warn!(
+                minfds,
+                hard,
+                "minfds is above the open-files hard limit; using the hard limit."
+            );
+        }
+    }
+}
+
+/// Set up tracing to the configured sinks.
+pub fn init_logging(config: &Config) {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::EnvFilter;
+
+    let level = match config.daemon.loglevel.as_str() {
+        "critical" | "error" => "error",
+        "warn" => "warn",
+        "debug" => "debug",
+        "trace" | "blather" => "trace",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_env("FILD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+
+    let mut files = Vec::new();
+    let mut stdout = false;
+    let mut stderr = false;
+    for sink in &config.daemon.logfile {
+        match sink {
+            LogSink::Stdout => stdout = true,
+            LogSink::Stderr => stderr = true,
+            LogSink::Null | LogSink::Syslog => {}
+            LogSink::File(p) => files.push(Arc::new(Mutex::new(logs::RotatingFile::new(
+                p,
+                config.daemon.logfile_maxbytes,
+                config.daemon.logfile_backups,
+            )))),
+        }
+    }
+    let make = move || Tee {
+        files: files.clone(),
+        stdout,
+        stderr,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(make)
+        .try_init();
+}
+
+/// A writer that copies each log line to every sink.
+struct Tee {
+    files: Vec<std::sync::Arc<std::sync::Mutex<logs::RotatingFile>>>,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stdout {
+            let _ = std::io::stdout().write_all(buf);
+        }
+        if self.stderr {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        for f in &self.files {
+            if let Ok(mut f) = f.lock() {
+                f.write(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tell systemd (or whatever listens on `$NOTIFY_SOCKET`) something, e.g. `READY=1`.
+pub fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let res = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), Path::new(&path))
+    };
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "Cannot notify $NOTIFY_SOCKET.");
+    }
+}
+
+/// Run fild with `config` (already loaded from `path`) until it shuts down.
+pub fn run(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
+    if let Some(dir) = &config.daemon.directory {
+        std::env::set_current_dir(dir)
+            .with_context(|| format!("[supervisord] directory: cannot enter {}", dir.display()))?;
+    }
+    raise_nofile(config.daemon.minfds);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(serve(path, env, config))
+}
+
+async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
+    let socket = socket_path(&config);
+    let listener = bind_socket(&config, &socket)?;
+    let pidfile = config.daemon.pidfile.clone();
+    if let Some(dir) = pidfile.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    let mut record = pidfile.clone().into_os_string();
+    record.push(".groups");
+    let guard = guard::Guard::start(PathBuf::from(record));
+
+    let inet = config.inet_http_server.clone();
+    let unix_auth = config.unix_http_server.as_ref().and_then(|u| u.auth.clone());
+    let server_url = format!("unix://{}", socket.display());
+    let sup = Supervisor::new(path, env, config, guard, server_url);
+    let handle = sup.handle();
+    tokio::spawn(server::serve_unix(listener, handle.clone(), unix_auth));
+    if let Some(inet) = inet {
+        match inet.auth {
+            Some(auth) => {
+                let addr = inet.port.replacen('*', "0.0.0.0", 1);
+                let addr = if addr.starts_with(':') {
+                    format!("0.0.0.0{addr}")
+                } else {
+                    addr
+                };
+                let tcp = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("[inet_http_server] cannot listen on {addr}"))?;
+                tracing::info!(addr, "Serving the control API on TCP (authentication required).");
+                tokio::spawn(server::serve_tcp(tcp, handle.clone(), auth));
+            }
+            None => tracing::warn!(
+                "[inet_http_server] has no username and password: not served (fild never opens an unauthenticated TCP port)."
+            ),
+        }
+    }
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "fild is up.");
+
+    if let Some(usec) = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let every = std::time::Duration::from_micros(usec / 2);
+        tokio::spawn(async move {
+            loop {
+                sd_notify("WATCHDOG=1");
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    let result = sup
+        .run(|| sd_notify(&format!("READY=1\nMAINPID={}", std::process::id())))
+        .await;
+    sd_notify("STOPPING=1");
+    let _ = fs::remove_file(&socket);
+    let _ = fs::remove_file(&pidfile);
+    tracing::info!("fild stopped.");
+    result
+}

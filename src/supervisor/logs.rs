@@ -1,0 +1,224 @@
+//! Child output capture: a pump task per pipe writes into a size-rotated file.
+//!
+//! Rotation keeps `path` (live), `path.1` ... `path.N` (N = backups). When a write would take
+//! the live file past `maxbytes`, the part up to the last newline that fits is written, the
+//! files shift by one (the oldest is dropped) and the rest goes to a fresh live file. So after
+//! any amount of output the files total at most `maxbytes * (backups + 1)` and the last line
+//! written is in the live file. `backups = 0` truncates the live file instead; `maxbytes = 0`
+//! never rotates.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+/// A log file with size-based rotation.
+pub struct RotatingFile {
+    path: PathBuf,
+    maxbytes: u64,
+    backups: u32,
+    file: Option<File>,
+    size: u64,
+    /// When the last write error was logged (errors are logged at most once a minute).
+    last_error_log: Option<Instant>,
+}
+
+impl RotatingFile {
+    pub fn new(path: &Path, maxbytes: u64, backups: u32) -> RotatingFile {
+        let mut f = RotatingFile {
+            path: path.to_path_buf(),
+            maxbytes,
+            backups,
+            file: None,
+            size: 0,
+            last_error_log: None,
+        };
+        if let Err(e) = f.open() {
+            f.report(&e);
+        }
+        f
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn report(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        if self
+            .last_error_log
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
+        {
+            self.last_error_log = Some(now);
+            tracing::warn!(file = %self.path.display(), error = %e, "Cannot write log; output is dropped until it can.");
+        }
+    }
+
+    /// Write `buf`, rotating as needed. Errors (a full disk, say) drop the data and are
+    /// logged; the next write tries again, so capture resumes when space returns.
+    pub fn write(&mut self, buf: &[u8]) {
+        if let Err(e) = self.try_write(buf) {
+            self.report(&e);
+            self.file = None;
+        }
+    }
+
+    fn try_write(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            self.open()?;
+        }
+        while !buf.is_empty() {
+            let room = if self.maxbytes == 0 {
+                u64::MAX
+            } else {
+                self.maxbytes.saturating_sub(self.size)
+            };
+            let take = if (buf.len() as u64) <= room {
+                buf.len()
+            } else {
+                // Split after the last newline that fits; a line longer than the room is
+                // split only when the live file is empty (it could never fit otherwise).
+                let room = room as usize;
+                match buf[..room].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    None if self.size == 0 => room.max(1),
+                    None => 0,
+                }
+            };
+            if take > 0 {
+                let file = self.file.as_mut().expect("opened above");
+                file.write_all(&buf[..take])?;
+                self.size += take as u64;
+                buf = &buf[take..];
+            }
+            if !buf.is_empty() {
+                self.rotate()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut s = self.path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        if self.backups == 0 {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?;
+            drop(file);
+        } else {
+            for n in (1..self.backups).rev() {
+                let from = self.numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, self.numbered(1))?;
+        }
+        self.open()
+    }
+}
+
+/// Drain a pipe into a log file until every writer has closed it.
+pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
+    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot watch an output pipe.");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match rx.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => out.write(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "Output pipe read failed.");
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    #[test]
+    fn rotation_bounds_total_size_and_keeps_last_line_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let mut f = RotatingFile::new(&path, 1000, 2);
+        let mut last = String::new();
+        for i in 0..300 {
+            last = format!("line number {i:05}\n");
+            f.write(last.as_bytes());
+        }
+        assert!(total(dir.path()) <= 3000, "total {}", total(dir.path()));
+        let live = std::fs::read_to_string(&path).unwrap();
+        assert!(live.ends_with(&last));
+        assert!(path.with_extension("log.2").exists());
+        assert!(!path.with_extension("log.3").exists());
+        for n in ["out.log", "out.log.1", "out.log.2"] {
+            let len = std::fs::metadata(dir.path().join(n)).unwrap().len();
+            assert!(len <= 1000, "{n} is {len} bytes");
+        }
+    }
+
+    #[test]
+    fn zero_backups_truncates_and_zero_maxbytes_never_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut f = RotatingFile::new(&path, 100, 0);
+        for _ in 0..50 {
+            f.write(b"0123456789\n");
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 100);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        let path = dir.path().join("b.log");
+        let mut f = RotatingFile::new(&path, 0, 3);
+        for _ in 0..50 {
+            f.write(b"0123456789\n");
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 550);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let mut f = RotatingFile::new(&path, 10, 1);
+        f.write(&[b'x'; 25]);
+        assert!(total(dir.path()) <= 20);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 5);
+    }
+}

@@ -1,0 +1,181 @@
+//! Spawning one program: its own session and process group, its environment, directory, user
+//! and umask, stdout/stderr into pipes that the log pumps drain.
+//!
+//! Called only from the supervisor loop, which runs on the main thread for fild's whole life:
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked dies, so forking from a long-lived
+//! thread is what makes it mean "when fild dies".
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::fcntl::OFlag;
+use nix::unistd::{Gid, Uid, User};
+
+use crate::config::{LogTarget, ProgramSpec};
+
+/// A spawned program: the leader's pid (also its process-group id) and the read ends of its
+/// output pipes (`None` where output is discarded or merged into stdout).
+pub struct Spawned {
+    pub pid: i32,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Identity to switch to in the child, resolved in the parent (name lookups are not safe
+/// between fork and exec).
+struct Identity {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+    home: String,
+    name: String,
+}
+
+fn resolve_user(name: &str) -> Result<Identity, String> {
+    let user = User::from_name(name)
+        .map_err(|e| format!("cannot look up user {name}: {e}"))?
+        .ok_or_else(|| format!("no such user: {name}"))?;
+    let cname = CString::new(name).map_err(|_| format!("bad user name: {name}"))?;
+    let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
+    Ok(Identity {
+        uid: user.uid,
+        gid: user.gid,
+        groups,
+        home: user.dir.to_string_lossy().into_owned(),
+        name: name.to_string(),
+    })
+}
+
+/// A pipe with both ends close-on-exec; the child gets the write end as its fd 1 or 2.
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // A bigger pipe means fewer wake-ups for chatty programs; best effort.
+    // SAFETY: fcntl on a valid fd we own.
+    unsafe {
+        libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+    Ok((r, w))
+}
+
+/// Spawn `spec`. `server_url` is exported as `SUPERVISOR_SERVER_URL`.
+pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
+    let Some((program, args)) = spec.command.split_first() else {
+        return Err("empty command".into());
+    };
+    let identity = match &spec.user {
+        Some(name) if Uid::effective().is_root() => Some(resolve_user(name)?),
+        Some(name) => {
+            // Not root: only running as ourselves is possible, as supervisord does.
+            let me = User::from_uid(Uid::effective()).ok().flatten();
+            if me.as_ref().map(|u| u.name.as_str()) != Some(name.as_str()) {
+                return Err(format!("cannot switch to user {name}: fild is not running as root"));
+            }
+            None
+        }
+        None => None,
+    };
+
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd.stdin(Stdio::null());
+    if let Some(dir) = &spec.directory {
+        cmd.current_dir(dir);
+    }
+    for (k, v) in &spec.environment {
+        cmd.env(k, v);
+    }
+    cmd.env("SUPERVISOR_ENABLED", "1")
+        .env("SUPERVISOR_PROCESS_NAME", &spec.name)
+        .env("SUPERVISOR_GROUP_NAME", &spec.group)
+        .env("SUPERVISOR_SERVER_URL", server_url);
+    if let Some(id) = &identity {
+        cmd.env("HOME", &id.home)
+            .env("USER", &id.name)
+            .env("LOGNAME", &id.name);
+    }
+
+    let mut stdout_r = None;
+    let mut stderr_r = None;
+    let stdout_w = match &spec.stdout.target {
+        LogTarget::Discard => None,
+        LogTarget::File(_) => {
+            let (r, w) = pipe()?;
+            stdout_r = Some(r);
+            Some(w)
+        }
+    };
+    match &stdout_w {
+        Some(w) => {
+            let dup = w.try_clone().map_err(|e| format!("dup: {e}"))?;
+            cmd.stdout(Stdio::from(dup));
+        }
+        None => {
+            cmd.stdout(Stdio::null());
+        }
+    }
+    if spec.redirect_stderr {
+        match &stdout_w {
+            Some(w) => {
+                let dup = w.try_clone().map_err(|e| format!("dup: {e}"))?;
+                cmd.stderr(Stdio::from(dup));
+            }
+            None => {
+                cmd.stderr(Stdio::null());
+            }
+        }
+    } else {
+        match &spec.stderr.target {
+            LogTarget::Discard => {
+                cmd.stderr(Stdio::null());
+            }
+            LogTarget::File(_) => {
+                let (r, w) = pipe()?;
+                stderr_r = Some(r);
+                cmd.stderr(Stdio::from(w));
+            }
+        }
+    }
+    drop(stdout_w);
+
+    let umask = spec.umask;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
+    // calls on values computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Own session and process group: signals to -pgid reach the whole program.
+            nix::unistd::setsid()?;
+            if let Some(mask) = umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            if let Some(id) = &identity {
+                let gids: Vec<libc::gid_t> = id.groups.iter().map(|g| g.as_raw()).collect();
+                if libc::setgroups(gids.len(), gids.as_ptr()) != 0
+                    || libc::setgid(id.gid.as_raw()) != 0
+                    || libc::setuid(id.uid.as_raw()) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // After any uid change: a uid change clears the death signal.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // fild died between fork and prctl: nobody would supervise us.
+            if libc::getppid() != parent.as_raw() {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot spawn {program}: {e}"))?;
+    Ok(Spawned {
+        pid: child.id() as i32,
+        stdout: stdout_r,
+        stderr: stderr_r,
+    })
+}
