@@ -3,9 +3,71 @@
 //! Pure: this module reads files (the main file and its includes) and nothing else. It never
 //! spawns, signals or listens. The environment used for expansion is passed in, so a load is a
 //! function of (files, environment).
+//!
+//! Layout: [`ini`] reads text into sections with line numbers, [`expand`] substitutes
+//! variables, [`values`] types single values, [`reader`] ties those together per section,
+//! [`load`] builds the main sections and [`program`] the programs and groups.
 
 mod error;
+mod expand;
+mod ini;
+mod load;
 mod model;
+mod program;
+mod reader;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+
+/// The process environment snapshot used for expansion (fild's own start-up environment).
+pub type Env = std::collections::BTreeMap<String, String>;
+
+/// Load the main file and its includes into a checked Config. All errors of one load are
+/// returned together.
+pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    load::load(path, env)
+}
+
+/// Load only what a client needs (`[unix_http_server]`, `[inet_http_server]`,
+/// `[supervisorctl]`); program sections are not expanded or validated, includes are not read.
+pub fn load_client(path: &Path, env: &Env) -> Result<ClientSettings, ConfigErrors> {
+    load::load_client(path, env)
+}
+
+/// Parse a byte size: bare bytes, KB/MB/GB or K/M/G in any case (1024-based).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    values::size(s).map_err(problem_text)
+}
+
+/// Parse a signal name (`TERM`, `SIGTERM`, `term`, `HUP`, `USR1`, ...) or number, to its number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    values::signal(s).map_err(problem_text)
+}
+
+fn problem_text(p: values::Problem) -> String {
+    match p.hint {
+        Some(hint) => format!("{} (hint: {hint})", p.message),
+        None => p.message,
+    }
+}
+
+/// The default config search: `$FILD_CONFIG`, `$PRJ_ROOT/etc/fild/fild.ini`,
+/// `$PRJ_ROOT/etc/supd/supd.ini`, `./fild.ini`, `/etc/fild/fild.ini`; the first that exists.
+pub fn find_config(env: &Env, cwd: &Path) -> Option<PathBuf> {
+    let from_env = |var: &str| env.get(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let prj = from_env("PRJ_ROOT");
+    let candidates = [
+        from_env("FILD_CONFIG").map(|p| cwd.join(p)),
+        prj.as_ref().map(|p| cwd.join(p).join("etc/fild/fild.ini")),
+        prj.as_ref().map(|p| cwd.join(p).join("etc/supd/supd.ini")),
+        Some(cwd.join("fild.ini")),
+        Some(PathBuf::from("/etc/fild/fild.ini")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
