@@ -242,7 +242,10 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let guard = guard::Guard::start(PathBuf::from(record));
 
     let inet = config.inet_http_server.clone();
-    let unix_auth = config.unix_http_server.as_ref().and_then(|u| u.auth.clone());
+    let unix_auth = config
+        .unix_http_server
+        .as_ref()
+        .and_then(|u| u.auth.clone());
     let server_url = format!("unix://{}", socket.display());
     let sup = Supervisor::new(path, env, config, guard, server_url);
     let handle = sup.handle();
@@ -259,7 +262,10 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
                 let tcp = tokio::net::TcpListener::bind(&addr)
                     .await
                     .with_context(|| format!("[inet_http_server] cannot listen on {addr}"))?;
-                tracing::info!(addr, "Serving the control API on TCP (authentication required).");
+                tracing::info!(
+                    addr,
+                    "Serving the control API on TCP (authentication required)."
+                );
                 tokio::spawn(server::serve_tcp(tcp, handle.clone(), auth));
             }
             None => tracing::warn!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use fild::api::{
-    ActionReply, Ack, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
+    Ack, ActionReply, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
     SignalRequest, VersionInfo,
 };
 use fild::config::{self, Password};
@@ -15,7 +15,12 @@ use fild::control::client::{Client, ClientError, Target};
 use fild::daemon;
 
 #[derive(Parser)]
-#[command(name = "filc", version, about = "Control fild", disable_help_subcommand = true)]
+#[command(
+    name = "filc",
+    version,
+    about = "Control fild",
+    disable_help_subcommand = true
+)]
 struct Args {
     /// The main config file (default: $FILD_CONFIG, $PRJ_ROOT/etc/fild/fild.ini,
     /// $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini).
@@ -147,7 +152,11 @@ fn client(args: &Args) -> anyhow::Result<Client> {
         .clone()
         .or(ctl.password)
         .or(from_server.map(|a| a.1));
-    Ok(Client::new(target, username.as_deref(), password.as_deref()))
+    Ok(Client::new(
+        target,
+        username.as_deref(),
+        password.as_deref(),
+    ))
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -251,7 +260,12 @@ fn print_results(reply: &ActionReply) -> ExitCode {
     }
 }
 
-async fn action(c: &Client, verb: &str, names: Vec<String>, force: bool) -> anyhow::Result<ExitCode> {
+async fn action(
+    c: &Client,
+    verb: &str,
+    names: Vec<String>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         anyhow::bail!("name a process to {verb} (NAME, group:*, or all)");
     }
@@ -272,7 +286,11 @@ async fn reload(c: &Client) -> anyhow::Result<ExitCode> {
     if r.added.is_empty() && r.changed.is_empty() && r.removed.is_empty() {
         println!("No changes.");
     }
-    for (label, list) in [("Added", &r.added), ("Changed", &r.changed), ("Removed", &r.removed)] {
+    for (label, list) in [
+        ("Added", &r.added),
+        ("Changed", &r.changed),
+        ("Removed", &r.removed),
+    ] {
         if !list.is_empty() {
             println!("{label}: {}", list.join(", "));
         }
@@ -287,8 +305,9 @@ async fn pid(c: &Client, name: Option<String>) -> anyhow::Result<ExitCode> {
             println!("{}", v.pid);
         }
         Some(n) => {
-            let procs: Vec<ProcessInfo> =
-                c.get(&format!("/v1/processes?names={}", encode(&n))).await?;
+            let procs: Vec<ProcessInfo> = c
+                .get(&format!("/v1/processes?names={}", encode(&n)))
+                .await?;
             if procs.len() != 1 {
                 anyhow::bail!("{n} names {} processes; name one", procs.len());
             }

@@ -7,7 +7,11 @@ use clap::Parser;
 use fild::{config, daemon, supervisor::guard};
 
 #[derive(Parser)]
-#[command(name = "fild", version, about = "Supervise programs from supervisord-style ini files")]
+#[command(
+    name = "fild",
+    version,
+    about = "Supervise programs from supervisord-style ini files"
+)]
 struct Args {
     /// The main config file (default: $FILD_CONFIG, $PRJ_ROOT/etc/fild/fild.ini,
     /// $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini).
@@ -34,7 +38,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let path = if path.is_absolute() { path } else { cwd.join(path) };
+    let path = if path.is_absolute() {
+        path
+    } else {
+        cwd.join(path)
+    };
     let cfg = match daemon::load(&path, &env) {
         Ok(c) => c,
         Err(e) => {

@@ -102,7 +102,9 @@ impl Client {
         let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
         let (mut sender, host) = match &self.target {
             Target::Unix(p) => {
-                let s = tokio::net::UnixStream::connect(p).await.map_err(unreachable)?;
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(unreachable)?;
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
                     .await
                     .map_err(proto)?;
@@ -110,7 +112,9 @@ impl Client {
                 (sender, "localhost".to_string())
             }
             Target::Tcp(h) => {
-                let s = tokio::net::TcpStream::connect(h).await.map_err(unreachable)?;
+                let s = tokio::net::TcpStream::connect(h)
+                    .await
+                    .map_err(unreachable)?;
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
                     .await
                     .map_err(proto)?;
@@ -143,7 +147,10 @@ impl Client {
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol(format!("unexpected reply ({e}): {}", String::from_utf8_lossy(&bytes)))
+            ClientError::Protocol(format!(
+                "unexpected reply ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            ))
         })
     }
 }

@@ -158,10 +158,15 @@ pub fn password_matches(configured: &Password, given: &str) -> bool {
 }
 
 async fn body<T: DeserializeOwned>(req: HttpRequest<Incoming>) -> Result<T, Resp> {
-    let bytes = match Limited::new(req.into_body(), api::MAX_BODY_BYTES).collect().await {
+    let bytes = match Limited::new(req.into_body(), api::MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return Err(error(
                     413,
                     format!("request body larger than {} bytes", api::MAX_BODY_BYTES),
@@ -182,7 +187,10 @@ fn query(req: &HttpRequest<Incoming>, key: &str) -> Option<String> {
 
 async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Credentials>) -> Resp {
     if !authorized(&req, auth) {
-        return error(401, "authentication required (username/password from the config)");
+        return error(
+            401,
+            "authentication required (username/password from the config)",
+        );
     }
     let path = req.uri().path().to_string();
     let Some(rest) = path.strip_prefix(api::PREFIX) else {
@@ -223,7 +231,11 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
                 Err(resp) => return resp,
             };
             let names = req.names;
-            result(handle.call(|reply| Request::Action { op, names, reply }).await)
+            result(
+                handle
+                    .call(|reply| Request::Action { op, names, reply })
+                    .await,
+            )
         }
         (&Method::POST, "/processes/signal") => {
             let req: SignalRequest = match body(req).await {
@@ -232,9 +244,7 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
             };
             result(handle.call(|reply| Request::Signal { req, reply }).await)
         }
-        (&Method::POST, "/reload") => {
-            result(handle.call(|reply| Request::Reload { reply }).await)
-        }
+        (&Method::POST, "/reload") => result(handle.call(|reply| Request::Reload { reply }).await),
         (&Method::POST, "/shutdown") => result(
             handle
                 .call(|reply| Request::Shutdown { reply })

@@ -33,7 +33,6 @@ use crate::api::{
 use crate::config::{self, Config, Env, LogTarget, ProgramSpec};
 use state::{Action, Exit, Input, Proc, TimerKind};
 
-
 /// How long file-change events for one program are gathered before it restarts.
 const WATCH_DEBOUNCE: Duration = Duration::from_secs(1);
 /// While a dead run's group members linger, look whether they are gone this often. A safety
@@ -96,7 +95,9 @@ pub enum Request {
         reply: Reply<PathBuf>,
     },
     /// A watched file of a program changed (from the notify watcher's thread).
-    FileChanged { name: String },
+    FileChanged {
+        name: String,
+    },
 }
 
 /// The way into the loop, for the control server (and anything else that is not the loop).
@@ -288,7 +289,10 @@ impl Supervisor {
                 break;
             }
             let t = entry.remove();
-            let live = self.table.get(&t.name).is_some_and(|e| e.timer_gen == t.generation);
+            let live = self
+                .table
+                .get(&t.name)
+                .is_some_and(|e| e.timer_gen == t.generation);
             if live {
                 self.input(&t.name, Input::Timer(t.kind));
             }
@@ -308,7 +312,10 @@ impl Supervisor {
             if running && !self.shutting_down {
                 tracing::info!(program = %name, "Watched files changed; restarting.");
                 self.jobs.push(Job::new(
-                    vec![phase(Op::Stop, vec![name.clone()]), phase(Op::Start, vec![name])],
+                    vec![
+                        phase(Op::Stop, vec![name.clone()]),
+                        phase(Op::Start, vec![name]),
+                    ],
                     JobReply::None,
                 ));
             }
@@ -405,8 +412,7 @@ impl Supervisor {
                         e.pgid = Some(s.pid);
                         e.start_wall = Some(SystemTime::now());
                         self.guard.add(s.pid);
-                        if let (Some(fd), LogTarget::File(path)) = (s.stdout, &spec.stdout.target)
-                        {
+                        if let (Some(fd), LogTarget::File(path)) = (s.stdout, &spec.stdout.target) {
                             let f = logs::RotatingFile::new(
                                 path,
                                 spec.stdout.maxbytes,
@@ -414,8 +420,7 @@ impl Supervisor {
                             );
                             tokio::spawn(logs::pump(fd, f));
                         }
-                        if let (Some(fd), LogTarget::File(path)) = (s.stderr, &spec.stderr.target)
-                        {
+                        if let (Some(fd), LogTarget::File(path)) = (s.stderr, &spec.stderr.target) {
                             let f = logs::RotatingFile::new(
                                 path,
                                 spec.stderr.maxbytes,
@@ -435,7 +440,11 @@ impl Supervisor {
                 }
             }
             Action::Signal { signal, group } => {
-                let target = if group { e.pgid.map(|g| -g) } else { e.proc.pid };
+                let target = if group {
+                    e.pgid.map(|g| -g)
+                } else {
+                    e.proc.pid
+                };
                 if let (Some(target), Ok(sig)) = (target, Signal::try_from(signal)) {
                     tracing::info!(program = %name, target, signal = %sig, "Signalling.");
                     let _ = kill(Pid::from_raw(target), sig);
@@ -531,7 +540,10 @@ impl Supervisor {
     /// names. Any unknown name fails the whole request, so nothing is half done.
     fn resolve(&self, names: &[String]) -> Result<Vec<String>, ApiError> {
         if names.is_empty() {
-            return Err(ApiError::new(400, "no process named (use a name, group:*, or all)"));
+            return Err(ApiError::new(
+                400,
+                "no process named (use a name, group:*, or all)",
+            ));
         }
         let mut out: Vec<String> = Vec::new();
         let mut unknown = Vec::new();
@@ -642,7 +654,10 @@ impl Supervisor {
     fn log_file(&self, name: &str, stream: &str) -> Result<PathBuf, ApiError> {
         let resolved = self.resolve(&[name.to_string()])?;
         if resolved.len() != 1 {
-            return Err(ApiError::new(400, format!("{name} names more than one process")));
+            return Err(ApiError::new(
+                400,
+                format!("{name} names more than one process"),
+            ));
         }
         let spec = &self.table[&resolved[0]].spec;
         let log = match stream {
@@ -704,7 +719,11 @@ impl Supervisor {
         };
         let (cpu, rss) = p
             .pid
-            .and_then(|pid| self.sys.as_ref()?.process(sysinfo::Pid::from_u32(pid as u32)))
+            .and_then(|pid| {
+                self.sys
+                    .as_ref()?
+                    .process(sysinfo::Pid::from_u32(pid as u32))
+            })
             .map(|pr| {
                 let lifetime_ms = (pr.run_time().max(1) * 1000) as f64;
                 (
@@ -751,12 +770,17 @@ impl Supervisor {
     /// job that carries out the changes and the summary for `filc reload`.
     fn apply(&mut self, new: Config) -> (Job, ReloadReply) {
         let plan = reload::diff(
-            self.table.iter().map(|(n, e)| (n.as_str(), e.spec.as_ref())),
+            self.table
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.spec.as_ref())),
             &new.programs,
         );
         let mut restart = Vec::new();
         for spec in &plan.changed {
-            let e = self.table.get_mut(&spec.name).expect("diffed against the table");
+            let e = self
+                .table
+                .get_mut(&spec.name)
+                .expect("diffed against the table");
             let spec = Arc::new(spec.clone());
             let active = matches!(
                 e.proc.state,
@@ -1068,7 +1092,11 @@ fn describe(p: &Proc, uptime: u64, stopped: Option<SystemTime>) -> String {
         ProcessState::Running | ProcessState::Starting | ProcessState::Stopping
             if p.pid.is_some() =>
         {
-            format!("pid {}, uptime {}", p.pid.unwrap_or(0), format_uptime(uptime))
+            format!(
+                "pid {}, uptime {}",
+                p.pid.unwrap_or(0),
+                format_uptime(uptime)
+            )
         }
         ProcessState::Stopped if p.last_exit.is_none() => "Not started".into(),
         ProcessState::Fatal | ProcessState::Backoff => {

@@ -45,7 +45,10 @@ pub fn diff<'a>(
 pub fn tiers<'a>(specs: impl IntoIterator<Item = &'a ProgramSpec>) -> Vec<Vec<String>> {
     let mut by_priority: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for s in specs {
-        by_priority.entry(s.priority).or_default().push(s.name.clone());
+        by_priority
+            .entry(s.priority)
+            .or_default()
+            .push(s.name.clone());
     }
     by_priority.into_values().collect()
 }

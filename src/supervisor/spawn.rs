@@ -70,7 +70,9 @@ pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
             // Not root: only running as ourselves is possible, as supervisord does.
             let me = User::from_uid(Uid::effective()).ok().flatten();
             if me.as_ref().map(|u| u.name.as_str()) != Some(name.as_str()) {
-                return Err(format!("cannot switch to user {name}: fild is not running as root"));
+                return Err(format!(
+                    "cannot switch to user {name}: fild is not running as root"
+                ));
             }
             None
         }
@@ -160,7 +162,14 @@ pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
                 }
             }
             // After any uid change: a uid change clears the death signal.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // fild died between fork and prctl: nobody would supervise us.

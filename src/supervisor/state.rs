@@ -290,9 +290,8 @@ pub fn step(p: &mut Proc, spec: &ProgramSpec, input: Input, now: Instant) -> Vec
                 }
                 Running => {
                     kill_leftovers(p, &mut out);
-                    let long_run = ran.is_some_and(|d| {
-                        d >= QUICK_EXIT.max(Duration::from_secs(spec.startsecs))
-                    });
+                    let long_run = ran
+                        .is_some_and(|d| d >= QUICK_EXIT.max(Duration::from_secs(spec.startsecs)));
                     if long_run {
                         p.failures = 0;
                     } else {
@@ -434,7 +433,10 @@ mod tests {
 
     /// Start and spawn: returns the time of the spawn.
     fn started(p: &mut Proc, s: &ProgramSpec, t: Instant) {
-        assert_eq!(step(p, s, Input::Start, t), vec![Action::Disarm, Action::Spawn]);
+        assert_eq!(
+            step(p, s, Input::Start, t),
+            vec![Action::Disarm, Action::Spawn]
+        );
         step(p, s, Input::Spawned { pid: 42 }, t);
     }
 
@@ -443,7 +445,10 @@ mod tests {
         let s = spec();
         let mut p = Proc::default();
         let t = Instant::now();
-        assert_eq!(step(&mut p, &s, Input::Start, t), vec![Action::Disarm, Action::Spawn]);
+        assert_eq!(
+            step(&mut p, &s, Input::Start, t),
+            vec![Action::Disarm, Action::Spawn]
+        );
         assert_eq!(p.state, ProcessState::Starting);
         assert_eq!(
             step(&mut p, &s, Input::Spawned { pid: 7 }, t),
@@ -506,7 +511,11 @@ mod tests {
             },
             t,
         );
-        assert_eq!(p.state, ProcessState::Fatal, "1 try + 3 retries, then FATAL");
+        assert_eq!(
+            p.state,
+            ProcessState::Fatal,
+            "1 try + 3 retries, then FATAL"
+        );
         assert_eq!(p.restarts, 3);
     }
 
