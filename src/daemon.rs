@@ -110,10 +110,10 @@ fn raise_nofile(minfds: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let want = minfds.min(hard);
-        if soft < want {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
-                tracing::warn!(error = %e, "Cannot raise the open-files limit to minfds.");
-            }
+        if soft < want
+            && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard)
+        {
+            tracing::warn!(error = %e, "Cannot raise the open-files limit to minfds.");
         }
         if minfds > hard {
             tracing::warn!(

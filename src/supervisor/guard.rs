@@ -74,10 +74,10 @@ pub fn kill_recorded(record: &Path) -> usize {
             continue;
         }
         // If the leader still exists it must be the same process.
-        if let Some(t) = start_time(pgid) {
-            if t != start {
-                continue;
-            }
+        if let Some(t) = start_time(pgid)
+            && t != start
+        {
+            continue;
         }
         for pid in members(pgid, start) {
             if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
@@ -152,11 +152,11 @@ impl Guard {
     }
 
     fn tell(&mut self, line: String) {
-        if let Some(pipe) = &mut self.pipe {
-            if let Err(e) = pipe.write_all(line.as_bytes()) {
-                tracing::error!(error = %e, "The guard process is gone; programs may outlive a killed fild.");
-                self.pipe = None;
-            }
+        if let Some(pipe) = &mut self.pipe
+            && let Err(e) = pipe.write_all(line.as_bytes())
+        {
+            tracing::error!(error = %e, "The guard process is gone; programs may outlive a killed fild.");
+            self.pipe = None;
         }
     }
 

@@ -246,10 +246,11 @@ impl Supervisor {
         self.progress();
 
         loop {
-            if on_ready.is_some() && self.jobs.is_empty() {
-                if let Some(f) = on_ready.take() {
-                    f();
-                }
+            if on_ready.is_some()
+                && self.jobs.is_empty()
+                && let Some(f) = on_ready.take()
+            {
+                f();
             }
             if self.exit {
                 break;
@@ -390,10 +391,11 @@ impl Supervisor {
         let Some(e) = self.table.get_mut(name) else {
             return;
         };
-        if e.proc.pid.is_none() && !e.proc.leftovers {
-            if let Some(pgid) = e.pgid.take() {
-                self.guard.remove(pgid);
-            }
+        if e.proc.pid.is_none()
+            && !e.proc.leftovers
+            && let Some(pgid) = e.pgid.take()
+        {
+            self.guard.remove(pgid);
         }
         if e.next_spec.is_some() && state::stop_settled(&e.proc) {
             e.spec = e.next_spec.take().expect("checked");
@@ -1177,16 +1179,16 @@ fn watch(
     };
     if let Some(b) = &binary {
         // Watch the directory: replacing a binary (rename over it) must be seen too.
-        if let Some(parent) = b.parent() {
-            if let Err(e) = w.watch(parent, RecursiveMode::NonRecursive) {
-                tracing::warn!(program = %spec.name, error = %e, "Cannot watch the binary.");
-            }
+        if let Some(parent) = b.parent()
+            && let Err(e) = w.watch(parent, RecursiveMode::NonRecursive)
+        {
+            tracing::warn!(program = %spec.name, error = %e, "Cannot watch the binary.");
         }
     }
-    if let Some(d) = &dir {
-        if let Err(e) = w.watch(d, RecursiveMode::Recursive) {
-            tracing::warn!(program = %spec.name, dir = %d.display(), error = %e, "Cannot watch the directory.");
-        }
+    if let Some(d) = &dir
+        && let Err(e) = w.watch(d, RecursiveMode::Recursive)
+    {
+        tracing::warn!(program = %spec.name, dir = %d.display(), error = %e, "Cannot watch the directory.");
     }
     Some(w)
 }
