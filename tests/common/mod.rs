@@ -1,0 +1,306 @@
+//! Test harness: a temp dir per test, the real `fild` and `filc` binaries, and a full
+//! diagnostic dump (fild's log, status, the dir listing) when a test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fild::api::{ProcessInfo, ProcessState};
+
+pub const FILD: &str = env!("CARGO_BIN_EXE_fild");
+pub const FILC: &str = env!("CARGO_BIN_EXE_filc");
+
+/// Poll `f` every 20 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process exists (zombies count as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s
+                .rfind(')')
+                .and_then(|i| s[i + 2..].chars().next())
+                .unwrap_or('X');
+            state != 'Z' && state != 'X'
+        }
+        Err(_) => false,
+    }
+}
+
+/// Live processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(i) = s.rfind(')') else { continue };
+        let f: Vec<&str> = s[i + 2..].split_whitespace().collect();
+        if f.first() != Some(&"Z") && f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Send a signal to a pid (ignoring errors).
+pub fn signal(pid: i32, sig: i32) {
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel picks; released before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary directory for one test.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("fild-{name}-"))
+            .tempdir()
+            .unwrap();
+        TestDir { dir }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    /// Write a file (creating parent dirs).
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    /// Write an executable shell script.
+    pub fn script(&self, rel: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(rel, &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+}
+
+/// The main-config preamble every test uses: socket, pidfile and log inside the test dir.
+pub fn preamble(dir: &Path) -> String {
+    format!(
+        "[unix_http_server]\nfile={d}/fild.sock\n\n[supervisord]\nlogfile={d}/fild.log\npidfile={d}/fild.pid\nloglevel=debug\n\n",
+        d = dir.display()
+    )
+}
+
+/// A running fild under test. Dropping it stops fild (by pid) and every program it left.
+pub struct Fild {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Fild {
+    /// Write `fild.ini` (preamble + `programs`) into `dir` and start fild on it.
+    pub fn start(dir: &TestDir, programs: &str) -> Fild {
+        let config = dir.write("fild.ini", &(preamble(dir.path()) + programs));
+        Fild::start_with(dir.path(), &config)
+    }
+
+    /// Start fild on an existing config and wait until its socket answers.
+    pub fn start_with(dir: &Path, config: &Path) -> Fild {
+        let child = Command::new(FILD)
+            .arg("-c")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("fild.stderr")).unwrap())
+            .spawn()
+            .expect("spawn fild");
+        let f = Fild {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            config: config.to_path_buf(),
+        };
+        let up = wait_until(Duration::from_secs(10), || {
+            f.filc(&["version"]).status.success()
+        });
+        assert!(up, "fild did not answer on its socket within 10 s");
+        f
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("fild.sock")
+    }
+
+    /// Run filc against this fild.
+    pub fn filc(&self, args: &[&str]) -> Output {
+        Command::new(FILC)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run filc")
+    }
+
+    /// Run filc and assert it succeeded; returns stdout.
+    pub fn filc_ok(&self, args: &[&str]) -> String {
+        let out = self.filc(args);
+        assert!(
+            out.status.success(),
+            "filc {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `filc status --json`, parsed.
+    pub fn status(&self) -> Vec<ProcessInfo> {
+        let out = self.filc(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json is not JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    pub fn info(&self, name: &str) -> ProcessInfo {
+        self.status()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name} in status"))
+    }
+
+    pub fn state(&self, name: &str) -> ProcessState {
+        self.info(name).state
+    }
+
+    /// Wait until `name` is in `state`; panics with the status table if it never is.
+    pub fn wait_state(&self, name: &str, state: ProcessState, timeout: Duration) -> ProcessInfo {
+        let mut last = None;
+        let ok = wait_until(timeout, || {
+            let i = self.info(name);
+            let done = i.state == state;
+            last = Some(i);
+            done
+        });
+        assert!(
+            ok,
+            "{name} did not reach {state:?} within {timeout:?}; last: {last:?}"
+        );
+        last.unwrap()
+    }
+
+    /// Send SIGTERM and wait (bounded) for fild to exit; returns its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(child.id() as i32, libc::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL fild and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The process groups fild recorded (its `<pidfile>.groups`).
+    pub fn recorded_groups(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("fild.pid.groups"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    fn dump(&self) {
+        eprintln!("===== fild diagnostics for {} =====", self.dir.display());
+        for f in ["fild.log", "fild.stderr", "fild.ini"] {
+            let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(80).collect();
+            eprintln!("----- {f} (last lines) -----");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        let st = self.filc(&["status"]);
+        eprintln!(
+            "----- filc status -----\n{}{}",
+            String::from_utf8_lossy(&st.stdout),
+            String::from_utf8_lossy(&st.stderr)
+        );
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            let names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            eprintln!("----- dir: {names:?}");
+        }
+    }
+}
+
+impl Drop for Fild {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+        let groups = self.recorded_groups();
+        if self.child.is_some() && self.terminate().is_none() {
+            eprintln!("fild did not exit on SIGTERM within 30 s; killed");
+        }
+        // Whatever fild left (it should leave nothing), by the groups it recorded.
+        for g in groups {
+            if g > 1 {
+                for pid in group_members(g) {
+                    signal(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
