@@ -174,12 +174,19 @@ fn read_includes(
 }
 
 /// Drop later sections of a name already seen; report those from another file (a repeat
-/// within one file was already reported by the ini reader).
+/// within one file was already reported by the ini reader). `[group:x]` sections merge.
 fn dedupe_sections(sections: Vec<Section>, errors: &mut Vec<ConfigError>) -> Vec<Section> {
     let mut kept: Vec<Section> = Vec::new();
     for section in sections {
         if section.name == "include" {
             // Only the main file's (the first) is honored; others just warn.
+            kept.push(section);
+            continue;
+        }
+        if section.name.starts_with("group:") {
+            // fild extension: a group may be declared in several files (one per member
+            // template, say); their program lists add up. Listing a program twice is
+            // still an error, reported by the group check.
             kept.push(section);
             continue;
         }

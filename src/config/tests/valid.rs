@@ -415,3 +415,18 @@ fn includes_sorted_within_each_glob() {
         c.warnings
     );
 }
+
+#[test]
+fn group_sections_in_several_files_merge() {
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", "[include]\nfiles=apps/*.ini\n");
+    for n in 0..3 {
+        fx.write(
+            &format!("apps/m{n}.ini"),
+            &format!("[program:m{n}]\ncommand=sleep 1\n\n[group:g]\nprograms=m{n}\n"),
+        );
+    }
+    let cfg = load(&main, &Env::new()).expect("loads");
+    let groups: Vec<&str> = cfg.programs.iter().map(|p| p.group.as_str()).collect();
+    assert_eq!(groups, vec!["g", "g", "g"]);
+}

@@ -1,0 +1,69 @@
+#!/bin/sh
+# Launch one etcd member from its env file: ./etcd-member.sh etcd-0.env
+#
+# Reads the member's name, URLs, data dir and cluster settings from the env file, raises the
+# open-files limit, creates the data dir (0700) and then *execs* etcd: the supervised pid is
+# etcd itself, so nothing can be orphaned holding the member's ports.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+envfile=$1
+case "$envfile" in /*) ;; *) envfile="$here/$envfile" ;; esac
+[ -r "$envfile" ] || { echo "etcd-member.sh: cannot read $envfile" >&2; exit 78; }
+
+: "${PRJ_ROOT:=$(cd "$here/../.." && pwd)}"
+: "${ETCD_DATA_ROOT:=$PRJ_ROOT/var/etcd}"
+# shellcheck source=/dev/null
+. "$envfile"
+
+etcd_bin=${ETCD_BIN:-$(command -v etcd || true)}
+[ -x "$etcd_bin" ] || { echo "etcd-member.sh: no etcd binary (install etcd-server or set ETCD_BIN)" >&2; exit 78; }
+
+# etcd wants many open files; take what the hard limit allows, and say so when it is short.
+want=${ETCD_NOFILE:-65536}
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge "$want" ]; then
+    ulimit -Sn "$want"
+else
+    ulimit -Sn "$hard"
+    echo "etcd-member.sh: warning: open-files hard limit is $hard, below the wanted $want" >&2
+fi
+
+# Off loopback (mode two), also serve clients on 127.0.0.1 for the local gateway and tools.
+case "$listen_client_urls" in
+    *://127.0.0.1:*) ;;
+    *) listen_client_urls="$listen_client_urls,http://127.0.0.1:${client_url##*:}" ;;
+esac
+
+# Data dirs are private: the root is created 0700 when missing, each member's dir is 0700.
+root=$(dirname "$data_dir")
+[ -d "$root" ] || mkdir -p -m 0700 "$root"
+mkdir -p "$data_dir"
+chmod 0700 "$data_dir"
+
+# Everything is read; now drop every exported ETCD_* variable: etcd treats them as flags
+# and refuses a setting given both ways.
+retention=${ETCD_COMPACTION_RETENTION:-1h}
+quota=${ETCD_QUOTA_BACKEND_BYTES:-8589934592}
+heartbeat=${ETCD_HEARTBEAT_MS:-100}
+election=${ETCD_ELECTION_MS:-1000}
+extra=${ETCD_EXTRA_FLAGS:-}
+for v in $(env | sed -n 's/^\(ETCD_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+
+# shellcheck disable=SC2086 # $extra is a list of flags
+exec "$etcd_bin" \
+    --name "$name" \
+    --data-dir "$data_dir" \
+    --listen-peer-urls "$listen_peer_urls" \
+    --initial-advertise-peer-urls "$peer_url" \
+    --listen-client-urls "$listen_client_urls" \
+    --advertise-client-urls "$client_url" \
+    --initial-cluster "$initial_cluster" \
+    --initial-cluster-token "$cluster_token" \
+    --initial-cluster-state "$cluster_state" \
+    --auto-compaction-mode periodic \
+    --auto-compaction-retention "$retention" \
+    --quota-backend-bytes "$quota" \
+    --heartbeat-interval "$heartbeat" \
+    --election-timeout "$election" \
+    --logger zap \
+    $extra

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs what is missing (etcd, protoc, ...), then cargo test.
+# Integration tests start the real fild/filc and real etcd members on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+cargo test --all-targets "$@"
