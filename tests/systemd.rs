@@ -31,7 +31,11 @@ fn unit_renders_and_passes_systemd_analyze_verify() {
         .env("PRJ_ROOT", dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let unit = String::from_utf8(out.stdout).unwrap();
     assert!(!unit.contains("@PRJ_ROOT@"));
     for line in [
@@ -79,7 +83,8 @@ fn ready_only_after_the_socket_answers_and_autostart_programs_run() {
     let dir = TestDir::new("notify");
     let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     let config = dir.write(
         "fild.ini",
         &(preamble(dir.path())
@@ -100,6 +105,7 @@ fn ready_only_after_the_socket_answers_and_autostart_programs_run() {
         child: None,
         dir: dir.path().to_path_buf(),
         config: config.clone(),
+        env: Vec::new(),
     };
     let mut buf = [0u8; 4096];
     let mut ready_at = None;
@@ -124,8 +130,14 @@ fn ready_only_after_the_socket_answers_and_autostart_programs_run() {
         }
     }
     let ready_at = ready_at.expect("READY=1 received");
-    assert!(ready_at >= Duration::from_secs(2), "READY came before startsecs ran out");
-    assert!(watchdogs >= 2, "WATCHDOG=1 keep-alives are sent when WATCHDOG_USEC is set");
+    assert!(
+        ready_at >= Duration::from_secs(2),
+        "READY came before startsecs ran out"
+    );
+    assert!(
+        watchdogs >= 2,
+        "WATCHDOG=1 keep-alives are sent when WATCHDOG_USEC is set"
+    );
 
     signal(child.id() as i32, libc::SIGTERM);
     let mut stopping = false;

@@ -2,6 +2,8 @@
 //! diagnostic dump (fild's log, status, the dir listing) when a test fails.
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -122,6 +124,8 @@ pub struct Fild {
     pub child: Option<Child>,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// Extra environment for fild and for every filc run against it.
+    pub env: Vec<(String, String)>,
 }
 
 impl Fild {
@@ -145,6 +149,7 @@ impl Fild {
             child: Some(child),
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
+            env: Vec::new(),
         };
         let up = wait_until(Duration::from_secs(10), || {
             f.filc(&["version"]).status.success()
@@ -167,6 +172,7 @@ impl Fild {
             .arg("-c")
             .arg(&self.config)
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .expect("run filc")
@@ -253,6 +259,7 @@ impl Fild {
     /// The process groups fild recorded (its `<pidfile>.groups`).
     pub fn recorded_groups(&self) -> Vec<i32> {
         std::fs::read_to_string(self.dir.join("fild.pid.groups"))
+            .or_else(|_| std::fs::read_to_string(self.dir.join("var/fild/fild.pid.groups")))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_whitespace().next()?.parse().ok())
@@ -261,7 +268,7 @@ impl Fild {
 
     fn dump(&self) {
         eprintln!("===== fild diagnostics for {} =====", self.dir.display());
-        for f in ["fild.log", "fild.stderr", "fild.ini"] {
+        for f in ["fild.log", "var/log/fild.log", "fild.stderr", "fild.ini"] {
             let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(80).collect();
             eprintln!("----- {f} (last lines) -----");
@@ -303,4 +310,33 @@ impl Drop for Fild {
             }
         }
     }
+}
+
+/// Start fild on `config` with extra environment, waiting until `socket` answers.
+pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)], socket: &Path) -> Fild {
+    let child = Command::new(FILD)
+        .arg("-c")
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("fild.stderr")).unwrap())
+        .spawn()
+        .expect("spawn fild");
+    let f = Fild {
+        child: Some(child),
+        dir: dir.to_path_buf(),
+        config: config.to_path_buf(),
+        env: env.to_vec(),
+    };
+    let up = wait_until(Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(socket).is_ok()
+            && f.filc(&["version"]).status.success()
+    });
+    assert!(
+        up,
+        "fild did not answer on {} within 10 s",
+        socket.display()
+    );
+    f
 }
