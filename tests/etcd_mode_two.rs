@@ -1,0 +1,270 @@
+//! Mode two: three hosts, one member each, from the same templates. The hosts are network
+//! namespaces this test creates (veth pairs on a bridge in a fourth "switch" namespace, with
+//! addresses from the benchmarking range 198.18.0.0/15); nothing touches the real network.
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::etcd::*;
+use common::*;
+use fild::api::ProcessState;
+
+const UP: Duration = Duration::from_secs(40);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Three host namespaces wired to one switch namespace; deleted on drop.
+struct Net {
+    id: u32,
+    hosts: Vec<String>,
+    switch: String,
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = std::process::id() % 100_000;
+        let switch = format!("fsw{id}");
+        let hosts: Vec<String> = (0..3).map(|n| format!("fh{id}-{n}")).collect();
+        let net = Net {
+            id,
+            hosts: hosts.clone(),
+            switch: switch.clone(),
+        };
+        ip(&["netns", "add", &switch]);
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &switch, "link", "set", "br0", "up"]);
+        for (n, h) in hosts.iter().enumerate() {
+            ip(&["netns", "add", h]);
+            ip(&["-n", h, "link", "set", "lo", "up"]);
+            let sw_end = format!("s{id}h{n}");
+            ip(&[
+                "-n", h, "link", "add", "eth0", "type", "veth", "peer", "name", &sw_end, "netns",
+                &switch,
+            ]);
+            ip(&[
+                "-n",
+                h,
+                "addr",
+                "add",
+                &format!("{}/24", net.addr(n)),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["-n", h, "link", "set", "eth0", "up"]);
+            ip(&["-n", &switch, "link", "set", &sw_end, "master", "br0"]);
+            ip(&["-n", &switch, "link", "set", &sw_end, "up"]);
+        }
+        net
+    }
+
+    fn addr(&self, n: usize) -> String {
+        format!("198.18.{}.{}", self.id % 250, n + 1)
+    }
+
+    /// Cut or restore host `n`'s link.
+    fn link(&self, n: usize, up: bool) {
+        let sw_end = format!("s{}h{n}", self.id);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &sw_end,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in self.hosts.iter().chain([&self.switch]) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// One host: its own PRJ_ROOT with the kit, its member's template active, its own fild.
+struct Host {
+    root: TestDir,
+    data: std::path::PathBuf,
+    fild: Fild,
+}
+
+fn start_host(net: &Net, n: usize) -> Host {
+    let root = TestDir::new(&format!("host{n}"));
+    copy_kit(root.path());
+    std::fs::copy(
+        Path::new(REPO).join(format!("tpl/etcd-{n}.ini")),
+        root.join(&format!("etc/fild/apps/etcd-{n}.ini")),
+    )
+    .unwrap();
+    let data = tempfile::Builder::new()
+        .prefix(&format!("fild-etcd-host{n}-"))
+        .tempdir_in("/dev/shm")
+        .unwrap()
+        .keep();
+    let mut env = vec![
+        ("PRJ_ROOT".to_string(), root.path().display().to_string()),
+        ("ETCD_DATA_ROOT".to_string(), data.display().to_string()),
+        ("ETCD_TOKEN".to_string(), format!("mode-two-{}", net.id)),
+    ];
+    for m in 0..3 {
+        env.push((format!("ETCD{m}_HOST"), net.addr(m)));
+    }
+    let config = root.join("etc/fild/fild.ini");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &net.hosts[n]])
+        .arg(FILD)
+        .arg("-c")
+        .arg(&config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.join("fild.stderr")).unwrap())
+        .spawn()
+        .expect("spawn fild in its namespace");
+    let fild = Fild {
+        child: Some(child),
+        dir: root.path().to_path_buf(),
+        config,
+        env,
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || fild
+            .filc(&["version"])
+            .status
+            .success()),
+        "host {n}'s fild did not come up"
+    );
+    Host { root, data, fild }
+}
+
+fn copy_kit(root: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(REPO).join("apps"))
+        .arg(root.join("apps"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::create_dir_all(root.join("etc/fild/apps")).unwrap();
+    std::fs::copy(
+        Path::new(REPO).join("etc/fild/fild.ini"),
+        root.join("etc/fild/fild.ini"),
+    )
+    .unwrap();
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.fild.terminate();
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = &self.root;
+    }
+}
+
+/// etcdctl run inside host `n`'s namespace against that host's own member.
+fn etcdctl(net: &Net, n: usize, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &net.hosts[n], "etcdctl"])
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}:{}", net.addr(n), 2079 + 100 * n))
+        .arg("--command-timeout=5s")
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+fn get_local(net: &Net, n: usize, key: &str) -> Option<String> {
+    let out = etcdctl(
+        net,
+        n,
+        &["get", "--consistency=s", "--print-value-only", key],
+    );
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+#[test]
+fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
+    require_etcd();
+    let _slot = Slot::acquire();
+    let net = Net::new();
+    let hosts: Vec<Host> = (0..3).map(|n| start_host(&net, n)).collect();
+    // The seeds' workflow on each host: the member is active but autostart=false.
+    for (n, h) in hosts.iter().enumerate() {
+        h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
+    }
+    let healthy = |n: usize| etcdctl(&net, n, &["endpoint", "health"]).status.success();
+    assert!(
+        wait_until(UP, || (0..3).all(healthy)),
+        "the three-host cluster did not become healthy"
+    );
+
+    // A put on host 0 is read on host 2 (from host 2's own member).
+    assert!(wait_until(UP, || etcdctl(
+        &net,
+        0,
+        &["put", "mode/two", "yes"]
+    )
+    .status
+    .success()));
+    assert!(
+        wait_until(UP, || get_local(&net, 2, "mode/two").as_deref()
+            == Some("yes")),
+        "host 2 never saw host 0's write"
+    );
+
+    // SIGKILL of host 1's member: host 1's fild restarts it; it catches up.
+    hosts[1]
+        .fild
+        .wait_state("etcd-1", ProcessState::Running, UP);
+    std::thread::sleep(Duration::from_millis(2500));
+    let old = hosts[1].fild.info("etcd-1").pid as i32;
+    signal(old, libc::SIGKILL);
+    assert!(wait_until(UP, || etcdctl(
+        &net,
+        0,
+        &["put", "while/down", "1"]
+    )
+    .status
+    .success()));
+    let info = hosts[1]
+        .fild
+        .wait_state("etcd-1", ProcessState::Running, UP);
+    assert_ne!(info.pid as i32, old);
+    assert!(
+        wait_until(UP, || get_local(&net, 1, "while/down").as_deref()
+            == Some("1")),
+        "host 1's restarted member did not catch up"
+    );
+
+    // Cut host 2's link under writes: the majority keeps serving; healed, it catches up.
+    net.link(2, false);
+    for i in 0..10 {
+        assert!(
+            wait_until(UP, || etcdctl(&net, 0, &["put", &format!("cut/{i}"), "v"])
+                .status
+                .success()),
+            "the majority stopped serving while host 2 was cut off"
+        );
+    }
+    net.link(2, true);
+    for i in 0..10 {
+        let k = format!("cut/{i}");
+        assert!(
+            wait_until(UP, || get_local(&net, 2, &k).as_deref() == Some("v")),
+            "host 2 did not catch up on {k} after the link healed"
+        );
+    }
+    drop(hosts);
+}
