@@ -119,10 +119,10 @@ fn all_members_killed_come_back_with_every_acknowledged_write() {
     for p in &old {
         signal(*p, libc::SIGKILL);
     }
-    for n in 0..3 {
+    for (n, old_pid) in old.iter().enumerate() {
         let name = format!("etcd-{n}");
         let info = c.fild().wait_state(&name, ProcessState::Running, UP);
-        assert_ne!(info.pid as i32, old[n]);
+        assert_ne!(info.pid as i32, *old_pid);
     }
     c.wait_healthy(UP);
     for n in 0..3 {

@@ -20,6 +20,8 @@ use std::process::{Command, Stdio};
 
 use nix::fcntl::OFlag;
 
+use super::procstat;
+
 /// fild's side of the guard.
 pub struct Guard {
     pipe: Option<File>,
@@ -37,22 +39,9 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Fields of `/proc/<pid>/stat` after the command name: (pgrp, session, starttime).
-fn proc_stat(pid: i32) -> Option<(i32, i32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); pgrp is field 5, session 6, starttime 22.
-    Some((
-        fields.get(2)?.parse().ok()?,
-        fields.get(3)?.parse().ok()?,
-        fields.get(19)?.parse().ok()?,
-    ))
-}
-
 /// Start time of a process, in clock ticks since boot.
 pub fn start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid).map(|(_, _, t)| t)
+    procstat::read(pid).map(|s| s.starttime)
 }
 
 /// Kill what a previous fild recorded and left running. Returns how many processes were killed.
@@ -98,8 +87,8 @@ fn members(pgid: i32, leader_start: u64) -> Vec<i32> {
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
-            proc_stat(pid)
-                .is_some_and(|(pg, sid, t)| pg == pgid && sid == pgid && t >= leader_start)
+            procstat::read(pid)
+                .is_some_and(|s| s.pgrp == pgid && s.session == pgid && s.starttime >= leader_start)
         })
         .collect()
 }

@@ -13,8 +13,6 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
-
 /// A log file with size-based rotation.
 pub struct RotatingFile {
     path: PathBuf,
@@ -36,20 +34,30 @@ impl RotatingFile {
             size: 0,
             last_error_log: None,
         };
+        // Create it now (as supervisord does), then hold it only while writing.
         if let Err(e) = f.open() {
             f.report(&e);
         }
+        f.park();
         f
     }
 
     fn open(&mut self) -> io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                open()?
+            }
+            other => other?,
+        };
         self.size = file.metadata()?.len();
         self.file = Some(file);
         Ok(())
@@ -110,6 +118,13 @@ impl RotatingFile {
         Ok(())
     }
 
+    /// Close the file until the next write. The pumps do this whenever their pipe is drained,
+    /// so idle programs hold no log file open: every open descriptor of fild's would be
+    /// copied into, and closed again by, each program it spawns.
+    pub fn park(&mut self) {
+        self.file = None;
+    }
+
     fn numbered(&self, n: u32) -> PathBuf {
         let mut s = self.path.as_os_str().to_owned();
         s.push(format!(".{n}"));
@@ -138,22 +153,44 @@ impl RotatingFile {
     }
 }
 
-/// Drain a pipe into a log file until every writer has closed it.
+thread_local! {
+    /// One read buffer for every pump: they all run on the loop's thread and never hold it
+    /// across an await, so a thousand programs cost one buffer, not a thousand.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+}
+
+/// Drain a pipe into a log file until every writer has closed it. The file is open only
+/// while there is output to write.
 pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
-    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+    let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {
             tracing::error!(error = %e, "Cannot watch an output pipe.");
             return;
         }
     };
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        match rx.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => out.write(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
+        if let Err(e) = rx.readable().await {
+            tracing::warn!(error = %e, "Output pipe wait failed.");
+            break;
+        }
+        let res = READ_BUF.with_borrow_mut(|buf| match rx.try_read(buf) {
+            Ok(0) => Some(Ok(())),
+            Ok(n) => {
+                out.write(&buf[..n]);
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                out.park();
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => Some(Err(e)),
+        });
+        match res {
+            None => continue,
+            Some(Ok(())) => break,
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "Output pipe read failed.");
                 break;
             }

@@ -12,6 +12,7 @@
 
 pub mod guard;
 pub mod logs;
+pub mod procstat;
 pub mod reload;
 pub mod spawn;
 pub mod state;
@@ -185,8 +186,6 @@ pub struct Supervisor {
     jobs: Vec<Job>,
     guard: guard::Guard,
     server_url: String,
-    /// Process statistics for status (None where /proc cannot be read).
-    sys: Option<sysinfo::System>,
     tx: mpsc::UnboundedSender<Request>,
     rx: mpsc::UnboundedReceiver<Request>,
     shutting_down: bool,
@@ -215,7 +214,6 @@ impl Supervisor {
             jobs: Vec::new(),
             guard,
             server_url,
-            sys: sysinfo::System::new().ok(),
             tx,
             rx,
             shutting_down: false,
@@ -687,30 +685,21 @@ impl Supervisor {
         }
     }
 
-    fn status(&mut self, names: &[String]) -> Result<Vec<ProcessInfo>, ApiError> {
+    fn status(&self, names: &[String]) -> Result<Vec<ProcessInfo>, ApiError> {
         let names = if names.is_empty() {
             self.table.keys().cloned().collect()
         } else {
             self.resolve(names)?
         };
-        let pids: Vec<sysinfo::Pid> = names
-            .iter()
-            .filter_map(|n| self.table[n].proc.pid)
-            .map(|p| sysinfo::Pid::from_u32(p as u32))
-            .collect();
-        if let (false, Some(sys)) = (pids.is_empty(), self.sys.as_mut()) {
-            sys.refresh_processes_specifics(
-                sysinfo::ProcessesToUpdate::Some(&pids),
-                true,
-                sysinfo::ProcessRefreshKind::nothing()
-                    .with_cpu()
-                    .with_memory(),
-            );
-        }
-        Ok(names.iter().map(|n| self.info(n)).collect())
+        let clock = Clock {
+            now: procstat::uptime_secs().unwrap_or(0.0),
+            tps: procstat::ticks_per_second(),
+            page: procstat::page_size(),
+        };
+        Ok(names.iter().map(|n| self.info(n, &clock)).collect())
     }
 
-    fn info(&self, name: &str) -> ProcessInfo {
+    fn info(&self, name: &str, clock: &Clock) -> ProcessInfo {
         let e = &self.table[name];
         let p = &e.proc;
         let uptime = match (p.state, p.started) {
@@ -721,16 +710,11 @@ impl Supervisor {
         };
         let (cpu, rss) = p
             .pid
-            .and_then(|pid| {
-                self.sys
-                    .as_ref()?
-                    .process(sysinfo::Pid::from_u32(pid as u32))
-            })
-            .map(|pr| {
-                let lifetime_ms = (pr.run_time().max(1) * 1000) as f64;
+            .and_then(procstat::read)
+            .map(|st| {
                 (
-                    pr.accumulated_cpu_time() as f64 / lifetime_ms * 100.0,
-                    pr.memory(),
+                    procstat::cpu_percent(&st, clock.now, clock.tps),
+                    st.rss_pages * clock.page,
                 )
             })
             .unwrap_or((0.0, 0));
@@ -913,6 +897,9 @@ impl Supervisor {
                         for n in &next.names {
                             self.issue(n, next.op);
                         }
+                        if next.op == Op::Start {
+                            reply_once_started(&mut jobs[i]);
+                        }
                         jobs[i].current = Some(next);
                     }
                     None => {
@@ -1039,6 +1026,17 @@ impl Supervisor {
     }
 }
 
+/// A reload answers once its stops are done and its starts are issued (as supervisorctl
+/// update does); the job itself goes on until every start has settled.
+fn reply_once_started(job: &mut Job) {
+    if matches!(job.reply, JobReply::Reload { .. })
+        && let JobReply::Reload { result, reply } =
+            std::mem::replace(&mut job.reply, JobReply::None)
+    {
+        let _ = reply.send(Ok(result));
+    }
+}
+
 impl Job {
     fn new(phases: Vec<Phase>, reply: JobReply) -> Job {
         Job {
@@ -1055,6 +1053,13 @@ fn phase(op: Op, names: Vec<String>) -> Phase {
 
 fn spec_name(spec: &ProgramSpec) -> String {
     spec.name.clone()
+}
+
+/// What status needs to turn /proc figures into percentages and bytes.
+struct Clock {
+    now: f64,
+    tps: u64,
+    page: u64,
 }
 
 /// Whether no process of group `pgid` remains (zombies are reaped before this is asked).

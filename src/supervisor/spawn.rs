@@ -6,7 +6,7 @@
 //! thread is what makes it mean "when fild dies".
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -50,13 +50,9 @@ fn resolve_user(name: &str) -> Result<Identity, String> {
 
 /// A pipe with both ends close-on-exec; the child gets the write end as its fd 1 or 2.
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    // A bigger pipe means fewer wake-ups for chatty programs; best effort.
-    // SAFETY: fcntl on a valid fd we own.
-    unsafe {
-        libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
-    Ok((r, w))
+    // Default-sized pipes: enlarging them would eat the per-user pipe quota, after which
+    // the kernel gives new pipes a single page.
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
 /// Spawn `spec`. `server_url` is exported as `SUPERVISOR_SERVER_URL`.
