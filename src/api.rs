@@ -13,6 +13,7 @@
 //! | POST   | `/v1/processes/restart`              | [`NamesRequest`]  | [`ActionReply`]    |
 //! | POST   | `/v1/processes/signal`               | [`SignalRequest`] | [`ActionReply`]    |
 //! | POST   | `/v1/reload`                         |                   | [`ReloadReply`]    |
+//! | GET    | `/v1/etcd/members`                   |                   | [`EtcdMembers`]    |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
 //!
@@ -151,4 +152,41 @@ pub struct ErrorReply {
     /// Further lines: one per configuration error, for instance.
     #[serde(default)]
     pub details: Vec<String>,
+}
+
+/// An etcd member fild supervises: its program and what its env file says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdMember {
+    pub program: String,
+    pub state: ProcessState,
+    pub pid: u32,
+    /// The env file the launch script reads (and etcd operations rewrite).
+    pub env_file: String,
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    pub data_dir: String,
+    pub initial_cluster: String,
+    pub cluster_token: String,
+    pub cluster_state: String,
+}
+
+/// The etcd gateway fild supervises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdGateway {
+    pub program: String,
+    pub state: ProcessState,
+    pub env_file: String,
+    pub listen_addr: String,
+    /// `host:port` of each member's client URL.
+    pub endpoints: Vec<String>,
+}
+
+/// `GET /v1/etcd/members`: the members and gateway found in the configuration, and env
+/// files that could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdMembers {
+    pub members: Vec<EtcdMember>,
+    pub gateway: Option<EtcdGateway>,
+    pub problems: Vec<String>,
 }

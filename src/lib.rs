@@ -8,6 +8,8 @@
 //! - [`api`]: the wire types of the control protocol, shared by server and client.
 //! - [`control`]: the HTTP server on the Unix socket and the client `filc` uses.
 //! - [`daemon`]: fild's start-up and shutdown around the loop (socket, pidfile, logging).
+//! - [`etcd`]: etcd cluster operations (status, membership, backups, guards) over
+//!   `etcd-client`, driving programs through the same control API as a person.
 //!
 //! The binaries `fild` and `filc` are thin layers over this library.
 
@@ -15,4 +17,5 @@ pub mod api;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod etcd;
 pub mod supervisor;

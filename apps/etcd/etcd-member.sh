@@ -28,6 +28,21 @@ else
     echo "etcd-member.sh: warning: open-files hard limit is $hard, below the wanted $want" >&2
 fi
 
+# etcd binds IP addresses only: a host name in a listen URL (boot0.etcd.local, as in the
+# seeds' /etc/hosts setup) is resolved here; it is still what peers and clients are told.
+bind_url() {
+    scheme=${1%%://*}; rest=${1#*://}; host=${rest%:*}; port=${rest##*:}
+    case "$host" in
+        *[!0-9.]*)
+            ip=$(getent ahostsv4 "$host" 2>/dev/null | awk 'NR==1 {print $1}')
+            [ -n "$ip" ] || { echo "etcd-member.sh: cannot resolve $host" >&2; exit 78; }
+            host=$ip ;;
+    esac
+    echo "$scheme://$host:$port"
+}
+listen_peer_urls=$(bind_url "$listen_peer_urls")
+listen_client_urls=$(bind_url "$listen_client_urls")
+
 # Off loopback (mode two), also serve clients on 127.0.0.1 for the local gateway and tools.
 case "$listen_client_urls" in
     *://127.0.0.1:*) ;;

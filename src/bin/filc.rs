@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use fild::api::{
-    Ack, ActionReply, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
+    Ack, ActionReply, EtcdMembers, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
     SignalRequest, VersionInfo,
 };
 use fild::config::{self, Password};
@@ -82,6 +82,20 @@ enum Cmd {
     Shutdown,
     /// Print filc's and fild's versions.
     Version,
+    /// etcd cluster operations.
+    Etcd {
+        #[command(subcommand)]
+        cmd: EtcdCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EtcdCmd {
+    /// One row per member and a verdict; exit 0 healthy, 1 degraded (quorum held), 2 no quorum.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,6 +195,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(print_results(&reply))
         }
         Cmd::Shutdown => shutdown(&c).await,
+        Cmd::Etcd { cmd } => etcd(&c, cmd).await,
         Cmd::Version => {
             println!("filc {}", env!("CARGO_PKG_VERSION"));
             let v: VersionInfo = c.get("/v1/version").await?;
@@ -373,4 +388,95 @@ async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("fild accepted the shutdown but is still answering after 120 s")
+}
+
+async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
+    let local: EtcdMembers = c.get("/v1/etcd/members").await?;
+    for p in &local.problems {
+        eprintln!("warning: {p}");
+    }
+    match cmd {
+        EtcdCmd::Status { json } => {
+            if local.members.is_empty() {
+                anyhow::bail!(
+                    "no etcd member among fild's programs (a member is a program whose directory holds <program>.env; see tpl/)"
+                );
+            }
+            let st = fild::etcd::cluster::status(&local).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print_etcd_status(&st);
+            }
+            Ok(ExitCode::from(st.verdict.exit_code()))
+        }
+    }
+}
+
+fn print_etcd_status(st: &fild::etcd::cluster::ClusterStatus) {
+    let mut rows = vec![
+        [
+            "PROGRAM",
+            "STATE",
+            "MEMBER",
+            "ID",
+            "CLIENT URL",
+            "LEADER",
+            "TERM",
+            "INDEX",
+            "DB SIZE",
+            "LEARNER",
+            "HEALTH",
+            "ALARMS",
+        ]
+        .map(String::from),
+    ];
+    for m in &st.members {
+        rows.push([
+            m.program.clone().unwrap_or_else(|| "-".into()),
+            m.program_state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "-".into()),
+            m.name.clone(),
+            m.id.clone().unwrap_or_else(|| "-".into()),
+            m.client_url.clone(),
+            if m.leader { "*".into() } else { String::new() },
+            m.raft_term.to_string(),
+            m.raft_index.to_string(),
+            human_bytes(m.db_size.max(0) as u64),
+            if m.learner { "yes".into() } else { "no".into() },
+            match (&m.error, m.healthy) {
+                (_, true) => "ok".into(),
+                (Some(e), false) => format!("down: {e}"),
+                (None, false) => "unhealthy".into(),
+            },
+            m.alarms.join(","),
+        ]);
+    }
+    let widths: Vec<usize> = (0..12)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i == 11 {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    println!("verdict: {}", st.summary());
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        0 => "-".into(),
+        n if n < 1 << 20 => format!("{:.0} kB", n as f64 / 1000.0),
+        n => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }

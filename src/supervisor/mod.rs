@@ -29,7 +29,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{
-    ActionReply, ActionResult, ProcessInfo, ProcessState, ReloadReply, SignalRequest,
+    ActionReply, ActionResult, EtcdGateway, EtcdMember, EtcdMembers, ProcessInfo, ProcessState,
+    ReloadReply, SignalRequest,
 };
 use crate::config::{self, Config, Env, LogTarget, ProgramSpec};
 use state::{Action, Exit, Input, Proc, TimerKind};
@@ -98,6 +99,10 @@ pub enum Request {
     /// A watched file of a program changed (from the notify watcher's thread).
     FileChanged {
         name: String,
+    },
+    /// The etcd members and gateway among the programs (see `etcd::members`).
+    EtcdMembers {
+        reply: Reply<EtcdMembers>,
     },
 }
 
@@ -528,6 +533,9 @@ impl Supervisor {
             } => {
                 let _ = reply.send(self.log_file(&name, &stream));
             }
+            Request::EtcdMembers { reply } => {
+                let _ = reply.send(Ok(self.etcd_members()));
+            }
             Request::FileChanged { name } => {
                 if self.table.contains_key(&name) {
                     self.debounce.insert(name, Instant::now() + WATCH_DEBOUNCE);
@@ -649,6 +657,51 @@ impl Supervisor {
             })
             .collect();
         Ok(ActionReply { results })
+    }
+
+    fn etcd_members(&self) -> EtcdMembers {
+        use crate::etcd::members::{Role, role};
+        let mut out = EtcdMembers::default();
+        for (name, e) in &self.table {
+            let cfg = match role(&e.spec, &self.env) {
+                None => continue,
+                Some(Err(problem)) => {
+                    out.problems.push(format!("{name}: {problem}"));
+                    continue;
+                }
+                Some(Ok(r)) => r,
+            };
+            match cfg {
+                Role::Member(m) => out.members.push(EtcdMember {
+                    program: name.clone(),
+                    state: e.proc.state,
+                    pid: e.proc.pid.unwrap_or(0) as u32,
+                    env_file: m.env_file.display().to_string(),
+                    name: m.get("name"),
+                    client_url: m.get("client_url"),
+                    peer_url: m.get("peer_url"),
+                    data_dir: m.get("data_dir"),
+                    initial_cluster: m.get("initial_cluster"),
+                    cluster_token: m.get("cluster_token"),
+                    cluster_state: m.get("cluster_state"),
+                }),
+                Role::Gateway(g) => {
+                    out.gateway = Some(EtcdGateway {
+                        program: name.clone(),
+                        state: e.proc.state,
+                        env_file: g.env_file.display().to_string(),
+                        listen_addr: g.get("listen_addr"),
+                        endpoints: g
+                            .get("endpoints")
+                            .split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect(),
+                    })
+                }
+            }
+        }
+        out
     }
 
     fn log_file(&self, name: &str, stream: &str) -> Result<PathBuf, ApiError> {

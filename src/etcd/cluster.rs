@@ -1,0 +1,309 @@
+//! Asking the cluster itself: membership, each member's status and health, alarms, and a
+//! verdict. Membership comes from the cluster (any reachable member), not from the local
+//! fild, so on one host of three (mode two) the answer still covers the whole cluster.
+
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions};
+use serde::Serialize;
+
+use crate::api::{EtcdMembers, ProcessState};
+
+/// How long one request to one member may take.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connect to exactly one endpoint.
+pub async fn connect(url: &str) -> Result<Client, String> {
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(TIMEOUT)
+        .with_timeout(TIMEOUT);
+    Client::connect([url], Some(opts))
+        .await
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+/// Connect to the first of `urls` that answers a member list.
+pub async fn connect_any(urls: &[String]) -> Result<(Client, String), String> {
+    let mut last = String::from("no endpoint to try");
+    for url in urls {
+        match connect(url).await {
+            Ok(mut c) => match c.member_list().await {
+                Ok(_) => return Ok((c, url.clone())),
+                Err(e) => last = format!("{url}: {e}"),
+            },
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// `host:port` of a URL like `http://127.0.0.1:2079`.
+pub fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
+pub async fn healthy(client_url: &str) -> bool {
+    let addr = host_port(client_url).to_string();
+    let fut = async move {
+        use http_body_util::{BodyExt, Empty};
+        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/health")
+            .header(hyper::header::HOST, addr)
+            .body(Empty::<bytes::Bytes>::new())
+            .ok()?;
+        let resp = send.send_request(req).await.ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        Some(v.get("health").and_then(|h| h.as_str()) == Some("true"))
+    };
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// One member as the cluster and fild see it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MemberStatus {
+    /// The program that runs it here, if this fild supervises it.
+    pub program: Option<String>,
+    pub program_state: Option<ProcessState>,
+    pub name: String,
+    /// Member ID in hex, as etcdctl prints it (None: not in the member list).
+    pub id: Option<String>,
+    pub client_url: String,
+    pub peer_url: String,
+    pub leader: bool,
+    pub raft_term: u64,
+    pub raft_index: u64,
+    pub db_size: i64,
+    pub learner: bool,
+    pub healthy: bool,
+    pub alarms: Vec<String>,
+    /// Why the status could not be read.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Healthy,
+    /// Quorum holds, but a member is down, unhealthy, a learner lags, or an alarm is raised.
+    Degraded,
+    NoQuorum,
+}
+
+impl Verdict {
+    /// `filc etcd status`'s exit code: 0, 1, 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Healthy => 0,
+            Verdict::Degraded => 1,
+            Verdict::NoQuorum => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    pub members: Vec<MemberStatus>,
+    pub voters: usize,
+    pub healthy_voters: usize,
+    pub quorum: usize,
+    pub leader: Option<String>,
+    pub verdict: Verdict,
+    /// Where the member list came from (None: no member answered).
+    pub asked: Option<String>,
+}
+
+impl ClusterStatus {
+    /// One line for people: `healthy: 3 of 3 voting members healthy (quorum 2), leader boot2`.
+    pub fn summary(&self) -> String {
+        let v = match self.verdict {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded (quorum held)",
+            Verdict::NoQuorum => "NO QUORUM",
+        };
+        format!(
+            "{v}: {} of {} voting members healthy (quorum {}), leader {}",
+            self.healthy_voters,
+            self.voters,
+            self.quorum,
+            self.leader.as_deref().unwrap_or("none")
+        )
+    }
+}
+
+/// The endpoints worth asking: the local members' client URLs, then the gateway.
+pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
+    let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
+    if let Some(gw) = &local.gateway {
+        urls.push(format!("http://{}", gw.listen_addr));
+    }
+    urls
+}
+
+fn alarm_name(a: i32) -> String {
+    match a {
+        1 => "NOSPACE".into(),
+        2 => "CORRUPT".into(),
+        n => format!("ALARM{n}"),
+    }
+}
+
+/// Ask the cluster about every member; `local` says which programs run which member here.
+pub async fn status(local: &EtcdMembers) -> ClusterStatus {
+    let mut rows: Vec<MemberStatus> = Vec::new();
+    let mut asked = None;
+    let mut alarms: Vec<(u64, i32)> = Vec::new();
+    if let Ok((mut c, url)) = connect_any(&endpoints(local)).await {
+        asked = Some(url);
+        if let Ok(list) = c.member_list().await {
+            for m in list.members() {
+                rows.push(MemberStatus {
+                    name: m.name().to_string(),
+                    id: Some(format!("{:x}", m.id())),
+                    client_url: m.client_urls().first().cloned().unwrap_or_default(),
+                    peer_url: m.peer_urls().first().cloned().unwrap_or_default(),
+                    learner: m.is_learner(),
+                    ..Default::default()
+                });
+            }
+        }
+        if let Ok(resp) = c
+            .alarm(
+                etcd_client::AlarmAction::Get,
+                etcd_client::AlarmType::None,
+                None,
+            )
+            .await
+        {
+            alarms = resp
+                .alarms()
+                .iter()
+                .map(|a| (a.member_id(), a.alarm() as i32))
+                .collect();
+        }
+    }
+    // Local members the cluster does not list (or no member answered at all).
+    for m in &local.members {
+        let known = rows
+            .iter()
+            .any(|r| r.name == m.name || (!r.peer_url.is_empty() && r.peer_url == m.peer_url));
+        if !known {
+            rows.push(MemberStatus {
+                name: m.name.clone(),
+                client_url: m.client_url.clone(),
+                peer_url: m.peer_url.clone(),
+                error: Some(if asked.is_some() {
+                    "not in the cluster's member list".into()
+                } else {
+                    "no member answered".into()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    for r in &mut rows {
+        if let Some(m) = local
+            .members
+            .iter()
+            .find(|m| m.name == r.name || m.peer_url == r.peer_url)
+        {
+            r.program = Some(m.program.clone());
+            r.program_state = Some(m.state);
+            if r.client_url.is_empty() {
+                r.client_url = m.client_url.clone();
+            }
+        }
+        if let Some(id) = &r.id {
+            r.alarms = alarms
+                .iter()
+                .filter(|(mid, _)| format!("{mid:x}") == *id)
+                .map(|(_, a)| alarm_name(*a))
+                .collect();
+        }
+    }
+    // Per-member status and health, all at once.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, r) in rows.iter().enumerate() {
+        let url = r.client_url.clone();
+        let listed = r.id.is_some();
+        set.spawn(async move {
+            if url.is_empty() {
+                return (i, Err("not started yet (no client URL)".to_string()), false);
+            }
+            let st = match connect(&url).await {
+                Ok(mut c) => c.status().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            let ok = listed && healthy(&url).await;
+            (i, st, ok)
+        });
+    }
+    let mut leader_id = None;
+    while let Some(Ok((i, st, ok))) = set.join_next().await {
+        let r = &mut rows[i];
+        r.healthy = ok;
+        match st {
+            Ok(s) => {
+                r.raft_term = s.raft_term();
+                r.raft_index = s.raft_index();
+                r.db_size = s.db_size();
+                if let Some(h) = s.header() {
+                    r.leader = h.member_id() == s.leader() && s.leader() != 0;
+                }
+                if s.leader() != 0 {
+                    leader_id = Some(format!("{:x}", s.leader()));
+                }
+                if !s.errors().is_empty() {
+                    r.error = Some(s.errors().join("; "));
+                }
+            }
+            Err(e) => {
+                if r.error.is_none() {
+                    r.error = Some(e);
+                }
+            }
+        }
+    }
+    let voters = rows.iter().filter(|r| r.id.is_some() && !r.learner).count();
+    let healthy_voters = rows
+        .iter()
+        .filter(|r| r.id.is_some() && !r.learner && r.healthy)
+        .count();
+    let quorum = voters / 2 + 1;
+    let any_alarm = rows.iter().any(|r| !r.alarms.is_empty());
+    let all_fine = rows
+        .iter()
+        .all(|r| r.healthy && r.error.is_none() && !r.learner);
+    let verdict = if voters == 0 || healthy_voters < quorum {
+        Verdict::NoQuorum
+    } else if healthy_voters == voters && all_fine && !any_alarm {
+        Verdict::Healthy
+    } else {
+        Verdict::Degraded
+    };
+    let leader = leader_id.and_then(|id| {
+        rows.iter()
+            .find(|r| r.id.as_deref() == Some(id.as_str()))
+            .map(|r| r.name.clone())
+    });
+    ClusterStatus {
+        members: rows,
+        voters,
+        healthy_voters,
+        quorum,
+        leader,
+        verdict,
+        asked,
+    }
+}

@@ -1,0 +1,99 @@
+//! `filc etcd ...` against real three-member clusters.
+mod common;
+
+use std::time::Duration;
+
+use common::etcd::*;
+use common::*;
+
+const UP: Duration = Duration::from_secs(30);
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn etcd_status_rows_and_verdict_exit_codes() {
+    let c = Cluster::new("etcdstatus");
+    c.start_all();
+    c.wait_healthy(UP);
+    let f = c.fild();
+    // Healthy: exit 0, one row per member, a leader, the verdict line.
+    let mut o = f.filc(&["etcd", "status"]);
+    assert!(
+        wait_until(UP, || {
+            o = f.filc(&["etcd", "status"]);
+            code(&o) == 0
+        }),
+        "{}",
+        text(&o)
+    );
+    let out = text(&o);
+    for n in 0..3 {
+        assert!(out.contains(&format!("etcd-{n}")), "{out}");
+        assert!(out.contains(&format!("boot{n}")), "{out}");
+        assert!(out.contains(&format!("127.0.0.1:{}", c.client[n])), "{out}");
+    }
+    assert!(out.contains("verdict: healthy: 3 of 3"), "{out}");
+
+    let o = f.filc(&["etcd", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["verdict"], "healthy");
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m["leader"] == true).count(), 1);
+    for m in members {
+        for k in [
+            "program",
+            "program_state",
+            "name",
+            "id",
+            "client_url",
+            "leader",
+            "raft_term",
+            "raft_index",
+            "db_size",
+            "learner",
+            "healthy",
+            "alarms",
+        ] {
+            assert!(m.get(k).is_some(), "member lacks {k}: {m}");
+        }
+        assert!(m["db_size"].as_i64().unwrap() > 0);
+        assert_eq!(m["healthy"], true);
+    }
+
+    // One member down: degraded, exit 1.
+    f.filc_ok(&["stop", "--force", "etcd-2"]);
+    let mut o = f.filc(&["etcd", "status"]);
+    assert!(
+        wait_until(UP, || {
+            o = f.filc(&["etcd", "status"]);
+            code(&o) == 1
+        }),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("degraded"), "{}", text(&o));
+
+    // Two down: no quorum, exit 2.
+    f.filc_ok(&["stop", "--force", "etcd-1"]);
+    let mut o = f.filc(&["etcd", "status"]);
+    assert!(
+        wait_until(UP, || {
+            o = f.filc(&["etcd", "status"]);
+            code(&o) == 2
+        }),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("NO QUORUM"), "{}", text(&o));
+}
