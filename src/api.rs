@@ -189,4 +189,6 @@ pub struct EtcdMembers {
     pub members: Vec<EtcdMember>,
     pub gateway: Option<EtcdGateway>,
     pub problems: Vec<String>,
+    /// `[etcd] backup_dir`: where snapshots go by default.
+    pub backup_dir: String,
 }

@@ -250,6 +250,8 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let sup = Supervisor::new(path, env, config, guard, server_url);
     let handle = sup.handle();
     tokio::spawn(server::serve_unix(listener, handle.clone(), unix_auth));
+    tokio::spawn(crate::etcd::backup::scheduler(handle.clone()));
+    tokio::spawn(crate::etcd::guard::liveness(handle.clone()));
     if let Some(inet) = inet {
         match inet.auth {
             Some(auth) => {

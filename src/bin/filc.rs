@@ -96,6 +96,32 @@ enum EtcdCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Replace a failed member (recovery mode two): snapshot, remove, move its data aside,
+    /// re-add as a learner, start, promote. Safe to re-run.
+    Replace { program: String },
+    /// Update a member's peer URL after its data moved to a new host (recovery mode one).
+    Move {
+        program: String,
+        #[arg(long)]
+        peer_url: String,
+    },
+    /// Add a configured member to the cluster (one at a time, snapshot first).
+    Add { program: String },
+    /// Remove a member from the cluster (never below quorum, snapshot first).
+    Remove { program: String },
+    /// Take a snapshot now (into DIR, default the [etcd] backup_dir).
+    Snapshot { dir: Option<PathBuf> },
+    /// List the snapshots in the backup folder.
+    Backups {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the cluster from a snapshot (recovery mode three).
+    Restore { snapshot: PathBuf },
+    /// Quorum lost for good: restart one survivor with --force-new-cluster, re-add the others.
+    Rescue { program: String },
+    /// Compact, defragment member by member (leader last), disarm NOSPACE.
+    Defrag,
 }
 
 fn main() -> ExitCode {
@@ -391,12 +417,12 @@ async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
 }
 
 async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
-    let local: EtcdMembers = c.get("/v1/etcd/members").await?;
-    for p in &local.problems {
-        eprintln!("warning: {p}");
-    }
     match cmd {
         EtcdCmd::Status { json } => {
+            let local: EtcdMembers = c.get("/v1/etcd/members").await?;
+            for p in &local.problems {
+                eprintln!("warning: {p}");
+            }
             if local.members.is_empty() {
                 anyhow::bail!(
                     "no etcd member among fild's programs (a member is a program whose directory holds <program>.env; see tpl/)"
@@ -410,7 +436,63 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(st.verdict.exit_code()))
         }
+        EtcdCmd::Replace { program } => {
+            fild::etcd::membership::replace(c, &program, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Move { program, peer_url } => {
+            fild::etcd::membership::move_peer(c, &program, &peer_url, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Add { program } => {
+            fild::etcd::membership::add(c, &program, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Remove { program } => {
+            fild::etcd::membership::remove(c, &program, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Rescue { program } => {
+            fild::etcd::membership::rescue(c, &program, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Snapshot { dir } => {
+            let path = fild::etcd::backup::snapshot(c, dir, &say).await?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Backups { json } => {
+            let list = fild::etcd::backup::backups(c).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for b in &list {
+                    let when = std::time::UNIX_EPOCH + Duration::from_secs(b.modified_unix);
+                    println!(
+                        "{}  {:>10}  {}",
+                        humantime::format_rfc3339_seconds(when),
+                        human_bytes(b.size),
+                        b.path.display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Restore { snapshot } => {
+            fild::etcd::backup::restore(c, &snapshot, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EtcdCmd::Defrag => {
+            fild::etcd::guard::defrag(c, &say).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Print a step of an etcd operation as it happens.
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
 }
 
 fn print_etcd_status(st: &fild::etcd::cluster::ClusterStatus) {

@@ -22,6 +22,14 @@ const CTL_KEYS: &[&str] = &[
     "history_file",
 ];
 const INCLUDE_KEYS: &[&str] = &["files"];
+const ETCD_KEYS: &[&str] = &[
+    "backup_dir",
+    "backup_interval",
+    "backup_keep",
+    "backup_max_age",
+    "backup_command",
+    "liveness_window",
+];
 const DAEMON_KEYS: &[&str] = &[
     "logfile",
     "logfile_maxbytes",
@@ -264,6 +272,7 @@ pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let inet_http_server = inet_server(sections, &vars, &mut errors, &mut warnings);
     let ctl = ctl_settings(sections, &vars, &mut errors, &mut warnings);
     let programs = program::build(sections, &vars, &daemon, &mut errors, &mut warnings);
+    let etcd = etcd_settings(sections, &daemon, &vars, &mut errors, &mut warnings);
     if !errors.is_empty() {
         return Err(ConfigErrors(unique(errors)));
     }
@@ -274,6 +283,7 @@ pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
         daemon,
         ctl,
         programs,
+        etcd,
         warnings,
     })
 }
@@ -321,6 +331,7 @@ fn warn_sections(files: &Files, warnings: &mut Vec<String>) {
         "supervisord",
         "supervisorctl",
         "include",
+        "etcd",
     ];
     for s in &files.sections {
         let name = s.name.as_str();
@@ -411,6 +422,41 @@ fn inet_server(
     }
     let auth = credentials(&mut r);
     Some(InetHttpServer { port: port?, auth })
+}
+
+fn etcd_settings(
+    sections: &[Section],
+    daemon: &DaemonSettings,
+    vars: &Env,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> EtcdSettings {
+    let day = std::time::Duration::from_secs(86400);
+    let mut s = EtcdSettings {
+        backup_dir: daemon
+            .pidfile
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("backups/etcd"),
+        backup_interval: day,
+        backup_keep: 7,
+        backup_max_age: 7 * day,
+        backup_command: None,
+        liveness_window: std::time::Duration::from_secs(30),
+    };
+    let Some(section) = find(sections, "etcd") else {
+        return s;
+    };
+    warn_unknown_keys(section, ETCD_KEYS, warnings);
+    let here = directory_of(section);
+    let mut r = reader(section, &here, vars, errors);
+    s.backup_dir = r.path("backup_dir").unwrap_or(s.backup_dir);
+    s.backup_interval = r.or("backup_interval", s.backup_interval, values::duration);
+    s.backup_keep = r.or("backup_keep", s.backup_keep, values::integer);
+    s.backup_max_age = r.or("backup_max_age", s.backup_max_age, values::duration);
+    s.backup_command = r.non_empty("backup_command");
+    s.liveness_window = r.or("liveness_window", s.liveness_window, values::duration);
+    s
 }
 
 fn ctl_settings(

@@ -23,6 +23,8 @@ pub struct Config {
     pub ctl: CtlSettings,
     /// One entry per process (a `numprocs=3` program gives three), in file order.
     pub programs: Vec<ProgramSpec>,
+    /// `[etcd]`: fild's own etcd duties (backups, liveness).
+    pub etcd: EtcdSettings,
     /// Non-fatal findings (unknown keys or sections), shown by `filc reload`.
     pub warnings: Vec<String>,
 }
@@ -84,6 +86,23 @@ pub struct DaemonSettings {
     pub childlogdir: PathBuf,
     pub minfds: u64,
     pub umask: Option<u32>,
+}
+
+/// `[etcd]` (a fild section): what fild does by itself for the etcd members it supervises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Where snapshots go; default `backups/etcd` beside the pidfile.
+    pub backup_dir: PathBuf,
+    /// Time between scheduled snapshots; 0 disables them. Default 24 h.
+    pub backup_interval: std::time::Duration,
+    /// Snapshots always kept, newest first. Default 7.
+    pub backup_keep: u32,
+    /// Beyond `backup_keep`, snapshots older than this are deleted. Default 7 days.
+    pub backup_max_age: std::time::Duration,
+    /// Run on each new snapshot (`sh -c COMMAND sh FILE`), e.g. to copy it off the host.
+    pub backup_command: Option<String>,
+    /// A running member unhealthy this long is restarted; 0 disables. Default 30 s.
+    pub liveness_window: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -245,9 +245,12 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
             result(handle.call(|reply| Request::Signal { req, reply }).await)
         }
         (&Method::POST, "/reload") => result(handle.call(|reply| Request::Reload { reply }).await),
-        (&Method::GET, "/etcd/members") => {
-            result(handle.call(|reply| Request::EtcdMembers { reply }).await)
-        }
+        (&Method::GET, "/etcd/members") => result(
+            handle
+                .call(|reply| Request::Programs { reply })
+                .await
+                .map(|view| crate::etcd::members::collect(&view)),
+        ),
         (&Method::POST, "/shutdown") => result(
             handle
                 .call(|reply| Request::Shutdown { reply })

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::envfile;
+use crate::api::{EtcdGateway, EtcdMember, EtcdMembers};
 use crate::config::ProgramSpec;
+use crate::supervisor::ProgramsView;
 
 /// A member as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,4 +62,53 @@ pub fn role(spec: &ProgramSpec, env: &BTreeMap<String, String>) -> Option<Result
     } else {
         None
     }
+}
+
+/// The members and gateway among `view`'s programs.
+pub fn collect(view: &ProgramsView) -> EtcdMembers {
+    let mut out = EtcdMembers {
+        backup_dir: view.etcd.backup_dir.display().to_string(),
+        ..Default::default()
+    };
+    for p in &view.programs {
+        let name = &p.spec.name;
+        let cfg = match role(&p.spec, &view.env) {
+            None => continue,
+            Some(Err(problem)) => {
+                out.problems.push(format!("{name}: {problem}"));
+                continue;
+            }
+            Some(Ok(r)) => r,
+        };
+        match cfg {
+            Role::Member(m) => out.members.push(EtcdMember {
+                program: name.clone(),
+                state: p.state,
+                pid: p.pid.unwrap_or(0) as u32,
+                env_file: m.env_file.display().to_string(),
+                name: m.get("name"),
+                client_url: m.get("client_url"),
+                peer_url: m.get("peer_url"),
+                data_dir: m.get("data_dir"),
+                initial_cluster: m.get("initial_cluster"),
+                cluster_token: m.get("cluster_token"),
+                cluster_state: m.get("cluster_state"),
+            }),
+            Role::Gateway(g) => {
+                out.gateway = Some(EtcdGateway {
+                    program: name.clone(),
+                    state: p.state,
+                    env_file: g.env_file.display().to_string(),
+                    listen_addr: g.get("listen_addr"),
+                    endpoints: g
+                        .get("endpoints")
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                })
+            }
+        }
+    }
+    out
 }

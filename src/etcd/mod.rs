@@ -8,7 +8,15 @@
 //! - [`envfile`]: read and rewrite the member env files without a shell.
 //! - [`members`]: which programs are members or the gateway.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
+//! - [`snapshot`]: take and verify snapshots.
+//! - [`membership`]: replace, add, remove, move, rescue.
+//! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
+//! - [`guard`]: quorum guard, rolling restart, liveness, defrag.
 
+pub mod backup;
 pub mod cluster;
 pub mod envfile;
+pub mod guard;
 pub mod members;
+pub mod membership;
+pub mod snapshot;

@@ -29,8 +29,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{
-    ActionReply, ActionResult, EtcdGateway, EtcdMember, EtcdMembers, ProcessInfo, ProcessState,
-    ReloadReply, SignalRequest,
+    ActionReply, ActionResult, ProcessInfo, ProcessState, ReloadReply, SignalRequest,
 };
 use crate::config::{self, Config, Env, LogTarget, ProgramSpec};
 use state::{Action, Exit, Input, Proc, TimerKind};
@@ -100,10 +99,26 @@ pub enum Request {
     FileChanged {
         name: String,
     },
-    /// The etcd members and gateway among the programs (see `etcd::members`).
-    EtcdMembers {
-        reply: Reply<EtcdMembers>,
+    /// A read-only view of the programs, for modules that reason about them (etcd).
+    Programs {
+        reply: Reply<ProgramsView>,
     },
+}
+
+/// One program as [`Request::Programs`] shows it.
+#[derive(Debug, Clone)]
+pub struct ProgramView {
+    pub spec: Arc<ProgramSpec>,
+    pub state: ProcessState,
+    pub pid: Option<i32>,
+}
+
+/// Every program, fild's environment and the `[etcd]` settings, as of one moment.
+#[derive(Debug, Clone)]
+pub struct ProgramsView {
+    pub programs: Vec<ProgramView>,
+    pub env: Env,
+    pub etcd: config::EtcdSettings,
 }
 
 /// The way into the loop, for the control server (and anything else that is not the loop).
@@ -533,8 +548,8 @@ impl Supervisor {
             } => {
                 let _ = reply.send(self.log_file(&name, &stream));
             }
-            Request::EtcdMembers { reply } => {
-                let _ = reply.send(Ok(self.etcd_members()));
+            Request::Programs { reply } => {
+                let _ = reply.send(Ok(self.programs()));
             }
             Request::FileChanged { name } => {
                 if self.table.contains_key(&name) {
@@ -659,49 +674,20 @@ impl Supervisor {
         Ok(ActionReply { results })
     }
 
-    fn etcd_members(&self) -> EtcdMembers {
-        use crate::etcd::members::{Role, role};
-        let mut out = EtcdMembers::default();
-        for (name, e) in &self.table {
-            let cfg = match role(&e.spec, &self.env) {
-                None => continue,
-                Some(Err(problem)) => {
-                    out.problems.push(format!("{name}: {problem}"));
-                    continue;
-                }
-                Some(Ok(r)) => r,
-            };
-            match cfg {
-                Role::Member(m) => out.members.push(EtcdMember {
-                    program: name.clone(),
+    fn programs(&self) -> ProgramsView {
+        ProgramsView {
+            programs: self
+                .table
+                .values()
+                .map(|e| ProgramView {
+                    spec: e.spec.clone(),
                     state: e.proc.state,
-                    pid: e.proc.pid.unwrap_or(0) as u32,
-                    env_file: m.env_file.display().to_string(),
-                    name: m.get("name"),
-                    client_url: m.get("client_url"),
-                    peer_url: m.get("peer_url"),
-                    data_dir: m.get("data_dir"),
-                    initial_cluster: m.get("initial_cluster"),
-                    cluster_token: m.get("cluster_token"),
-                    cluster_state: m.get("cluster_state"),
-                }),
-                Role::Gateway(g) => {
-                    out.gateway = Some(EtcdGateway {
-                        program: name.clone(),
-                        state: e.proc.state,
-                        env_file: g.env_file.display().to_string(),
-                        listen_addr: g.get("listen_addr"),
-                        endpoints: g
-                            .get("endpoints")
-                            .split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty())
-                            .collect(),
-                    })
-                }
-            }
+                    pid: e.proc.pid,
+                })
+                .collect(),
+            env: self.env.clone(),
+            etcd: self.config.etcd.clone(),
         }
-        out
     }
 
     fn log_file(&self, name: &str, stream: &str) -> Result<PathBuf, ApiError> {

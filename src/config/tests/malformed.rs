@@ -339,3 +339,8 @@ fn never_panics_on_odd_input() {
         let _ = super::super::load_client(&main, &Env::new());
     }
 }
+
+#[test]
+fn bad_etcd_duration() {
+    check("[etcd]\nbackup_interval=daily\n", 2, "backup_interval");
+}

@@ -430,3 +430,26 @@ fn group_sections_in_several_files_merge() {
     let groups: Vec<&str> = cfg.programs.iter().map(|p| p.group.as_str()).collect();
     assert_eq!(groups, vec!["g", "g", "g"]);
 }
+
+#[test]
+fn etcd_section_defaults_and_values() {
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", "[supervisord]\npidfile=/run/x/fild.pid\n");
+    let cfg = load(&main, &Env::new()).expect("loads");
+    assert_eq!(cfg.etcd.backup_dir, PathBuf::from("/run/x/backups/etcd"));
+    assert_eq!(cfg.etcd.backup_interval.as_secs(), 86400);
+    assert_eq!(cfg.etcd.backup_keep, 7);
+    assert_eq!(cfg.etcd.backup_max_age.as_secs(), 7 * 86400);
+    let main = fx.write(
+        "b.ini",
+        "[etcd]\nbackup_dir=/b\nbackup_interval=90m\nbackup_keep=3\nbackup_max_age=2d\nbackup_command=cp $$1 /x\nliveness_window=0\n",
+    );
+    let cfg = load(&main, &Env::new()).expect("loads");
+    assert_eq!(cfg.etcd.backup_dir, PathBuf::from("/b"));
+    assert_eq!(cfg.etcd.backup_interval.as_secs(), 5400);
+    assert_eq!(cfg.etcd.backup_keep, 3);
+    assert_eq!(cfg.etcd.backup_max_age.as_secs(), 2 * 86400);
+    assert_eq!(cfg.etcd.backup_command.as_deref(), Some("cp $1 /x"));
+    assert!(cfg.etcd.liveness_window.is_zero());
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
