@@ -325,6 +325,28 @@ fn environment_value(s: &str) -> Result<(String, &str), Problem> {
     }
 }
 
+/// A duration: a number with `s`, `m`, `h` or `d` (bare numbers are seconds), e.g. `90s`,
+/// `30m`, `24h`, `7d`.
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, Problem> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if mult > 0 && !num.is_empty() => Ok(std::time::Duration::from_secs(n * mult)),
+        _ => Err(Problem::new(format!("{s:?} is not a duration"))
+            .hint("use a number with s, m, h or d, e.g. 30s, 24h, 7d")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,27 +452,5 @@ mod tests {
         assert!(environment("=1").is_err());
         assert!(environment("A=\"1").is_err());
         assert!(environment("A B=1").is_err());
-    }
-}
-
-/// A duration: a number with `s`, `m`, `h` or `d` (bare numbers are seconds), e.g. `90s`,
-/// `30m`, `24h`, `7d`.
-pub(crate) fn duration(s: &str) -> Result<std::time::Duration, Problem> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => 0,
-    };
-    match num.parse::<u64>() {
-        Ok(n) if mult > 0 && !num.is_empty() => Ok(std::time::Duration::from_secs(n * mult)),
-        _ => Err(Problem::new(format!("{s:?} is not a duration"))
-            .hint("use a number with s, m, h or d, e.g. 30s, 24h, 7d")),
     }
 }
