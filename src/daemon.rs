@@ -146,7 +146,8 @@ pub fn init_logging(config: &Config) {
         match sink {
             LogSink::Stdout => stdout = true,
             LogSink::Stderr => stderr = true,
-            LogSink::Null | LogSink::Syslog => {}
+            LogSink::Null => {}
+            LogSink::Syslog => eprintln!("fild: logfile sink syslog is not supported; ignored"),
             LogSink::File(p) => files.push(Arc::new(Mutex::new(logs::RotatingFile::new(
                 p,
                 config.daemon.logfile_maxbytes,
