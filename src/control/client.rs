@@ -105,21 +105,13 @@ impl Client {
                 let s = tokio::net::UnixStream::connect(p)
                     .await
                     .map_err(unreachable)?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-                    .await
-                    .map_err(proto)?;
-                tokio::spawn(conn);
-                (sender, "localhost".to_string())
+                (handshake(s).await.map_err(proto)?, "localhost".to_string())
             }
             Target::Tcp(h) => {
                 let s = tokio::net::TcpStream::connect(h)
                     .await
                     .map_err(unreachable)?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-                    .await
-                    .map_err(proto)?;
-                tokio::spawn(conn);
-                (sender, h.clone())
+                (handshake(s).await.map_err(proto)?, h.clone())
             }
         };
         let mut req = Request::builder()
@@ -153,4 +145,16 @@ impl Client {
             ))
         })
     }
+}
+
+/// HTTP/1.1 over a connected stream; the connection runs as its own task.
+async fn handshake<S>(
+    stream: S,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
 }

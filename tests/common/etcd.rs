@@ -150,12 +150,7 @@ impl Cluster {
 
     /// Start (or start again) fild on this deployment.
     pub fn start_fild(&mut self) {
-        let f = start_fild_env(
-            self.root.path(),
-            &self.config(),
-            &self.env,
-            &self.root.join("var/fild/fild.sock"),
-        );
+        let f = start_fild_env(self.root.path(), &self.config(), &self.env);
         self.fild = Some(f);
     }
 

@@ -137,25 +137,7 @@ impl Fild {
 
     /// Start fild on an existing config and wait until its socket answers.
     pub fn start_with(dir: &Path, config: &Path) -> Fild {
-        let child = Command::new(FILD)
-            .arg("-c")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("fild.stderr")).unwrap())
-            .spawn()
-            .expect("spawn fild");
-        let f = Fild {
-            child: Some(child),
-            dir: dir.to_path_buf(),
-            config: config.to_path_buf(),
-            env: Vec::new(),
-        };
-        let up = wait_until(Duration::from_secs(10), || {
-            f.filc(&["version"]).status.success()
-        });
-        assert!(up, "fild did not answer on its socket within 10 s");
-        f
+        start_fild_env(dir, config, &[])
     }
 
     pub fn pid(&self) -> i32 {
@@ -312,8 +294,8 @@ impl Drop for Fild {
     }
 }
 
-/// Start fild on `config` with extra environment, waiting until `socket` answers.
-pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)], socket: &Path) -> Fild {
+/// Start fild on `config` with extra environment, waiting until filc gets an answer.
+pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)]) -> Fild {
     let child = Command::new(FILD)
         .arg("-c")
         .arg(config)
@@ -330,13 +312,12 @@ pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)], socke
         env: env.to_vec(),
     };
     let up = wait_until(Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(socket).is_ok()
-            && f.filc(&["version"]).status.success()
+        f.filc(&["version"]).status.success()
     });
     assert!(
         up,
-        "fild did not answer on {} within 10 s",
-        socket.display()
+        "fild did not answer within 10 s (config {})",
+        config.display()
     );
     f
 }
