@@ -1,60 +1,12 @@
 mod common;
 use common::*;
 use fild::api::ProcessState;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
 fn prog(name: &str, command: &str, extra: &str) -> String {
     format!("[program:{name}]\ncommand={command}\nstartsecs=0\nstopwaitsecs=5\n{extra}\n")
-}
-
-/// A raw HTTP exchange: send `req` as is, read until the server closes.
-/// Returns the status code (None if the server answered nothing parseable) and the body.
-fn raw(sock: &Path, req: &[u8]) -> (Option<u16>, String) {
-    let mut s = UnixStream::connect(sock).expect("connect to fild's socket");
-    s.set_read_timeout(Some(T)).unwrap();
-    s.set_write_timeout(Some(T)).unwrap();
-    // The server may answer (and close) before reading everything: ignore write errors.
-    let _ = s.write_all(req);
-    let mut buf = Vec::new();
-    // A reset after the reply (unread request bytes) still leaves the reply in `buf`.
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|c| c.parse().ok());
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn request(method: &str, path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Assert an error reply: the status and a JSON body with an "error" string.
-fn expect_error(sock: &Path, what: &str, req: &[u8], status: u16) {
-    let (got, body) = raw(sock, req);
-    assert_eq!(got, Some(status), "{what}: body {body}");
-    let v: serde_json::Value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("{what}: error body is not JSON ({e}): {body}"));
-    assert!(
-        v.get("error")
-            .and_then(|e| e.as_str())
-            .is_some_and(|e| !e.is_empty()),
-        "{what}: no error message in {body}"
-    );
 }
 
 fn text(b: &[u8]) -> String {
@@ -230,7 +182,7 @@ fn malformed_requests_get_4xx_and_the_daemon_survives() {
         );
     }
     // A client that connects and goes away without a word.
-    drop(UnixStream::connect(&sock).unwrap());
+    drop(std::os::unix::net::UnixStream::connect(&sock).unwrap());
 
     // An unknown name fails the whole request: nothing is started or stopped.
     expect_error(

@@ -24,6 +24,9 @@ use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, V
 use crate::config::{Credentials, Password};
 use crate::supervisor::{ApiError, Handle, Request, UserOp};
 
+/// How long a client may take to send a request's headers, and then its body.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most bytes one log read returns.
 const MAX_LOG_READ: u64 = 1 << 20;
 
@@ -37,7 +40,13 @@ where
         let auth = auth.clone();
         async move { Ok::<_, Infallible>(route(req, &handle, auth.as_ref()).await) }
     });
+    // Headers beyond 64 KiB get 431; bodies are limited separately (api::MAX_BODY_BYTES).
+    // A client that stalls mid-request is dropped instead of holding a connection forever.
     if let Err(e) = http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .half_close(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
         .serve_connection(TokioIo::new(io), service)
         .await
     {
@@ -158,10 +167,11 @@ pub fn password_matches(configured: &Password, given: &str) -> bool {
 }
 
 async fn body<T: DeserializeOwned>(req: HttpRequest<Incoming>) -> Result<T, Resp> {
-    let bytes = match Limited::new(req.into_body(), api::MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let collect = Limited::new(req.into_body(), api::MAX_BODY_BYTES).collect();
+    let Ok(collected) = tokio::time::timeout(REQUEST_TIMEOUT, collect).await else {
+        return Err(error(408, "request body not received in time"));
+    };
+    let bytes = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -321,3 +321,52 @@ pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)]) -> Fi
     );
     f
 }
+
+// ----- raw HTTP on the control socket --------------------------------------------------
+
+/// A raw HTTP exchange: send `req` as is, read until the server closes.
+/// Returns the status code (None if the server answered nothing parseable) and the body.
+pub fn raw(sock: &Path, req: &[u8]) -> (Option<u16>, String) {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect to fild's socket");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    // The server may answer (and close) before reading everything: ignore write errors.
+    let _ = std::io::Write::write_all(&mut s, req);
+    // Nothing more will come: a server waiting for more bytes sees the end at once.
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut buf = Vec::new();
+    // A reset after the reply (unread request bytes) still leaves the reply in `buf`.
+    let _ = std::io::Read::read_to_end(&mut s, &mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok());
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn request(method: &str, path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Assert an error reply: the status and a JSON body with an "error" string.
+pub fn expect_error(sock: &Path, what: &str, req: &[u8], status: u16) {
+    let (got, body) = raw(sock, req);
+    assert_eq!(got, Some(status), "{what}: body {body}");
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{what}: error body is not JSON ({e}): {body}"));
+    assert!(
+        v.get("error")
+            .and_then(|e| e.as_str())
+            .is_some_and(|e| !e.is_empty()),
+        "{what}: no error message in {body}"
+    );
+}
