@@ -1,18 +1,138 @@
 //! Backups: on demand (`filc etcd snapshot`), scheduled by fild itself, listed, and restored
-//! into a new cluster (recovery mode three).
+//! into a new cluster (recovery mode three, in [`super::backup_restore`]).
+//!
+//! # Files
+//!
+//! Snapshots are `etcd-<member>-<UTC time>-r<revision>.db` files (see [`snapshot::take`]),
+//! written as `.<name>.part`, fsynced, verified and renamed: a `*.db` file is always complete.
+//! [`backups`] lists `*.db` files newest first and never shows the `.part` temporaries.
+//!
+//! # The schedule (`[etcd]` in fild.ini)
+//!
+//! [`scheduler`] runs inside fild for its whole life. Each round it asks the supervisor loop
+//! for the current settings (`Request::Programs`), so a `filc reload` that changes them takes
+//! effect at the next wake-up, without polling in between:
+//!
+//! - `backup_interval` (default `24h`; `0` turns the schedule off): the time from the end of
+//!   one round to the start of the next. The first snapshot is taken one interval after fild
+//!   starts, not at start. One sleep per interval; a shortened interval is honoured at the
+//!   next wake-up (a snapshot is taken at once if it is already overdue). While the schedule
+//!   is off fild looks at the settings again every [`OFF_RECHECK`].
+//! - Each round, when the configuration has etcd members: pick a healthy member, take a
+//!   snapshot into `backup_dir`, run `backup_command`, apply retention. Every step is logged;
+//!   no failure stops the schedule.
+//! - `backup_command`: run as `sh -c "$backup_command" sh FILE`, so the new file is `$1`
+//!   (write `$1`, or `$$1`, in fild.ini; `$NAME` would be expanded by fild). Its stdin is
+//!   `/dev/null`; its output goes to fild's log when it fails. It is bounded by
+//!   [`COMMAND_TIMEOUT`] (then its process group is sent SIGTERM, and SIGKILL 10 s later); its
+//!   failure is logged and never fatal.
+//! - Retention (`backup_keep`, default 7; `backup_max_age`, default 7 days): the newest
+//!   `backup_keep` snapshots (at least one) are always kept; beyond those, files older than
+//!   `backup_max_age` are deleted. A long outage therefore never deletes the last good
+//!   backups. Only fild's own file names (`etcd-*.db`) are ever deleted, plus `.part`
+//!   temporaries left by a crash that nobody has written to for an hour. Retention runs only
+//!   after a successful snapshot.
+//!
+//! # Running `backup_command` without waiting for it
+//!
+//! fild is a child subreaper and its supervisor loop reaps *every* child with
+//! `waitpid(-1)` on SIGCHLD. A `wait()` from std or tokio here would race with it (and a
+//! late `waitpid(pid)` could even reap an unrelated program that reused the pid), so this
+//! module never waits on a child. Instead the command runs under a small `/bin/sh` wrapper in
+//! a new process group: the wrapper runs the command with its output sent to a second pipe,
+//! then writes the command's exit status to its stdout pipe and exits. fild reads the status
+//! from the pipe; the loop's reaper collects the wrapper as an unknown child and ignores it.
+//! While the status pipe is open the wrapper is alive, so its process group id is still
+//! ours: on timeout the group is signalled only then, never after the wrapper has exited.
+//!
+//! The snapshot itself (network stream, file writes, fsync, checksum) runs on a thread of its
+//! own with its own small runtime, so a large database never stalls the supervisor loop,
+//! which shares fild's single-threaded runtime.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::membership::Say;
+use super::{cluster, members, snapshot};
+use crate::api::{EtcdMember, EtcdMembers};
+use crate::config::EtcdSettings;
 use crate::control::client::Client;
-use crate::supervisor::Handle;
+use crate::supervisor::{Handle, Request};
 
-pub async fn snapshot(
-    _ctl: &Client,
-    _dir: Option<PathBuf>,
-    _say: Say<'_>,
-) -> anyhow::Result<PathBuf> {
-    anyhow::bail!("filc etcd snapshot: not implemented yet")
+pub use super::backup_restore::restore;
+
+/// How long `backup_command` may run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
+/// While the schedule is off (`backup_interval=0`), how often fild looks at the settings again.
+pub const OFF_RECHECK: Duration = Duration::from_secs(300);
+/// A `.part` file nobody wrote to for this long is a crash's leftover.
+const STALE_PART: Duration = Duration::from_secs(3600);
+/// How much of a failed command's output is logged.
+const OUTPUT_TAIL: usize = 4096;
+
+/// The members fild runs, or a clear error when there are none.
+pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
+    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    if local.members.is_empty() {
+        anyhow::bail!(
+            "no etcd member among fild's programs (a member is a program whose directory holds <program>.env; see tpl/)"
+        );
+    }
+    Ok(local)
+}
+
+/// The first member (in configuration order) whose `/health` says true; all are asked at once.
+pub async fn pick_healthy(members: &[EtcdMember]) -> Option<EtcdMember> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, m) in members.iter().enumerate() {
+        let url = m.client_url.clone();
+        set.spawn(async move { (i, !url.is_empty() && cluster::healthy(&url).await) });
+    }
+    let mut ok = vec![false; members.len()];
+    while let Some(Ok((i, h))) = set.join_next().await {
+        ok[i] = h;
+    }
+    members
+        .iter()
+        .zip(ok)
+        .find(|(_, h)| *h)
+        .map(|(m, _)| m.clone())
+}
+
+fn no_healthy_member(members: &[EtcdMember]) -> String {
+    let names: Vec<String> = members
+        .iter()
+        .map(|m| format!("{} ({}, {})", m.name, m.program, m.client_url))
+        .collect();
+    format!(
+        "no healthy etcd member to take a snapshot from (asked {}); see `filc etcd status`",
+        names.join(", ")
+    )
+}
+
+/// `filc etcd snapshot [DIR]`: a verified snapshot from a healthy member into DIR (default
+/// the `[etcd] backup_dir`).
+pub async fn snapshot(ctl: &Client, dir: Option<PathBuf>, say: Say<'_>) -> anyhow::Result<PathBuf> {
+    let local = local_members(ctl).await?;
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&local.backup_dir));
+    say("checking member health");
+    let Some(m) = pick_healthy(&local.members).await else {
+        anyhow::bail!(no_healthy_member(&local.members));
+    };
+    say(&format!(
+        "taking a snapshot from {} ({}, {}) into {}",
+        m.name,
+        m.program,
+        m.client_url,
+        dir.display()
+    ));
+    let path = snapshot::take(&m.client_url, &m.name, &dir)
+        .await
+        .map_err(|e| anyhow::anyhow!("snapshot from {} failed: {e}", m.name))?;
+    let size = std::fs::metadata(&path).map(|md| md.len()).unwrap_or(0);
+    say(&format!("snapshot verified ({size} bytes)"));
+    Ok(path)
 }
 
 /// One snapshot file in the backup folder.
@@ -23,13 +143,468 @@ pub struct BackupFile {
     pub modified_unix: u64,
 }
 
-pub async fn backups(_ctl: &Client) -> anyhow::Result<Vec<BackupFile>> {
-    anyhow::bail!("filc etcd backups: not implemented yet")
+/// A listed file with its full modification time (for ordering and ages).
+#[derive(Debug, Clone)]
+struct Listed {
+    file: BackupFile,
+    modified: SystemTime,
 }
 
-pub async fn restore(_ctl: &Client, file: &Path, _say: Say<'_>) -> anyhow::Result<()> {
-    anyhow::bail!("filc etcd restore {}: not implemented yet", file.display())
+/// `*.db` files in `dir` (not the hidden `.part` temporaries), newest first. A missing
+/// folder is an empty list.
+fn list(dir: &Path) -> std::io::Result<Vec<Listed>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".db") {
+            continue;
+        }
+        let Ok(md) = e.metadata() else { continue };
+        if !md.is_file() {
+            continue;
+        }
+        let modified = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        out.push(Listed {
+            file: BackupFile {
+                path: e.path(),
+                size: md.len(),
+                modified_unix: modified
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            },
+            modified,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.modified
+            .cmp(&a.modified)
+            .then_with(|| b.file.path.cmp(&a.file.path))
+    });
+    Ok(out)
 }
+
+/// The snapshot files in `dir`, newest first.
+pub fn list_dir(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
+    Ok(list(dir)?.into_iter().map(|l| l.file).collect())
+}
+
+/// `filc etcd backups`: the snapshots in the `[etcd] backup_dir`, newest first.
+pub async fn backups(ctl: &Client) -> anyhow::Result<Vec<BackupFile>> {
+    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let dir = PathBuf::from(&local.backup_dir);
+    list_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))
+}
+
+/// Whether fild itself named this file (only those are ever deleted by retention).
+fn ours(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("etcd-") && n.ends_with(".db"))
+}
+
+/// Which files retention deletes: never the newest `keep` (at least one), and beyond those
+/// only files of fild's own naming older than `max_age`. `files` is newest first.
+fn doomed(files: &[Listed], keep: u32, max_age: Duration, now: SystemTime) -> Vec<PathBuf> {
+    let keep = keep.max(1) as usize;
+    files
+        .iter()
+        .skip(keep)
+        .filter(|l| ours(&l.file.path))
+        .filter(|l| now.duration_since(l.modified).unwrap_or_default() > max_age)
+        .map(|l| l.file.path.clone())
+        .collect()
+}
+
+/// Apply retention to `dir`; returns the files deleted.
+pub fn apply_retention(dir: &Path, keep: u32, max_age: Duration) -> Vec<PathBuf> {
+    let files = match list(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "Backup retention: cannot list the folder.");
+            return Vec::new();
+        }
+    };
+    let now = SystemTime::now();
+    let mut deleted = Vec::new();
+    for path in doomed(&files, keep, max_age, now) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "Backup retention: deleted an old snapshot.");
+                deleted.push(path);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "Backup retention: cannot delete.")
+            }
+        }
+    }
+    // `.part` leftovers of a crash: hidden, and untouched for an hour.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.ends_with(".db.part")) {
+                continue;
+            }
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > STALE_PART);
+            if stale && std::fs::remove_file(e.path()).is_ok() {
+                tracing::info!(file = %e.path().display(), "Backup retention: deleted a stale partial snapshot.");
+            }
+        }
+    }
+    deleted
+}
+
+// ----- the schedule --------------------------------------------------------------------------
 
 /// fild's own backup schedule (`[etcd] backup_*`); runs for fild's whole life.
-pub async fn scheduler(_handle: Handle) {}
+pub async fn scheduler(handle: Handle) {
+    use tokio::time::Instant;
+    // The first scheduled snapshot is one interval after start.
+    let mut last = Instant::now();
+    loop {
+        let Ok(view) = handle.call(|reply| Request::Programs { reply }).await else {
+            return; // fild is shutting down
+        };
+        let settings = view.etcd.clone();
+        if settings.backup_interval.is_zero() {
+            tracing::debug!("Scheduled etcd backups are off (backup_interval=0).");
+            tokio::time::sleep(OFF_RECHECK).await;
+            last = Instant::now();
+            continue;
+        }
+        let due = last + settings.backup_interval;
+        if Instant::now() < due {
+            tokio::time::sleep_until(due).await;
+            continue; // settings may have changed while asleep
+        }
+        let local = members::collect(&view);
+        if local.members.is_empty() {
+            tracing::debug!("Scheduled etcd backup: no etcd member configured; nothing to do.");
+        } else {
+            // Off the loop's thread: file writes and the checksum of a large DB would stall it.
+            let job = tokio::task::spawn_blocking(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(round(local, settings)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Scheduled etcd backup: cannot start a runtime.")
+                    }
+                }
+            });
+            if let Err(e) = job.await {
+                tracing::error!(error = %e, "Scheduled etcd backup: the backup task failed.");
+            }
+        }
+        last = Instant::now();
+    }
+}
+
+/// One scheduled round: snapshot, command, retention.
+async fn round(local: EtcdMembers, s: EtcdSettings) {
+    let dir = s.backup_dir.clone();
+    tracing::info!(dir = %dir.display(), "Scheduled etcd backup: starting.");
+    let Some(m) = pick_healthy(&local.members).await else {
+        tracing::warn!(
+            "Scheduled etcd backup skipped: {}.",
+            no_healthy_member(&local.members)
+        );
+        return;
+    };
+    tracing::info!(member = %m.name, program = %m.program, url = %m.client_url, "Scheduled etcd backup: taking a snapshot.");
+    let file = match snapshot::take(&m.client_url, &m.name, &dir).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(member = %m.name, error = %e, "Scheduled etcd backup failed: no snapshot taken.");
+            return;
+        }
+    };
+    let size = std::fs::metadata(&file).map(|md| md.len()).unwrap_or(0);
+    tracing::info!(file = %file.display(), size, "Scheduled etcd backup: snapshot written and verified.");
+    if let Some(cmd) = &s.backup_command {
+        run_command(cmd, &file, COMMAND_TIMEOUT).await;
+    }
+    let deleted = apply_retention(&dir, s.backup_keep, s.backup_max_age);
+    tracing::info!(
+        deleted = deleted.len(),
+        keep = s.backup_keep,
+        max_age = %humantime::format_duration(s.backup_max_age),
+        "Scheduled etcd backup: done."
+    );
+}
+
+/// How `backup_command` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Its exit status (a shell status: 128+N when killed by signal N).
+    Exited {
+        code: i32,
+        output: String,
+    },
+    TimedOut {
+        output: String,
+    },
+    /// The wrapper vanished without reporting (killed from outside).
+    Lost {
+        output: String,
+    },
+    SpawnFailed(String),
+}
+
+/// The wrapper: runs `$1` with `$2` as its `$1`, output to stderr, then reports the status
+/// on stdout. stdin is /dev/null throughout.
+const WRAPPER: &str = r#"sh -c "$1" sh "$2" >&2 </dev/null; echo "$?""#;
+
+/// Run `backup_command` for `file` and log how it went; never waits on the child (see the
+/// module docs). Returns the outcome for tests and callers that care.
+pub async fn run_command(cmd: &str, file: &Path, timeout: Duration) -> CommandOutcome {
+    tracing::info!(command = cmd, file = %file.display(), "Running backup_command.");
+    let outcome = run_command_quiet(cmd, file, timeout).await;
+    match &outcome {
+        CommandOutcome::Exited { code: 0, .. } => {
+            tracing::info!(command = cmd, "backup_command succeeded.")
+        }
+        CommandOutcome::Exited { code, output } => {
+            tracing::warn!(command = cmd, code, output = %output, "backup_command failed (the snapshot is kept).")
+        }
+        CommandOutcome::TimedOut { output } => tracing::warn!(
+            command = cmd,
+            timeout = %humantime::format_duration(timeout),
+            output = %output,
+            "backup_command timed out and was stopped (the snapshot is kept)."
+        ),
+        CommandOutcome::Lost { output } => tracing::warn!(
+            command = cmd,
+            output = %output,
+            "backup_command's wrapper ended without reporting a status (killed?)."
+        ),
+        CommandOutcome::SpawnFailed(e) => {
+            tracing::warn!(command = cmd, error = %e, "backup_command could not be started.")
+        }
+    }
+    outcome
+}
+
+async fn run_command_quiet(cmd: &str, file: &Path, timeout: Duration) -> CommandOutcome {
+    use std::os::fd::OwnedFd;
+    use std::process::{Command, Stdio};
+
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg("fild-backup-command")
+        .arg(cmd)
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
+    };
+    let pgid = child.id() as i32;
+    // The std `Child` is dropped without waiting: fild's reaper collects the wrapper.
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return CommandOutcome::SpawnFailed("no pipes".into());
+    };
+    drop(child);
+    let status_rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out)) {
+        Ok(r) => r,
+        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
+    };
+    let output_rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(err)) {
+        Ok(r) => r,
+        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
+    };
+    let collector = tokio::spawn(read_tail(output_rx));
+    let status = tokio::time::timeout(timeout, read_all(&status_rx)).await;
+    let output_of = |collector: tokio::task::JoinHandle<String>| async move {
+        // Output may be held open by something the command left running: wait briefly.
+        match tokio::time::timeout(Duration::from_secs(2), collector).await {
+            Ok(Ok(s)) => s,
+            _ => String::new(),
+        }
+    };
+    match status {
+        Ok(text) => {
+            let output = output_of(collector).await;
+            match text.trim().parse::<i32>() {
+                Ok(code) => CommandOutcome::Exited { code, output },
+                Err(_) => CommandOutcome::Lost { output },
+            }
+        }
+        Err(_) => {
+            // The status pipe is still open, so the wrapper (the group's leader) is alive
+            // and the group id is still ours.
+            let group = nix::unistd::Pid::from_raw(-pgid);
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+            let closed = tokio::time::timeout(Duration::from_secs(10), read_all(&status_rx)).await;
+            if closed.is_err() {
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            }
+            let output = output_of(collector).await;
+            CommandOutcome::TimedOut { output }
+        }
+    }
+}
+
+/// Read a pipe to its end.
+async fn read_all(rx: &tokio::net::unix::pipe::Receiver) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        if rx.readable().await.is_err() {
+            break;
+        }
+        match rx.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Read a pipe to its end, keeping the last [`OUTPUT_TAIL`] bytes.
+async fn read_tail(rx: tokio::net::unix::pipe::Receiver) -> String {
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        if rx.readable().await.is_err() {
+            break;
+        }
+        match rx.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.len() > 2 * OUTPUT_TAIL {
+                    out.drain(..out.len() - OUTPUT_TAIL);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+    }
+    if out.len() > OUTPUT_TAIL {
+        out.drain(..out.len() - OUTPUT_TAIL);
+    }
+    String::from_utf8_lossy(&out).trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(name: &str, age_secs: u64, now: SystemTime) -> Listed {
+        Listed {
+            file: BackupFile {
+                path: PathBuf::from(format!("/b/{name}")),
+                size: 1,
+                modified_unix: 0,
+            },
+            modified: now - Duration::from_secs(age_secs),
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_deletes_only_old_ones_beyond() {
+        let now = SystemTime::now();
+        let day = 86400;
+        // Newest first.
+        let files = vec![
+            listed("etcd-a.db", 10, now),
+            listed("etcd-b.db", 2 * day, now),
+            listed("etcd-c.db", 9 * day, now),
+            listed("etcd-d.db", 10 * day, now),
+            listed("etcd-e.db", 3 * day, now),
+        ];
+        let d = doomed(&files, 2, Duration::from_secs(7 * day), now);
+        assert_eq!(
+            d,
+            vec![PathBuf::from("/b/etcd-c.db"), PathBuf::from("/b/etcd-d.db")]
+        );
+        // A long outage: every file is old, the newest `keep` survive.
+        let d = doomed(&files[2..4], 2, Duration::from_secs(day), now);
+        assert_eq!(d, Vec::<PathBuf>::new());
+        // keep=0 still keeps the newest one.
+        let d = doomed(&files, 0, Duration::from_secs(1), now);
+        assert_eq!(d.len(), 4);
+        assert!(!d.contains(&PathBuf::from("/b/etcd-a.db")));
+        // Files not named by fild are never deleted.
+        let files = vec![
+            listed("etcd-a.db", 10, now),
+            listed("mine.db", 10 * day, now),
+        ];
+        assert!(doomed(&files, 1, Duration::from_secs(1), now).is_empty());
+    }
+
+    #[test]
+    fn listing_is_newest_first_and_skips_partials() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("etcd-old.db"), b"x").unwrap();
+        std::fs::write(p.join(".etcd-new.db.part"), b"x").unwrap();
+        std::fs::write(p.join("notes.txt"), b"x").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(100);
+        std::fs::File::options()
+            .write(true)
+            .open(p.join("etcd-old.db"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(p.join("etcd-new.db"), b"xyz").unwrap();
+        let l = list_dir(p).unwrap();
+        let names: Vec<String> = l
+            .iter()
+            .map(|b| b.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["etcd-new.db", "etcd-old.db"]);
+        assert_eq!(l[0].size, 3);
+        assert!(list_dir(&p.join("missing")).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn command_gets_the_file_as_dollar_one_and_reports_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("snap with space.db");
+        std::fs::write(&f, b"data").unwrap();
+        let copy = dir.path().join("copy.db");
+        let cmd = format!("cp \"$1\" '{}' && echo copied", copy.display());
+        let o = run_command_quiet(&cmd, &f, Duration::from_secs(20)).await;
+        assert_eq!(
+            o,
+            CommandOutcome::Exited {
+                code: 0,
+                output: "copied".into()
+            }
+        );
+        assert_eq!(std::fs::read(&copy).unwrap(), b"data");
+        let o = run_command_quiet("echo oops >&2; exit 3", &f, Duration::from_secs(20)).await;
+        assert_eq!(
+            o,
+            CommandOutcome::Exited {
+                code: 3,
+                output: "oops".into()
+            }
+        );
+        let t = std::time::Instant::now();
+        let o = run_command_quiet("sleep 30", &f, Duration::from_millis(300)).await;
+        assert!(matches!(o, CommandOutcome::TimedOut { .. }), "{o:?}");
+        assert!(t.elapsed() < Duration::from_secs(15));
+    }
+}

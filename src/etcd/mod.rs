@@ -11,9 +11,11 @@
 //! - [`snapshot`]: take and verify snapshots.
 //! - [`membership`]: replace, add, remove, move, rescue.
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
+//! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
 //! - [`guard`]: quorum guard, rolling restart, liveness, defrag.
 
 pub mod backup;
+pub mod backup_restore;
 pub mod cluster;
 pub mod envfile;
 pub mod guard;

@@ -1,0 +1,544 @@
+//! `filc etcd restore FILE`: rebuild the cluster from one snapshot (recovery mode three).
+//!
+//! Everything that can fail without touching the running cluster is done first, so bad input
+//! changes nothing:
+//!
+//! 1. Check the file (it exists, its trailing SHA-256 matches) and every member's settings
+//!    (name, peer URL, data dir, env file).
+//! 2. Restore the snapshot offline into `<data_dir>.restoring` beside each member's data dir,
+//!    with `etcdutl snapshot restore` when `etcdutl` is found (etcd 3.5+; `ETCDUTL_BIN` or
+//!    PATH), else `etcdctl snapshot restore` (`ETCDCTL_BIN` or PATH; `ETCDCTL_API=3`). Each
+//!    member gets its own name and peer URL, the same initial cluster and a **new** cluster
+//!    token, so the result is a new cluster (new member and cluster IDs) that no old member
+//!    can join by mistake.
+//! 3. Stop the gateway and every member (`force`: the quorum guard must not refuse).
+//! 4. Move each member's data dir aside to `<data_dir>.<UTC time>` (never deleted), and
+//!    move the restored dir into its place.
+//! 5. Rewrite each env file: `cluster_token=<new token>`, `cluster_state=new`, and
+//!    `initial_cluster` when it differs from the list the data was restored with.
+//! 6. Start every member, then the gateway; wait until every member is healthy and answers a
+//!    linearizable read through its own endpoint.
+//!
+//! The new token is `<old token without an earlier -restored-…>-restored-<12 hex>`, the hex
+//! taken from a SHA-256 of the old token and the snapshot's own checksum. It is therefore new
+//! on every restore (the old token differs each time) yet the same on every host that
+//! restores the same file into the same old cluster, which is what mode two needs: copy the
+//! file to each host and run `filc etcd restore` there; each fild restores the members it runs.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use sha2::{Digest, Sha256};
+
+use super::backup::local_members;
+use super::membership::Say;
+use super::{cluster, envfile, snapshot};
+use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest};
+use crate::control::client::Client;
+
+/// How long the restored cluster may take to become healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
+
+/// `name=url` pairs of an `initial_cluster` value.
+fn parse_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.split_once('=')
+                .map(|(n, u)| (n.trim().to_string(), u.trim().to_string()))
+                .filter(|(n, u)| !n.is_empty() && !u.is_empty())
+                .ok_or_else(|| format!("{e:?} is not name=peer_url"))
+        })
+        .collect()
+}
+
+fn format_cluster(list: &[(String, String)]) -> String {
+    list.iter()
+        .map(|(n, u)| format!("{n}={u}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The cluster to restore: every member named in the members' `initial_cluster` values
+/// (members other hosts run, in mode two), each local member with its own peer URL.
+fn restored_cluster(members: &[EtcdMember]) -> Result<Vec<(String, String)>, String> {
+    let mut list: Vec<(String, String)> = Vec::new();
+    for m in members {
+        let parsed = parse_cluster(&m.initial_cluster)
+            .map_err(|e| format!("{}: initial_cluster: {e}", m.program))?;
+        for (n, u) in parsed {
+            if members.iter().any(|l| l.name == n) {
+                continue; // a local member: its own peer URL below
+            }
+            if !list.contains(&(n.clone(), u.clone())) {
+                list.push((n, u));
+            }
+        }
+    }
+    for m in members {
+        list.push((m.name.clone(), m.peer_url.clone()));
+    }
+    // Keep the configured order when the first member's list names everyone.
+    let order: Vec<String> = parse_cluster(&members[0].initial_cluster)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    list.sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+    Ok(list)
+}
+
+/// `<base>-restored-<hex>`: new for every restore, equal on every host restoring the same
+/// file into the same cluster.
+fn new_token(old: &str, snapshot_sum: &[u8]) -> String {
+    let base = old.find("-restored-").map_or(old, |i| &old[..i]);
+    let base = if base.is_empty() {
+        "etcd-cluster"
+    } else {
+        base
+    };
+    let mut h = Sha256::new();
+    h.update(old.as_bytes());
+    h.update(b"\n");
+    h.update(snapshot_sum);
+    let d = h.finalize();
+    format!("{base}-restored-{}", hex::encode(&d[..6]))
+}
+
+/// The snapshot's own trailing SHA-256.
+fn snapshot_sum(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::End(-32))?;
+    let mut sum = vec![0u8; 32];
+    f.read_exact(&mut sum)?;
+    Ok(sum)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The offline restore tool: etcdutl (3.5+) when present, else etcdctl.
+fn restore_tool() -> Option<PathBuf> {
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| is_executable(p))
+    };
+    from_env("ETCDUTL_BIN")
+        .or_else(|| find_on_path("etcdutl"))
+        .or_else(|| from_env("ETCDCTL_BIN"))
+        .or_else(|| find_on_path("etcdctl"))
+}
+
+/// `<path>.<UTC time>` (with `-N` if taken).
+fn aside_name(path: &Path) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let mut cand = PathBuf::from(format!("{}.{stamp}", path.display()));
+    let mut n = 2;
+    while cand.exists() {
+        cand = PathBuf::from(format!("{}.{stamp}-{n}", path.display()));
+        n += 1;
+    }
+    cand
+}
+
+fn restoring_dir(m: &EtcdMember) -> PathBuf {
+    PathBuf::from(format!("{}.restoring", m.data_dir))
+}
+
+/// Run the offline restore for one member into `into`.
+fn offline_restore(
+    tool: &Path,
+    file: &Path,
+    m: &EtcdMember,
+    initial_cluster: &str,
+    token: &str,
+    into: &Path,
+) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new(tool);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCD_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .env("ETCDCTL_API", "3")
+        .arg("snapshot")
+        .arg("restore")
+        .arg(file)
+        .arg("--name")
+        .arg(&m.name)
+        .arg("--initial-cluster")
+        .arg(initial_cluster)
+        .arg("--initial-cluster-token")
+        .arg(token)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&m.peer_url)
+        .arg("--data-dir")
+        .arg(into)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} snapshot restore for {} failed ({}): {}{}",
+            tool.display(),
+            m.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    Ok(())
+}
+
+async fn action(
+    ctl: &Client,
+    op: &str,
+    names: &[String],
+    say: Say<'_>,
+) -> anyhow::Result<ActionReply> {
+    let reply: ActionReply = ctl
+        .post(
+            &format!("/v1/processes/{op}"),
+            &NamesRequest {
+                names: names.to_vec(),
+                force: true,
+            },
+        )
+        .await
+        .with_context(|| format!("{op} {}", names.join(" ")))?;
+    for r in &reply.results {
+        say(&format!(
+            "  {}: {} ({})",
+            r.name,
+            r.message,
+            r.state.as_str()
+        ));
+    }
+    Ok(reply)
+}
+
+fn program_names(local: &EtcdMembers) -> Vec<String> {
+    local.members.iter().map(|m| m.program.clone()).collect()
+}
+
+/// Recovery mode three: see the module docs.
+pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<()> {
+    let refuse = |why: String| {
+        anyhow!(
+            "filc etcd restore {}: {why}; nothing was changed",
+            file.display()
+        )
+    };
+    let local = local_members(ctl).await?;
+    if !local.problems.is_empty() {
+        return Err(refuse(format!(
+            "member env files have problems: {}",
+            local.problems.join("; ")
+        )));
+    }
+
+    // 1. The file and the members' settings.
+    say(&format!("verifying {}", file.display()));
+    if !file.is_file() {
+        return Err(refuse("no such file".into()));
+    }
+    let size = snapshot::verify(file).map_err(|e| refuse(format!("not a good snapshot: {e}")))?;
+    let file = file.canonicalize().map_err(|e| refuse(e.to_string()))?;
+    say(&format!("snapshot checksum ok ({size} bytes)"));
+    for m in &local.members {
+        for (key, v) in [
+            ("name", &m.name),
+            ("peer_url", &m.peer_url),
+            ("client_url", &m.client_url),
+            ("data_dir", &m.data_dir),
+        ] {
+            if v.is_empty() {
+                return Err(refuse(format!(
+                    "{}: {key} is not set in {}",
+                    m.program, m.env_file
+                )));
+            }
+        }
+    }
+    for (i, m) in local.members.iter().enumerate() {
+        if local.members[..i]
+            .iter()
+            .any(|o| o.name == m.name || o.data_dir == m.data_dir)
+        {
+            return Err(refuse(format!(
+                "{} shares its name or data dir with another member",
+                m.program
+            )));
+        }
+    }
+    let list = restored_cluster(&local.members).map_err(refuse)?;
+    let initial_cluster = format_cluster(&list);
+    let old_token = local.members[0].cluster_token.clone();
+    let sum = snapshot_sum(&file).map_err(|e| refuse(e.to_string()))?;
+    let token = new_token(&old_token, &sum);
+    let Some(tool) = restore_tool() else {
+        return Err(refuse(
+            "neither etcdutl nor etcdctl found (install etcd-client, or set ETCDUTL_BIN / ETCDCTL_BIN)"
+                .into(),
+        ));
+    };
+    say(&format!("new cluster: {initial_cluster}"));
+    say(&format!("new cluster token: {token} (was {old_token})"));
+    let others: Vec<&str> = list
+        .iter()
+        .filter(|(n, _)| !local.members.iter().any(|m| &m.name == n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !others.is_empty() {
+        say(&format!(
+            "members run elsewhere ({}): restore the same file on their hosts too",
+            others.join(", ")
+        ));
+    }
+
+    // 2. Offline restore beside each data dir, while the cluster still runs.
+    let mut prepared: Vec<PathBuf> = Vec::new();
+    let cleanup = |dirs: &[PathBuf]| {
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    };
+    for m in &local.members {
+        let into = restoring_dir(m);
+        if into.exists() {
+            say(&format!(
+                "removing {} (left by an earlier restore that did not finish)",
+                into.display()
+            ));
+            std::fs::remove_dir_all(&into)
+                .map_err(|e| refuse(format!("{}: {e}", into.display())))?;
+        }
+        if let Some(parent) = into.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| refuse(format!("{}: {e}", parent.display())))?;
+        }
+        say(&format!(
+            "restoring {} into {} ({} snapshot restore)",
+            m.name,
+            into.display(),
+            tool.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if let Err(e) = offline_restore(&tool, &file, m, &initial_cluster, &token, &into) {
+            prepared.push(into);
+            cleanup(&prepared);
+            return Err(refuse(e.to_string()));
+        }
+        prepared.push(into);
+    }
+
+    // 3. Stop the gateway and the members.
+    let mut stop: Vec<String> = Vec::new();
+    if let Some(gw) = &local.gateway {
+        stop.push(gw.program.clone());
+    }
+    stop.extend(program_names(&local));
+    say(&format!("stopping {}", stop.join(" ")));
+    if let Err(e) = action(ctl, "stop", &stop, say).await {
+        cleanup(&prepared);
+        return Err(e.context("cannot stop the members; the restored data was discarded"));
+    }
+    let now: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let running: Vec<String> = now
+        .members
+        .iter()
+        .filter(|m| local.members.iter().any(|l| l.program == m.program) && m.pid != 0)
+        .map(|m| format!("{} (pid {})", m.program, m.pid))
+        .collect();
+    if !running.is_empty() {
+        cleanup(&prepared);
+        say("starting the stopped programs again");
+        let _ = action(ctl, "start", &stop, say).await;
+        bail!(
+            "filc etcd restore: {} still running after stop; no data dir was touched",
+            running.join(", ")
+        );
+    }
+
+    // 4. Old data aside, restored data in.
+    for (m, into) in local.members.iter().zip(&prepared) {
+        let data = PathBuf::from(&m.data_dir);
+        if data.exists() {
+            let aside = aside_name(&data);
+            std::fs::rename(&data, &aside).with_context(|| {
+                format!(
+                    "cannot move {} aside to {}; members are stopped, restored data is in {}",
+                    data.display(),
+                    aside.display(),
+                    into.display()
+                )
+            })?;
+            say(&format!(
+                "{}: old data moved aside to {}",
+                m.name,
+                aside.display()
+            ));
+        } else {
+            say(&format!(
+                "{}: no old data dir at {}",
+                m.name,
+                data.display()
+            ));
+        }
+        std::fs::rename(into, &data).with_context(|| {
+            format!(
+                "cannot move {} to {}; members are stopped",
+                into.display(),
+                data.display()
+            )
+        })?;
+        say(&format!("{}: restored data in {}", m.name, data.display()));
+    }
+
+    // 5. Env files match the restored data.
+    for m in &local.members {
+        let mut changes: Vec<(&str, &str)> =
+            vec![("cluster_token", token.as_str()), ("cluster_state", "new")];
+        let same = parse_cluster(&m.initial_cluster).is_ok_and(|l| l == list);
+        if !same {
+            changes.push(("initial_cluster", initial_cluster.as_str()));
+        }
+        envfile::update(Path::new(&m.env_file), &changes)
+            .with_context(|| format!("cannot rewrite {}; members are stopped", m.env_file))?;
+        say(&format!(
+            "{}: {} now says cluster_token={token}, cluster_state=new{}",
+            m.program,
+            m.env_file,
+            if same {
+                ""
+            } else {
+                ", initial_cluster=<new list>"
+            }
+        ));
+    }
+
+    // 6. Start, wait, verify.
+    let members = program_names(&local);
+    say(&format!("starting {}", members.join(" ")));
+    action(ctl, "start", &members, say).await?;
+    if let Some(gw) = &local.gateway {
+        say(&format!("starting {}", gw.program));
+        action(ctl, "start", std::slice::from_ref(&gw.program), say).await?;
+    }
+    say("waiting for every member to be healthy");
+    let start = Instant::now();
+    loop {
+        let mut all = true;
+        for m in &local.members {
+            if !cluster::healthy(&m.client_url).await {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            break;
+        }
+        if start.elapsed() > HEALTHY_WITHIN {
+            bail!(
+                "the restored members are not all healthy after {} s; see `filc etcd status` and the members' logs",
+                HEALTHY_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for m in &local.members {
+        let mut c = cluster::connect(&m.client_url)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", m.name))?;
+        let r = c
+            .get("fild-restore-check", None)
+            .await
+            .map_err(|e| anyhow!("read through {} ({}) failed: {e}", m.name, m.client_url))?;
+        let rev = r.header().map(|h| h.revision()).unwrap_or(0);
+        say(&format!("{}: healthy, read ok at revision {rev}", m.name));
+    }
+    let (mut c, _) = cluster::connect_any(&cluster::endpoints(&local))
+        .await
+        .map_err(|e| anyhow!("member list: {e}"))?;
+    let ml = c.member_list().await?;
+    for m in ml.members() {
+        say(&format!(
+            "member {:x} {} {}",
+            m.id(),
+            m.name(),
+            m.peer_urls().join(",")
+        ));
+    }
+    say(&format!(
+        "restored from {}: new cluster with {} members",
+        file.display(),
+        ml.members().len()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ProcessState;
+
+    fn member(name: &str, peer: &str, ic: &str) -> EtcdMember {
+        EtcdMember {
+            program: format!("p-{name}"),
+            state: ProcessState::Running,
+            pid: 1,
+            env_file: String::new(),
+            name: name.into(),
+            client_url: "http://c".into(),
+            peer_url: peer.into(),
+            data_dir: format!("/d/{name}"),
+            initial_cluster: ic.into(),
+            cluster_token: "t".into(),
+            cluster_state: "new".into(),
+        }
+    }
+
+    #[test]
+    fn cluster_list_covers_local_and_remote_members() {
+        let ic = "a=http://h:1,b=http://h:2,c=http://h:3";
+        let all = [
+            member("b", "http://h:2", ic),
+            member("a", "http://h:1", ic),
+            member("c", "http://h:3", ic),
+        ];
+        assert_eq!(format_cluster(&restored_cluster(&all).unwrap()), ic);
+        // Mode two: one local member, the others from its initial_cluster; its own URL wins.
+        let one = [member("b", "http://x:2", ic)];
+        assert_eq!(
+            format_cluster(&restored_cluster(&one).unwrap()),
+            "a=http://h:1,b=http://x:2,c=http://h:3"
+        );
+        assert!(restored_cluster(&[member("a", "http://h:1", "junk")]).is_err());
+    }
+
+    #[test]
+    fn tokens_are_new_and_deterministic() {
+        let t1 = new_token("etcd-cluster-1", b"sum");
+        assert!(t1.starts_with("etcd-cluster-1-restored-"), "{t1}");
+        assert_eq!(t1, new_token("etcd-cluster-1", b"sum"));
+        let t2 = new_token(&t1, b"sum");
+        assert!(t2.starts_with("etcd-cluster-1-restored-"), "{t2}");
+        assert_ne!(t1, t2);
+        assert_ne!(t1, new_token("etcd-cluster-1", b"other"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Backups against real three-member clusters: `filc etcd snapshot`, `filc etcd backups`,
+//! fild's scheduled backups with `backup_command` and retention, and `filc etcd restore`.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::etcd::*;
+use common::*;
+
+const UP: Duration = Duration::from_secs(60);
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A healthy cluster with every member and the gateway running.
+fn up(name: &str) -> Cluster {
+    let c = Cluster::new(name);
+    c.start_all();
+    c.wait_healthy(UP);
+    c
+}
+
+/// Put through a member's own endpoint, retrying while the cluster settles.
+fn put(c: &Cluster, key: &str, value: &str) {
+    let ok = wait_until(UP, || c.put(&c.endpoint(0), key, value));
+    assert!(ok, "put {key} failed");
+}
+
+/// The last line of filc's stdout: the snapshot path `filc etcd snapshot` prints.
+fn last_line(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn snapshot_into(c: &Cluster, dir: Option<&Path>) -> PathBuf {
+    let mut args = vec!["etcd".to_string(), "snapshot".to_string()];
+    if let Some(d) = dir {
+        args.push(d.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut o = c.fild().filc(&args);
+    // A member may still be settling: retry.
+    let ok = wait_until(UP, || {
+        if code(&o) == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        o = c.fild().filc(&args);
+        false
+    });
+    assert!(ok, "filc etcd snapshot failed: {}", text(&o));
+    let path = PathBuf::from(last_line(&o));
+    assert!(
+        path.is_file(),
+        "{} is not a file: {}",
+        path.display(),
+        text(&o)
+    );
+    path
+}
+
+fn db_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "db"));
+    v.sort();
+    v
+}
+
+fn part_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".part"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Member IDs as the cluster lists them (asked through member `n`).
+fn member_ids(c: &Cluster, n: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let ok = wait_until(UP, || {
+        let o = c.etcdctl(&c.endpoint(n), &["member", "list", "-w", "json"]);
+        if !o.status.success() {
+            return false;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+            return false;
+        };
+        ids = v["members"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["ID"].as_u64()).collect())
+            .unwrap_or_default();
+        ids.len() == 3
+    });
+    assert!(ok, "member list through member {n}");
+    ids.sort();
+    ids
+}
+
+/// Every entry of the data root (data dirs, dirs moved aside, restore scratch dirs).
+fn data_listing(c: &Cluster) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&c.data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn pids(c: &Cluster) -> Vec<i32> {
+    ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"]
+        .iter()
+        .map(|p| c.pid(p))
+        .collect()
+}
+
+fn backup_dir(c: &Cluster) -> PathBuf {
+    c.root.join("var/backups/etcd")
+}
+
+#[test]
+fn snapshot_writes_a_verified_file_and_backups_lists_it() {
+    let c = up("bksnap");
+    put(&c, "snap-key", "v1");
+    let f = c.fild();
+
+    // Into a directory of our choice.
+    let dir = c.root.join("elsewhere");
+    let file = snapshot_into(&c, Some(&dir));
+    assert_eq!(file.parent(), Some(dir.as_path()));
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 0);
+    assert_eq!(fild::etcd::snapshot::verify(&file), Ok(size));
+    assert!(file.extension().is_some_and(|e| e == "db"));
+    assert!(part_files(&dir).is_empty(), "{:?}", part_files(&dir));
+
+    // Into the [etcd] backup_dir, listed by `filc etcd backups` (newest first).
+    let first = snapshot_into(&c, None);
+    assert_eq!(first.parent(), Some(backup_dir(&c).as_path()));
+    std::thread::sleep(Duration::from_millis(1100)); // distinct names (second resolution)
+    put(&c, "snap-key", "v2");
+    let second = snapshot_into(&c, None);
+    assert!(fild::etcd::snapshot::verify(&second).is_ok());
+    // A leftover temporary is never listed.
+    std::fs::write(backup_dir(&c).join(".etcd-x.db.part"), b"partial").unwrap();
+
+    let out = f.filc_ok(&["etcd", "backups"]);
+    assert!(out.contains(&second.display().to_string()), "{out}");
+    assert!(out.contains(&first.display().to_string()), "{out}");
+    assert!(!out.contains(".part"), "{out}");
+    assert!(!out.contains(&file.display().to_string()), "{out}");
+
+    let o = f.filc(&["etcd", "backups", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["path"], second.display().to_string());
+    assert_eq!(rows[1]["path"], first.display().to_string());
+    for r in rows {
+        assert!(r["size"].as_u64().unwrap() > 0);
+        assert!(r["modified_unix"].as_u64().unwrap() > 0);
+    }
+
+    // No healthy member: a clear error, nothing written.
+    f.filc_ok(&["stop", "--force", "etcd:*"]);
+    let before = db_files(&backup_dir(&c));
+    let o = f.filc(&["etcd", "snapshot"]);
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("no healthy etcd member"), "{}", text(&o));
+    assert_eq!(db_files(&backup_dir(&c)), before);
+}
+
+#[test]
+fn scheduled_backups_run_the_command_and_apply_retention() {
+    let mut c = Cluster::new("bksched");
+    let copies = c.root.join("copies");
+    std::fs::create_dir_all(&copies).unwrap();
+    // Short interval, keep two, everything beyond those is "old".
+    let ini = std::fs::read_to_string(c.config()).unwrap();
+    assert!(
+        ini.contains("[etcd]\n"),
+        "the kit's fild.ini has an [etcd] section"
+    );
+    let ini = ini.replacen(
+        "[etcd]\n",
+        &format!(
+            "[etcd]\nbackup_interval=3s\nbackup_keep=2\nbackup_max_age=1s\nbackup_command=cp \"$1\" {}/ && echo copied\n",
+            copies.display()
+        ),
+        1,
+    );
+    std::fs::write(c.config(), ini).unwrap();
+    c.fild_mut().terminate();
+    c.start_fild();
+    c.start_all();
+    c.wait_healthy(UP);
+    put(&c, "sched-key", "v");
+
+    let dir = backup_dir(&c);
+    let ok = wait_until(Duration::from_secs(90), || {
+        let n = db_files(&copies).len();
+        let kept = db_files(&dir).len();
+        n >= 3 && (1..=2).contains(&kept)
+    });
+    assert!(
+        ok,
+        "copies: {:?}, backup dir: {:?}",
+        db_files(&copies),
+        db_files(&dir)
+    );
+    // Retention deleted the older ones: every remaining file is also among the copies, and
+    // the copies are whole snapshots.
+    let copied: Vec<_> = db_files(&copies)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    for f in db_files(&dir) {
+        assert!(copied.contains(&f.file_name().unwrap().to_owned()), "{f:?}");
+    }
+    for f in db_files(&copies) {
+        assert!(fild::etcd::snapshot::verify(&f).is_ok(), "{f:?}");
+    }
+    assert!(part_files(&dir).is_empty(), "{:?}", part_files(&dir));
+    let log = std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap_or_default();
+    assert!(log.contains("Scheduled etcd backup"), "{log}");
+    assert!(log.contains("deleted an old snapshot"), "{log}");
+}
+
+#[test]
+fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
+    let c = up("bkrestore");
+    for i in 0..3 {
+        put(&c, &format!("a{i}"), &format!("A{i}"));
+    }
+    let file = snapshot_into(&c, Some(&c.root.join("snaps")));
+    for i in 0..3 {
+        put(&c, &format!("b{i}"), &format!("B{i}"));
+    }
+    let ids_before = member_ids(&c, 0);
+    let env = std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap();
+    assert!(!env.contains("-restored-"), "{env}");
+
+    let o = c
+        .fild()
+        .filc(&["etcd", "restore", &file.display().to_string()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = text(&o);
+    eprintln!("{out}");
+    for step in [
+        "verifying",
+        "stopping",
+        "moved aside",
+        "starting",
+        "healthy",
+    ] {
+        assert!(out.contains(step), "no {step:?} step in:\n{out}");
+    }
+
+    c.wait_healthy(UP);
+    for n in 0..3 {
+        for i in 0..3 {
+            c.wait_value(n, &format!("a{i}"), &format!("A{i}"), UP);
+        }
+        for i in 0..3 {
+            let o = c.etcdctl(
+                &c.endpoint(n),
+                &[
+                    "get",
+                    "--consistency=s",
+                    "--print-value-only",
+                    &format!("b{i}"),
+                ],
+            );
+            assert!(o.status.success(), "{}", text(&o));
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "", "b{i} on {n}");
+        }
+    }
+    // A new cluster: every member ID changed, and every member agrees on the list.
+    let ids_after = member_ids(&c, 0);
+    for n in 1..3 {
+        assert_eq!(member_ids(&c, n), ids_after);
+    }
+    for id in &ids_after {
+        assert!(!ids_before.contains(id), "{ids_before:?} vs {ids_after:?}");
+    }
+    // The old data dirs are kept aside; no scratch dir is left.
+    let listing = data_listing(&c);
+    for n in 0..3 {
+        let live = format!("boot{n}.etcd");
+        assert!(listing.contains(&live), "{listing:?}");
+        let aside: Vec<&String> = listing
+            .iter()
+            .filter(|e| e.starts_with(&format!("{live}.")) && !e.ends_with(".restoring"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{listing:?}");
+        assert!(c.data.join(aside[0]).join("member").is_dir());
+    }
+    assert!(
+        !listing.iter().any(|e| e.ends_with(".restoring")),
+        "{listing:?}"
+    );
+    // The env files match the restored data.
+    for n in 0..3 {
+        let env = std::fs::read_to_string(c.root.join(&format!("apps/etcd/etcd-{n}.env"))).unwrap();
+        assert!(env.contains("cluster_token=test-bkrestore-"), "{env}");
+        assert!(env.contains("-restored-"), "{env}");
+        assert!(env.contains("cluster_state=new"), "{env}");
+    }
+    // The gateway serves the restored data, and the cluster takes writes again.
+    let ok = wait_until(UP, || {
+        let o = c.etcdctl(&c.gateway(), &["get", "--print-value-only", "a1"]);
+        String::from_utf8_lossy(&o.stdout).trim() == "A1"
+    });
+    assert!(ok, "gateway does not serve the restored data");
+    put(&c, "after", "restore");
+    for n in 0..3 {
+        c.wait_value(n, "after", "restore", UP);
+    }
+    let mut o = c.fild().filc(&["etcd", "status"]);
+    let ok = wait_until(UP, || {
+        o = c.fild().filc(&["etcd", "status"]);
+        code(&o) == 0
+    });
+    assert!(ok, "{}", text(&o));
+}
+
+#[test]
+fn restore_refuses_bad_input_before_touching_anything() {
+    let c = up("bkbad");
+    put(&c, "keep", "me");
+    let good = snapshot_into(&c, Some(&c.root.join("snaps")));
+    let data = std::fs::read(&good).unwrap();
+    let truncated = c.root.join("snaps/truncated.db");
+    std::fs::write(&truncated, &data[..data.len() / 2]).unwrap();
+    let flipped = c.root.join("snaps/flipped.db");
+    let mut bad = data.clone();
+    bad[data.len() / 3] ^= 0xff;
+    std::fs::write(&flipped, &bad).unwrap();
+
+    let pids_before = pids(&c);
+    let ids_before = member_ids(&c, 0);
+    let listing_before = data_listing(&c);
+    let env_before = std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap();
+
+    let missing = c.root.join("snaps/missing.db");
+    for (file, why) in [
+        (&missing, "no such file"),
+        (&truncated, "checksum"),
+        (&flipped, "checksum"),
+    ] {
+        let o = c
+            .fild()
+            .filc(&["etcd", "restore", &file.display().to_string()]);
+        assert_ne!(code(&o), 0, "{}", text(&o));
+        let t = text(&o);
+        assert!(t.contains(why), "{t}");
+        assert!(t.contains("nothing was changed"), "{t}");
+        assert!(t.contains(&file.display().to_string()), "{t}");
+        assert!(!t.contains("stopping"), "{t}");
+    }
+
+    assert_eq!(pids(&c), pids_before);
+    assert_eq!(member_ids(&c, 0), ids_before);
+    assert_eq!(data_listing(&c), listing_before);
+    assert_eq!(
+        std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap(),
+        env_before
+    );
+    c.wait_healthy(UP);
+    for n in 0..3 {
+        c.wait_value(n, "keep", "me", UP);
+    }
+}
