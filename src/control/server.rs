@@ -240,12 +240,9 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
                 Ok(r) => r,
                 Err(resp) => return resp,
             };
-            let names = req.names;
-            result(
-                handle
-                    .call(|reply| Request::Action { op, names, reply })
-                    .await,
-            )
+            // Stops and restarts naming etcd members pass the quorum guard (unless forced);
+            // a restart of several members rolls through them one at a time.
+            result(crate::etcd::guard::action(handle, op, req.names, req.force).await)
         }
         (&Method::POST, "/processes/signal") => {
             let req: SignalRequest = match body(req).await {
