@@ -530,6 +530,7 @@ fn print_etcd_status(st: &fild::etcd::cluster::ClusterStatus) {
             match (&m.error, m.healthy) {
                 (_, true) => "ok".into(),
                 (Some(e), false) => format!("down: {e}"),
+                (None, false) if !st.members.iter().all(|m| m.alarms.is_empty()) => "alarm".into(),
                 (None, false) => "unhealthy".into(),
             },
             m.alarms.join(","),

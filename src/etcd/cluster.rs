@@ -250,11 +250,21 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         });
     }
     let mut leader_id = None;
+    // Members that answered a status call and know a leader: they serve, even when an alarm
+    // makes etcd 3.4 report /health false on every member.
+    let mut serving = vec![false; rows.len()];
     while let Some(Ok((i, st, ok))) = set.join_next().await {
         let r = &mut rows[i];
         r.healthy = ok;
         match st {
             Ok(s) => {
+                // Raised alarms come back as errors too; they are shown as alarms.
+                let errors: Vec<&String> = s
+                    .errors()
+                    .iter()
+                    .filter(|e| !e.contains("alarm:"))
+                    .collect();
+                serving[i] = ok || (s.leader() != 0 && errors.is_empty());
                 r.raft_term = s.raft_term();
                 r.raft_index = s.raft_index();
                 r.db_size = s.db_size();
@@ -264,8 +274,14 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                 if s.leader() != 0 {
                     leader_id = Some(format!("{:x}", s.leader()));
                 }
-                if !s.errors().is_empty() {
-                    r.error = Some(s.errors().join("; "));
+                if !errors.is_empty() {
+                    r.error = Some(
+                        errors
+                            .iter()
+                            .map(|e| e.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    );
                 }
             }
             Err(e) => {
@@ -276,12 +292,13 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         }
     }
     let voters = rows.iter().filter(|r| r.id.is_some() && !r.learner).count();
+    let any_alarm = rows.iter().any(|r| !r.alarms.is_empty());
     let healthy_voters = rows
         .iter()
-        .filter(|r| r.id.is_some() && !r.learner && r.healthy)
+        .zip(&serving)
+        .filter(|(r, s)| r.id.is_some() && !r.learner && (r.healthy || (any_alarm && **s)))
         .count();
     let quorum = voters / 2 + 1;
-    let any_alarm = rows.iter().any(|r| !r.alarms.is_empty());
     let all_fine = rows
         .iter()
         .all(|r| r.healthy && r.error.is_none() && !r.learner);

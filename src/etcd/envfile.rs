@@ -44,22 +44,23 @@ pub fn read(
     evaluate(&text, env).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Set `key=value` (a literal) in the file's text, replacing the key's line or appending one.
+/// Set `key=value` (a literal) in the file's text: the key's first line is replaced, any later
+/// line setting the same key (which would win when sourced) is dropped, or a line is appended.
 pub fn set(text: &str, key: &str, value: &str) -> String {
     let mut found = false;
-    let mut out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let t = l.trim_start();
-            let t = t.strip_prefix("export ").unwrap_or(t);
-            if !found && t.split_once('=').is_some_and(|(k, _)| k == key) {
-                found = true;
-                format!("{key}={}", quote(value))
-            } else {
-                l.to_string()
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let t = l.trim_start();
+        let t = t.strip_prefix("export ").unwrap_or(t);
+        if t.split_once('=').is_some_and(|(k, _)| k == key) {
+            if !found {
+                out.push(format!("{key}={}", quote(value)));
             }
-        })
-        .collect();
+            found = true;
+        } else {
+            out.push(l.to_string());
+        }
+    }
     if !found {
         out.push(format!("{key}={}", quote(value)));
     }
@@ -213,6 +214,12 @@ mod tests {
         assert_eq!(t, "# c\nname=a\ncluster_state=existing\n");
         let t = set(&t, "initial_cluster", "a=http://x:1,b=http://y:2");
         assert!(t.ends_with("initial_cluster=a=http://x:1,b=http://y:2\n"));
+        let t = set(
+            &format!("{t}cluster_state=new\n"),
+            "cluster_state",
+            "existing",
+        );
+        assert_eq!(t.matches("cluster_state=").count(), 1, "{t}");
         let t = set(&t, "odd", "has space");
         assert!(t.contains("odd='has space'"));
         assert_eq!(evaluate(&t, &BTreeMap::new()).unwrap()["odd"], "has space");
