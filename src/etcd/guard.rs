@@ -33,48 +33,6 @@ pub const ROLLING_WAIT: Duration = Duration::from_secs(60);
 /// One member operation at a time (guard check + action, rolling restart, liveness restart).
 static MEMBER_OPS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-// ----- name resolution ----------------------------------------------------------------------
-
-/// Names as typed (`all`, `group:*`, `group:name`, `name`, a group's name) to program names,
-/// the way the supervisor resolves them. Unknown names are an error (the supervisor would
-/// refuse the whole request too).
-pub fn resolve(view: &ProgramsView, names: &[String]) -> Result<Vec<String>, Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    let mut unknown = Vec::new();
-    for n in names {
-        let found: Vec<String> = if n == "all" {
-            view.programs.iter().map(|p| p.spec.name.clone()).collect()
-        } else if let Some((g, p)) = n.split_once(':') {
-            view.programs
-                .iter()
-                .filter(|v| v.spec.group == g && (p == "*" || v.spec.name == p))
-                .map(|v| v.spec.name.clone())
-                .collect()
-        } else if view.programs.iter().any(|p| p.spec.name == *n) {
-            vec![n.clone()]
-        } else {
-            view.programs
-                .iter()
-                .filter(|v| v.spec.group == *n)
-                .map(|v| v.spec.name.clone())
-                .collect()
-        };
-        if found.is_empty() {
-            unknown.push(n.clone());
-        }
-        for f in found {
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-    }
-    if unknown.is_empty() {
-        Ok(out)
-    } else {
-        Err(unknown)
-    }
-}
-
 // ----- the quorum guard ---------------------------------------------------------------------
 
 /// Whether a voting member counts as up: `/health` true, or, while an alarm is raised (which
@@ -152,7 +110,7 @@ pub async fn action(
         return run_action(handle, op, names).await;
     };
     // Unknown names: let the supervisor answer, exactly as it always does.
-    let Ok(resolved) = resolve(&v, &names) else {
+    let Ok(resolved) = v.resolve(&names) else {
         return run_action(handle, op, names).await;
     };
     let local = members::collect(&v);

@@ -568,42 +568,14 @@ impl Supervisor {
                 "no process named (use a name, group:*, or all)",
             ));
         }
-        let mut out: Vec<String> = Vec::new();
-        let mut unknown = Vec::new();
-        for n in names {
-            let found: Vec<String> = if n == "all" {
-                self.table.keys().cloned().collect()
-            } else if let Some((g, p)) = n.split_once(':') {
-                self.table
-                    .iter()
-                    .filter(|(name, e)| e.spec.group == g && (p == "*" || *name == p))
-                    .map(|(name, _)| name.clone())
-                    .collect()
-            } else if self.table.contains_key(n) {
-                vec![n.clone()]
-            } else {
-                self.table
-                    .iter()
-                    .filter(|(_, e)| e.spec.group == *n)
-                    .map(|(name, _)| name.clone())
-                    .collect()
-            };
-            if found.is_empty() {
-                unknown.push(n.clone());
-            }
-            for f in found {
-                if !out.contains(&f) {
-                    out.push(f);
-                }
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(ApiError::new(
-                404,
-                format!("no such process: {}", unknown.join(", ")),
-            ));
-        }
-        Ok(out)
+        let programs: Vec<(&str, &str)> = self
+            .table
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.spec.group.as_str()))
+            .collect();
+        resolve_names(&programs, names).map_err(|unknown| {
+            ApiError::new(404, format!("no such process: {}", unknown.join(", ")))
+        })
     }
 
     fn begin_action(&mut self, op: UserOp, names: Vec<String>, reply: Reply<ActionReply>) {
@@ -1092,6 +1064,60 @@ fn phase(op: Op, names: Vec<String>) -> Phase {
 
 fn spec_name(spec: &ProgramSpec) -> String {
     spec.name.clone()
+}
+
+/// Names as typed (`all`, `group:*`, `group:name`, `name`, a group's name) to process
+/// names, given every process's (name, group) in table order. Any unknown name fails the
+/// whole request (returned as the list of unknown names), so nothing is half done.
+pub fn resolve_names(
+    programs: &[(&str, &str)],
+    names: &[String],
+) -> Result<Vec<String>, Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut unknown = Vec::new();
+    for n in names {
+        let pick = |f: &dyn Fn(&str, &str) -> bool| -> Vec<String> {
+            programs
+                .iter()
+                .filter(|(name, group)| f(name, group))
+                .map(|(name, _)| name.to_string())
+                .collect()
+        };
+        let found = if n == "all" {
+            pick(&|_, _| true)
+        } else if let Some((g, p)) = n.split_once(':') {
+            pick(&|name, group| group == g && (p == "*" || name == p))
+        } else if programs.iter().any(|(name, _)| name == n) {
+            vec![n.clone()]
+        } else {
+            pick(&|_, group| group == n)
+        };
+        if found.is_empty() {
+            unknown.push(n.clone());
+        }
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    if unknown.is_empty() {
+        Ok(out)
+    } else {
+        Err(unknown)
+    }
+}
+
+impl ProgramsView {
+    /// Resolve names exactly as the supervisor does; see [`resolve_names`].
+    pub fn resolve(&self, names: &[String]) -> Result<Vec<String>, Vec<String>> {
+        let programs: Vec<(&str, &str)> = self
+            .programs
+            .iter()
+            .map(|p| (p.spec.name.as_str(), p.spec.group.as_str()))
+            .collect();
+        resolve_names(&programs, names)
+    }
 }
 
 /// What status needs to turn /proc figures into percentages and bytes.

@@ -52,3 +52,24 @@ pub fn tiers<'a>(specs: impl IntoIterator<Item = &'a ProgramSpec>) -> Vec<Vec<St
     }
     by_priority.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::supervisor::resolve_names;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn names_resolve_like_supervisorctl() {
+        let programs = [("etcd-0", "etcd"), ("etcd-1", "etcd"), ("gw", "gw"), ("x", "x")];
+        let r = |n: &[&str]| resolve_names(&programs, &names(n));
+        assert_eq!(r(&["all"]).unwrap(), names(&["etcd-0", "etcd-1", "gw", "x"]));
+        assert_eq!(r(&["etcd:*"]).unwrap(), names(&["etcd-0", "etcd-1"]));
+        assert_eq!(r(&["etcd:etcd-1"]).unwrap(), names(&["etcd-1"]));
+        assert_eq!(r(&["etcd"]).unwrap(), names(&["etcd-0", "etcd-1"]));
+        assert_eq!(r(&["etcd-1", "etcd:*"]).unwrap(), names(&["etcd-1", "etcd-0"]));
+        assert_eq!(r(&["x", "nope", "g:*"]).unwrap_err(), names(&["nope", "g:*"]));
+    }
+}
