@@ -66,7 +66,7 @@ pub async fn replace(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Resul
             me.name
         );
     }
-    let health = health_of(&others).await;
+    let health = settled_health(&others, quorum_of(others.len() + 1)).await;
     let healthy: Vec<&Mem> = others
         .iter()
         .zip(&health)
@@ -125,7 +125,7 @@ pub async fn add(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result<()
     }
     refuse_other_change(&list, &me).within(&what)?;
     let voters: Vec<&Mem> = list.iter().filter(|m| m.voter() && !m.is(&me)).collect();
-    let health = health_of(&voters).await;
+    let health = settled_health(&voters, quorum_of(voters.len() + 1)).await;
     let healthy: Vec<&Mem> = voters
         .iter()
         .zip(&health)
@@ -171,7 +171,7 @@ pub async fn remove(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
     let list = cluster_list(&local, None).await.within(&what)?;
     let mine = list.iter().find(|m| m.is(&me)).cloned();
     let others: Vec<&Mem> = list.iter().filter(|m| m.voter() && !m.is(&me)).collect();
-    let health = health_of(&others).await;
+    let health = settled_health(&others, quorum_of(others.len())).await;
     let healthy: Vec<&Mem> = others
         .iter()
         .zip(&health)
@@ -229,7 +229,7 @@ pub async fn remove(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
     if me.cluster_state != "existing" {
         say(&format!("rewrite {}: cluster_state=existing", me.env_file));
         envfile::update(Path::new(&me.env_file), &[("cluster_state", "existing")])
-            .with_context(|| format!("{what}: rewrite {}", me.env_file))?;
+            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
     }
     sync_gateway(ctl, say, &mut conn).await.within(&what)?;
     say(&format!(
@@ -295,7 +295,7 @@ pub async fn move_peer(
         .iter()
         .filter(|m| m.voter() && m.id != mine.id)
         .collect();
-    let health = health_of(&others).await;
+    let health = settled_health(&others, quorum_of(others.len() + usize::from(mine.voter()))).await;
     let healthy: Vec<&Mem> = others
         .iter()
         .zip(&health)
@@ -386,20 +386,32 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
             "found {FORCE_NEW_CLUSTER} left in {} by an interrupted rescue: removing it",
             me.env_file
         ));
-        remove_key(env, EXTRA_FLAGS).with_context(|| format!("{what}: rewrite {}", me.env_file))?;
+        remove_key(env, EXTRA_FLAGS)
+            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
         if is_up(me.state) {
             restart(ctl, say, &me.program).await.within(&what)?;
         }
     }
 
     // The survivor must run to be asked (member list is served locally, without quorum).
-    if !is_up(me.state) {
+    let started_here = !is_up(me.state);
+    if started_here {
         start(ctl, say, &me.program).await.within(&what)?;
     }
     let mut own = Conn::new(vec![me.client_url.clone()]);
-    let list = wait_list(&mut own, Duration::from_secs(30))
-        .await
-        .with_context(|| format!("{what}: {} does not answer at {}", me.name, me.client_url))?;
+    let list = match wait_list(&mut own, Duration::from_secs(30)).await {
+        Ok(l) => l,
+        Err(e) => {
+            if started_here {
+                let _ = stop(ctl, say, &me.program).await;
+            }
+            bail!(
+                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: use filc etcd restore",
+                me.name,
+                me.client_url
+            );
+        }
+    };
     let Some(mine) = list.iter().find(|m| m.is(&me)).cloned() else {
         bail!(
             "{what}: {} is not in its own member list. Nothing changed.",
@@ -407,7 +419,7 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
         );
     };
     let voters: Vec<&Mem> = list.iter().filter(|m| m.voter()).collect();
-    let health = health_of(&voters).await;
+    let health = settled_health(&voters, quorum_of(voters.len())).await;
     let healthy = health.iter().filter(|h| **h).count();
     let quorum = voters.len() / 2 + 1;
     say(&format!(
@@ -454,7 +466,7 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
             me.env_file
         ));
         envfile::update(env, &[(EXTRA_FLAGS, FORCE_NEW_CLUSTER)])
-            .with_context(|| format!("{what}: rewrite {}", me.env_file))?;
+            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
         let forced = async {
             start(ctl, say, &me.program).await?;
             say(&format!(
@@ -465,7 +477,8 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
         }
         .await;
         say(&format!("rewrite {}: remove {EXTRA_FLAGS}", me.env_file));
-        remove_key(env, EXTRA_FLAGS).with_context(|| format!("{what}: rewrite {}", me.env_file))?;
+        remove_key(env, EXTRA_FLAGS)
+            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
         if let Err(e) = forced {
             let _ = stop(ctl, say, &me.program).await;
             return Err(anyhow!("{what}: {e:#}"));
@@ -492,7 +505,7 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
             continue;
         }
         let voters: Vec<&Mem> = list.iter().filter(|m| m.voter()).collect();
-        let health = health_of(&voters).await;
+        let health = settled_health(&voters, voters.len()).await;
         if health.iter().any(|h| !h) {
             bail!(
                 "{what}: stopped before re-adding {}: not every voting member is healthy ({}). Run the command again once they are.",
@@ -962,6 +975,27 @@ async fn wait_list(conn: &mut Conn, budget: Duration) -> anyhow::Result<Vec<Mem>
             Err(e) if Instant::now() > deadline => bail!(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
+    }
+}
+
+/// Quorum of a cluster of `size` voting members.
+fn quorum_of(size: usize) -> usize {
+    size / 2 + 1
+}
+
+/// How long a guard keeps asking while fewer members than it needs are healthy: right after
+/// a membership change or a leader loss, `/health` fails for a few seconds.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// `/health` of each member, asked again (for up to [`SETTLE`]) until `need` are healthy.
+async fn settled_health(ms: &[&Mem], need: usize) -> Vec<bool> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let h = health_of(ms).await;
+        if h.iter().filter(|ok| **ok).count() >= need || Instant::now() > deadline {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
