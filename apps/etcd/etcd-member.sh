@@ -61,7 +61,8 @@ retention=${ETCD_COMPACTION_RETENTION:-1h}
 quota=${ETCD_QUOTA_BACKEND_BYTES:-8589934592}
 heartbeat=${ETCD_HEARTBEAT_MS:-100}
 election=${ETCD_ELECTION_MS:-1000}
-extra=${ETCD_EXTRA_FLAGS:-}
+# extra_flags= in the env file: set for one start by `filc etcd rescue` (--force-new-cluster).
+extra="${ETCD_EXTRA_FLAGS:-} ${extra_flags:-}"
 for v in $(env | sed -n 's/^\(ETCD_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 
 # shellcheck disable=SC2086 # $extra is a list of flags

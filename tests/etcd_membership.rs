@@ -1,0 +1,453 @@
+//! `filc etcd replace|add|remove|move|rescue` against real three-member clusters. Every
+//! operation is checked by what etcd and the files show afterwards; keys written before an
+//! operation are read back from every member through its own endpoint.
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::etcd::*;
+use common::*;
+use fild::api::ProcessState;
+
+const UP: Duration = Duration::from_secs(60);
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    id: u64,
+    name: String,
+    peer: Vec<String>,
+    learner: bool,
+}
+
+/// `etcdctl member list` through one endpoint.
+fn member_list(c: &Cluster, n: usize) -> Option<Vec<Member>> {
+    let out = c.etcdctl(&c.endpoint(n), &["member", "list", "-w", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let ms = v["members"].as_array()?;
+    Some(
+        ms.iter()
+            .map(|m| Member {
+                id: m["ID"].as_u64().unwrap_or(0),
+                name: m["name"].as_str().unwrap_or("").to_string(),
+                peer: m["peerURLs"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|u| u.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                learner: m["isLearner"].as_bool().unwrap_or(false),
+            })
+            .collect(),
+    )
+}
+
+/// The member list, asked of the first member that answers among `from`.
+fn members(c: &Cluster, from: &[usize]) -> Vec<Member> {
+    let mut got = None;
+    let ok = wait_until(UP, || {
+        got = from.iter().find_map(|n| member_list(c, *n));
+        got.is_some()
+    });
+    assert!(ok, "no member of {from:?} answers a member list");
+    let mut l = got.unwrap();
+    l.sort_by(|a, b| a.name.cmp(&b.name));
+    l
+}
+
+fn id_of(list: &[Member], name: &str) -> u64 {
+    list.iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
+        .id
+}
+
+/// Entries of the data root, sorted.
+fn data_dirs(c: &Cluster) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&c.data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `boot2.etcd.<UTC timestamp>` dirs.
+fn moved_aside(c: &Cluster, member: &str) -> Vec<String> {
+    let prefix = format!("{member}.etcd.");
+    data_dirs(c)
+        .into_iter()
+        .filter(|d| {
+            d.strip_prefix(&prefix).is_some_and(|s| {
+                s.len() >= 16
+                    && s.as_bytes()[8] == b'T'
+                    && s[..8].bytes().all(|b| b.is_ascii_digit())
+                    && s[9..15].bytes().all(|b| b.is_ascii_digit())
+                    && s.as_bytes()[15] == b'Z'
+            })
+        })
+        .collect()
+}
+
+/// What "nothing changed" compares: member IDs, data dirs, pids and states of the programs.
+fn fingerprint(c: &Cluster, ask: &[usize]) -> (Vec<Member>, Vec<String>, Vec<(i32, ProcessState)>) {
+    let pids = (0..3)
+        .map(|n| {
+            let i = c.fild().info(&format!("etcd-{n}"));
+            (i.pid as i32, i.state)
+        })
+        .collect();
+    (members(c, ask), data_dirs(c), pids)
+}
+
+/// Snapshot files in the default backup dir.
+fn snapshots(c: &Cluster) -> Vec<String> {
+    std::fs::read_dir(c.root.join("var/fild/backups/etcd"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".db"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_file(c: &Cluster, n: usize) -> String {
+    std::fs::read_to_string(c.root.join(&format!("apps/etcd/etcd-{n}.env"))).unwrap()
+}
+
+/// A healthy cluster with keys k0..k4 written through etcd-0.
+fn cluster_with_keys(name: &str) -> Cluster {
+    let c = Cluster::new(name);
+    c.start_all();
+    c.wait_healthy(UP);
+    for i in 0..5 {
+        let ok = wait_until(UP, || {
+            c.put(&c.endpoint(0), &format!("k{i}"), &format!("v{i}"))
+        });
+        assert!(ok, "put k{i}");
+    }
+    c
+}
+
+/// Every key written before is held by each of `ns`, read through its own endpoint.
+fn keys_on(c: &Cluster, ns: &[usize]) {
+    for &n in ns {
+        for i in 0..5 {
+            c.wait_value(n, &format!("k{i}"), &format!("v{i}"), UP);
+        }
+    }
+}
+
+/// A new write reaches every member of `ns`.
+fn write_reaches(c: &Cluster, key: &str, ns: &[usize]) {
+    let ok = wait_until(UP, || c.put(&c.gateway(), key, "after"));
+    assert!(ok, "put {key} through the gateway");
+    for &n in ns {
+        c.wait_value(n, key, "after", UP);
+    }
+}
+
+fn filc_ok(c: &Cluster, args: &[&str]) -> String {
+    let o = c.fild().filc(args);
+    assert!(o.status.success(), "filc {args:?} failed:\n{}", text(&o));
+    text(&o)
+}
+
+fn filc_refused(c: &Cluster, args: &[&str], mention: &str) -> String {
+    let o = c.fild().filc(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "filc {args:?} should be refused:\n{t}");
+    assert!(
+        t.to_lowercase().contains(mention),
+        "filc {args:?}: refusal does not mention {mention:?}:\n{t}"
+    );
+    t
+}
+
+/// etcdctl, retried while etcd refuses reconfiguration for a few seconds after a change.
+fn etcdctl_retry(c: &Cluster, args: &[&str]) {
+    let mut last = String::new();
+    let ok = wait_until(UP, || {
+        let o = c.etcdctl(&c.endpoint(0), args);
+        last = text(&o);
+        o.status.success()
+    });
+    assert!(ok, "etcdctl {args:?}: {last}");
+}
+
+fn stop(c: &Cluster, program: &str) {
+    c.fild().filc_ok(&["stop", "--force", program]);
+}
+
+#[test]
+fn replace_rebuilds_a_member_whose_data_is_lost() {
+    let c = cluster_with_keys("mreplace");
+    let before = members(&c, &[0, 1]);
+    let old_id = id_of(&before, "boot2");
+
+    // etcd-2's disk "fails": stop it and put garbage where its data was.
+    stop(&c, "etcd-2");
+    let dd = c.data.join("boot2.etcd");
+    std::fs::rename(&dd, c.data.join("lost-boot2")).unwrap();
+    std::fs::create_dir_all(dd.join("member/snap")).unwrap();
+    std::fs::write(dd.join("member/snap/db"), b"garbage, not a bolt db").unwrap();
+
+    let out = filc_ok(&c, &["etcd", "replace", "etcd-2"]);
+    for step in [
+        "snapshot",
+        "check quorum",
+        "stop etcd-2",
+        "member remove",
+        "moved old data dir aside",
+        "member add",
+        "cluster_state=existing",
+        "start etcd-2",
+        "promote",
+        "verified",
+    ] {
+        assert!(out.contains(step), "no step {step:?} in:\n{out}");
+    }
+
+    let after = members(&c, &[0, 1, 2]);
+    assert_eq!(after.len(), 3, "{after:?}");
+    let new_id = id_of(&after, "boot2");
+    assert_ne!(new_id, old_id, "boot2 kept its member ID");
+    assert!(after.iter().all(|m| !m.learner), "{after:?}");
+    assert_eq!(id_of(&after, "boot0"), id_of(&before, "boot0"));
+    assert_eq!(id_of(&after, "boot1"), id_of(&before, "boot1"));
+    let aside = moved_aside(&c, "boot2");
+    assert_eq!(aside.len(), 1, "{:?}", data_dirs(&c));
+    assert!(c.data.join(&aside[0]).join("member/snap/db").is_file());
+    let env = env_file(&c, 2);
+    assert!(env.contains("\ncluster_state=existing\n"), "{env}");
+    assert!(
+        env.contains(&format!("boot2=http://127.0.0.1:{}", c.peer[2])),
+        "{env}"
+    );
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+    write_reaches(&c, "after-replace", &[0, 1, 2]);
+    // A snapshot was taken before the first change, into the backup dir.
+    assert_eq!(snapshots(&c).len(), 1, "{out}");
+    assert!(out.find("snapshot:").unwrap() < out.find("stop etcd-2").unwrap());
+    let st = filc_ok(&c, &["etcd", "status"]);
+    assert!(st.contains("healthy: 3 of 3"), "{st}");
+}
+
+#[test]
+fn replace_is_refused_without_quorum_of_the_others_and_changes_nothing() {
+    let c = cluster_with_keys("mrefuse");
+    stop(&c, "etcd-1");
+    assert!(wait_until(UP, || !c.healthy(1)));
+    let before = fingerprint(&c, &[0, 2]);
+    let t = filc_refused(&c, &["etcd", "replace", "etcd-2"], "quorum");
+    assert!(t.contains("etcd-2"), "{t}");
+    assert!(t.contains("Nothing changed"), "{t}");
+    let after = fingerprint(&c, &[0, 2]);
+    assert_eq!(before, after, "the refusal changed something:\n{t}");
+    assert!(snapshots(&c).is_empty(), "a refusal took a snapshot");
+
+    // Bad input: a program that is not a member.
+    let t = filc_refused(&c, &["etcd", "replace", "etcd-9"], "etcd-9");
+    assert!(t.contains("not an etcd member"), "{t}");
+    assert_eq!(fingerprint(&c, &[0, 2]), after);
+}
+
+#[test]
+fn an_interrupted_replace_run_again_finishes() {
+    let c = cluster_with_keys("mrerun");
+
+    // Round 1: interrupted after the member remove (done by hand), program stopped.
+    let id2 = id_of(&members(&c, &[0]), "boot2");
+    etcdctl_retry(&c, &["member", "remove", &format!("{id2:x}")]);
+    stop(&c, "etcd-2");
+    let out = filc_ok(&c, &["etcd", "replace", "etcd-2"]);
+    assert!(
+        out.contains("already removed") || out.contains("skipped"),
+        "{out}"
+    );
+    let after = members(&c, &[0, 1, 2]);
+    assert_eq!(after.len(), 3, "{after:?}");
+    let id2b = id_of(&after, "boot2");
+    assert_ne!(id2b, id2);
+    assert!(after.iter().all(|m| !m.learner));
+    assert_eq!(moved_aside(&c, "boot2").len(), 1, "{:?}", data_dirs(&c));
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+
+    // Round 2: interrupted after the learner add (old data dir still in place).
+    stop(&c, "etcd-2");
+    etcdctl_retry(&c, &["member", "remove", &format!("{id2b:x}")]);
+    let peer = format!("http://127.0.0.1:{}", c.peer[2]);
+    etcdctl_retry(
+        &c,
+        &[
+            "member",
+            "add",
+            "boot2",
+            &format!("--peer-urls={peer}"),
+            "--learner",
+        ],
+    );
+    // The learner is reused; the data dir it would start on is the old member's: moved aside.
+    let out = filc_ok(&c, &["etcd", "replace", "etcd-2"]);
+    assert!(out.contains("reused"), "{out}");
+    let after = members(&c, &[0, 1, 2]);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.iter().all(|m| !m.learner), "{after:?}");
+    assert_eq!(moved_aside(&c, "boot2").len(), 2, "{:?}", data_dirs(&c));
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+    write_reaches(&c, "after-rerun", &[0, 1, 2]);
+}
+
+#[test]
+fn remove_guards_quorum_and_remove_then_add_round_trips() {
+    let c = cluster_with_keys("mremove");
+    // Another member down: removing etcd-2 would leave one healthy member of two.
+    stop(&c, "etcd-0");
+    assert!(wait_until(UP, || !c.healthy(0)));
+    let before = fingerprint(&c, &[1, 2]);
+    let t = filc_refused(&c, &["etcd", "remove", "etcd-2"], "quorum");
+    assert!(t.contains("Nothing changed"), "{t}");
+    assert_eq!(fingerprint(&c, &[1, 2]), before, "{t}");
+    c.fild().filc_ok(&["start", "etcd-0"]);
+    c.wait_healthy(UP);
+
+    // Remove etcd-2: two members left.
+    let ids = members(&c, &[0, 1]);
+    let out = filc_ok(&c, &["etcd", "remove", "etcd-2"]);
+    assert!(out.contains("member remove boot2"), "{out}");
+    assert!(out.contains("even number"), "{out}");
+    let two = members(&c, &[0, 1]);
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two.iter().all(|m| m.name != "boot2"));
+    assert_eq!(id_of(&two, "boot0"), id_of(&ids, "boot0"));
+    assert_eq!(c.fild().state("etcd-2"), ProcessState::Stopped);
+    assert_eq!(moved_aside(&c, "boot2").len(), 1, "{:?}", data_dirs(&c));
+    assert!(env_file(&c, 2).contains("\ncluster_state=existing\n"));
+    assert!(wait_until(UP, || c.healthy(0) && c.healthy(1)));
+    keys_on(&c, &[0, 1]);
+
+    // From two members, any removal is refused.
+    let before = fingerprint(&c, &[0, 1]);
+    let t = filc_refused(&c, &["etcd", "remove", "etcd-1"], "unsafe");
+    assert!(t.contains("Nothing changed"), "{t}");
+    assert_eq!(fingerprint(&c, &[0, 1]), before, "{t}");
+
+    // Add it back: three voting members, the keys on all.
+    let out = filc_ok(&c, &["etcd", "add", "etcd-2"]);
+    assert!(out.contains("member add boot2 as a learner"), "{out}");
+    assert!(out.contains("promote"), "{out}");
+    let three = members(&c, &[0, 1, 2]);
+    assert_eq!(three.len(), 3, "{three:?}");
+    assert!(three.iter().all(|m| !m.learner));
+    assert_ne!(id_of(&three, "boot2"), id_of(&ids, "boot2"));
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+    write_reaches(&c, "after-add", &[0, 1, 2]);
+
+    // Adding a member that is one already is refused.
+    let before = fingerprint(&c, &[0, 1, 2]);
+    filc_refused(&c, &["etcd", "add", "etcd-2"], "already a member");
+    assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
+}
+
+#[test]
+fn move_gives_a_member_a_new_peer_url() {
+    let c = cluster_with_keys("mmove");
+    let before = fingerprint(&c, &[0, 1, 2]);
+    // Bad input first: refused, nothing changed.
+    filc_refused(
+        &c,
+        &["etcd", "move", "etcd-1", "--peer-url", "nonsense"],
+        "not a peer url",
+    );
+    let gw = format!("http://127.0.0.1:{}", c.gw);
+    filc_refused(
+        &c,
+        &["etcd", "move", "etcd-1", "--peer-url", &gw],
+        "gateway",
+    );
+    assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
+
+    let port = loop {
+        let p = free_port();
+        if !c.peer.contains(&p) && !c.client.contains(&p) && p != c.gw {
+            break p;
+        }
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let out = filc_ok(&c, &["etcd", "move", "etcd-1", "--peer-url", &url]);
+    assert!(out.contains("member update boot1"), "{out}");
+    let after = members(&c, &[0, 1, 2]);
+    let b1 = after.iter().find(|m| m.name == "boot1").unwrap();
+    assert_eq!(b1.peer, vec![url.clone()]);
+    assert_eq!(b1.id, id_of(&before.0, "boot1"), "move keeps the member ID");
+    let env = env_file(&c, 1);
+    assert!(env.contains(&format!("\npeer_url={url}\n")), "{env}");
+    assert!(env.contains(&format!("boot1={url}")), "{env}");
+    c.wait_healthy(UP);
+    // It listens on the new port, no longer on the old one.
+    assert!(Cluster::port_held(port));
+    assert!(wait_until(UP, || !Cluster::port_held(c.peer[1])));
+    keys_on(&c, &[0, 1, 2]);
+    write_reaches(&c, "after-move", &[0, 1, 2]);
+}
+
+#[test]
+fn rescue_rebuilds_the_cluster_from_one_survivor() {
+    let c = cluster_with_keys("mrescue");
+    let id0 = id_of(&members(&c, &[0]), "boot0");
+    // Two of three members lose their data for good.
+    stop(&c, "etcd-1");
+    stop(&c, "etcd-2");
+    for m in ["boot1", "boot2"] {
+        std::fs::rename(
+            c.data.join(format!("{m}.etcd")),
+            c.data.join(format!("destroyed-{m}")),
+        )
+        .unwrap();
+    }
+    assert!(
+        wait_until(UP, || !c.healthy(0)),
+        "etcd-0 still healthy alone"
+    );
+
+    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
+    assert!(out.contains("--force-new-cluster"), "{out}");
+    assert!(out.contains("re-add etcd-1"), "{out}");
+    assert!(out.contains("re-add etcd-2"), "{out}");
+    let env0 = env_file(&c, 0);
+    assert!(!env0.contains("extra_flags"), "{env0}");
+    let after = members(&c, &[0, 1, 2]);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.iter().all(|m| !m.learner), "{after:?}");
+    assert_eq!(id_of(&after, "boot0"), id0);
+    assert!(Path::new(&c.data.join("boot0.etcd")).is_dir());
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+    write_reaches(&c, "after-rescue", &[0, 1, 2]);
+
+    // Run again on a healthy cluster: nothing to do, nothing changed.
+    let before = fingerprint(&c, &[0, 1, 2]);
+    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
+    assert!(!out.contains("rewrite"), "{out}");
+    assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
+}
