@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("filc: {e}");
+            eprintln!("filc: {e:#}");
             if let Some(ClientError::Api { body, .. }) = e.downcast_ref::<ClientError>() {
                 for d in &body.details {
                     eprintln!("  {d}");

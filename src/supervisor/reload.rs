@@ -63,13 +63,27 @@ mod tests {
 
     #[test]
     fn names_resolve_like_supervisorctl() {
-        let programs = [("etcd-0", "etcd"), ("etcd-1", "etcd"), ("gw", "gw"), ("x", "x")];
+        let programs = [
+            ("etcd-0", "etcd"),
+            ("etcd-1", "etcd"),
+            ("gw", "gw"),
+            ("x", "x"),
+        ];
         let r = |n: &[&str]| resolve_names(&programs, &names(n));
-        assert_eq!(r(&["all"]).unwrap(), names(&["etcd-0", "etcd-1", "gw", "x"]));
+        assert_eq!(
+            r(&["all"]).unwrap(),
+            names(&["etcd-0", "etcd-1", "gw", "x"])
+        );
         assert_eq!(r(&["etcd:*"]).unwrap(), names(&["etcd-0", "etcd-1"]));
         assert_eq!(r(&["etcd:etcd-1"]).unwrap(), names(&["etcd-1"]));
         assert_eq!(r(&["etcd"]).unwrap(), names(&["etcd-0", "etcd-1"]));
-        assert_eq!(r(&["etcd-1", "etcd:*"]).unwrap(), names(&["etcd-1", "etcd-0"]));
-        assert_eq!(r(&["x", "nope", "g:*"]).unwrap_err(), names(&["nope", "g:*"]));
+        assert_eq!(
+            r(&["etcd-1", "etcd:*"]).unwrap(),
+            names(&["etcd-1", "etcd-0"])
+        );
+        assert_eq!(
+            r(&["x", "nope", "g:*"]).unwrap_err(),
+            names(&["nope", "g:*"])
+        );
     }
 }
