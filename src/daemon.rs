@@ -294,6 +294,8 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let result = sup
         .run(|| sd_notify(&format!("READY=1\nMAINPID={}", std::process::id())))
         .await;
+    // Let replies already handed to connection tasks (`filc shutdown`'s) reach their clients.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     sd_notify("STOPPING=1");
     let _ = fs::remove_file(&socket);
     let _ = fs::remove_file(&pidfile);

@@ -116,8 +116,16 @@ fn fingerprint(c: &Cluster, ask: &[usize]) -> (Vec<Member>, Vec<String>, Vec<(i3
 }
 
 /// Snapshot files in the default backup dir.
+/// The snapshots in the deployment's backup dir (`[etcd] backup_dir`, as fild reports it).
 fn snapshots(c: &Cluster) -> Vec<String> {
-    std::fs::read_dir(c.root.join("var/fild/backups/etcd"))
+    let out = c.fild().filc(&["etcd", "backups", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let dir = list
+        .first()
+        .and_then(|b| b["path"].as_str())
+        .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
+        .unwrap_or_else(|| c.root.join("var/backups/etcd"));
+    std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())

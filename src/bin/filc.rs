@@ -404,7 +404,14 @@ async fn tail(
 }
 
 async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
-    let _: Ack = c.post("/v1/shutdown", &serde_json::json!({})).await?;
+    match c
+        .post::<_, Ack>("/v1/shutdown", &serde_json::json!({}))
+        .await
+    {
+        // fild went away while answering: it is shutting down, which is what was asked.
+        Ok(_) | Err(ClientError::Protocol(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     // Wait (bounded) until fild has stopped everything and its socket is gone.
     for _ in 0..1200 {
         if c.get::<VersionInfo>("/v1/version").await.is_err() {

@@ -153,15 +153,26 @@ impl RotatingFile {
     }
 }
 
+/// The read buffer's size: the most one wake-up moves from a pipe to its file.
+const READ_BUF_BYTES: usize = 1 << 20;
+/// While output flows, gather it this long between reads: a program writing line by line
+/// then costs fild one wake-up per millisecond, not one per line.
+const GATHER: Duration = Duration::from_millis(1);
+/// A read this large means the pipe was (nearly) full: the program is chatty, so its pipe
+/// grows to [`BIG_PIPE_BYTES`] and it never waits for fild while fild gathers.
+const CHATTY_READ: usize = 48 * 1024;
+const BIG_PIPE_BYTES: libc::c_int = 1 << 20;
+
 thread_local! {
     /// One read buffer for every pump: they all run on the loop's thread and never hold it
     /// across an await, so a thousand programs cost one buffer, not a thousand.
-    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF_BYTES]);
 }
 
 /// Drain a pipe into a log file until every writer has closed it. The file is open only
-/// while there is output to write.
+/// while output flows.
 pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {
@@ -169,30 +180,42 @@ pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
             return;
         }
     };
+    let mut enlarged = false;
     loop {
         if let Err(e) = rx.readable().await {
             tracing::warn!(error = %e, "Output pipe wait failed.");
-            break;
+            return;
         }
-        let res = READ_BUF.with_borrow_mut(|buf| match rx.try_read(buf) {
-            Ok(0) => Some(Ok(())),
-            Ok(n) => {
+        // Drain while output keeps coming, gathering between reads.
+        loop {
+            let res = READ_BUF.with_borrow_mut(|buf| {
+                let n = rx.try_read(buf)?;
                 out.write(&buf[..n]);
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                out.park();
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => Some(Err(e)),
-        });
-        match res {
-            None => continue,
-            Some(Ok(())) => break,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "Output pipe read failed.");
-                break;
+                Ok::<_, io::Error>(n)
+            });
+            match res {
+                Ok(0) => return,
+                Ok(n) => {
+                    if n >= CHATTY_READ && !enlarged {
+                        enlarged = true;
+                        // SAFETY: fcntl on the pipe we own; failure (quota) is harmless.
+                        unsafe {
+                            libc::fcntl(raw, libc::F_SETPIPE_SZ, BIG_PIPE_BYTES);
+                        }
+                    }
+                    if n < READ_BUF_BYTES {
+                        tokio::time::sleep(GATHER).await;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    out.park();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "Output pipe read failed.");
+                    return;
+                }
             }
         }
     }
