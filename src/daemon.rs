@@ -215,6 +215,26 @@ pub fn sd_notify(state: &str) {
     }
 }
 
+/// Who may connect: derived from the socket as bound, chmod-ed and chown-ed.
+fn peer_policy(meta: &Option<fs::Metadata>) -> server::PeerPolicy {
+    use std::os::unix::fs::MetadataExt;
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let own_gid = nix::unistd::getegid().as_raw();
+    match meta {
+        Some(m) => server::PeerPolicy {
+            own_uid,
+            owner_uid: m.uid(),
+            // The group counts only when it was set on purpose (chown) and may use the socket.
+            group: (m.gid() != own_gid && m.mode() & 0o060 != 0).then_some(m.gid()),
+        },
+        None => server::PeerPolicy {
+            own_uid,
+            owner_uid: own_uid,
+            group: None,
+        },
+    }
+}
+
 /// Run fild with `config` (already loaded from `path`) until it shuts down.
 pub fn run(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     if let Some(dir) = &config.daemon.directory {
@@ -250,7 +270,13 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let server_url = format!("unix://{}", socket.display());
     let sup = Supervisor::new(path, env, config, guard, server_url);
     let handle = sup.handle();
-    tokio::spawn(server::serve_unix(listener, handle.clone(), unix_auth));
+    let policy = peer_policy(&fs::metadata(&socket).ok());
+    tokio::spawn(server::serve_unix(
+        listener,
+        handle.clone(),
+        unix_auth,
+        policy,
+    ));
     tokio::spawn(crate::etcd::backup::scheduler(handle.clone()));
     tokio::spawn(crate::etcd::guard::liveness(handle.clone()));
     if let Some(inet) = inet {

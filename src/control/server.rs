@@ -54,16 +54,66 @@ where
     }
 }
 
+/// Who may talk to fild on its Unix socket, checked on the peer's credentials (SO_PEERCRED)
+/// before a byte is read: root, fild's own user, the socket's owner, or a member of the
+/// socket's group when `[unix_http_server] chown` names one. File modes already keep others
+/// out; this holds even when `chmod` is opened up.
+#[derive(Debug, Clone)]
+pub struct PeerPolicy {
+    pub own_uid: u32,
+    pub owner_uid: u32,
+    pub group: Option<u32>,
+}
+
+impl PeerPolicy {
+    pub fn allows(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+        if uid == 0 || uid == self.own_uid || uid == self.owner_uid {
+            return true;
+        }
+        let Some(group) = self.group else {
+            return false;
+        };
+        gid == group || pid.is_some_and(|p| supplementary_groups(p).contains(&group))
+    }
+}
+
+/// The `Groups:` line of `/proc/<pid>/status`.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
 /// Accept on a Unix listener forever.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     handle: Handle,
     auth: Option<Credentials>,
+    policy: PeerPolicy,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, handle.clone(), auth.clone()));
+                let allowed = stream
+                    .peer_cred()
+                    .is_ok_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
+                if allowed {
+                    tokio::spawn(serve_connection(stream, handle.clone(), auth.clone()));
+                } else {
+                    let who = stream
+                        .peer_cred()
+                        .map(|c| format!("uid {} (pid {:?})", c.uid(), c.pid()))
+                        .unwrap_or_else(|_| "an unknown peer".into());
+                    tracing::warn!(peer = %who, "Refused a control connection.");
+                    tokio::spawn(refuse_connection(stream, who));
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Accept failed on the control socket.");
@@ -71,6 +121,21 @@ pub async fn serve_unix(
             }
         }
     }
+}
+
+/// Answer every request on a connection with 403.
+async fn refuse_connection(stream: tokio::net::UnixStream, who: String) {
+    let service = service_fn(move |_req| {
+        let msg = format!(
+            "permission denied: {who} is not root, fild's user, the socket's owner or in its group"
+        );
+        async move { Ok::<_, Infallible>(error(403, msg)) }
+    });
+    let _ = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Accept on a TCP listener forever (only ever started with credentials).
