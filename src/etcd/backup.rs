@@ -15,9 +15,9 @@
 //!
 //! - `backup_interval` (default `24h`; `0` turns the schedule off): the time from the end of
 //!   one round to the start of the next. The first snapshot is taken one interval after fild
-//!   starts, not at start. One sleep per interval; a shortened interval is honoured at the
-//!   next wake-up (a snapshot is taken at once if it is already overdue). While the schedule
-//!   is off fild looks at the settings again every [`OFF_RECHECK`].
+//!   starts, not at start. One sleep per interval, cut short when a reload applies a new
+//!   configuration (a snapshot is taken at once if the new interval is already overdue).
+//!   While the schedule is off, nothing runs until a reload.
 //! - Each round, when the configuration has etcd members: pick a healthy member, take a
 //!   snapshot into `backup_dir`, run `backup_command`, apply retention. Every step is logged;
 //!   no failure stops the schedule.
@@ -64,8 +64,6 @@ pub use super::backup_restore::restore;
 
 /// How long `backup_command` may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
-/// While the schedule is off (`backup_interval=0`), how often fild looks at the settings again.
-pub const OFF_RECHECK: Duration = Duration::from_secs(300);
 /// A `.part` file nobody wrote to for this long is a crash's leftover.
 const STALE_PART: Duration = Duration::from_secs(3600);
 /// How much of a failed command's output is logged.
@@ -272,6 +270,7 @@ pub async fn scheduler(handle: Handle) {
     use tokio::time::Instant;
     // The first scheduled snapshot is one interval after start.
     let mut last = Instant::now();
+    let mut applied = handle.config_applied();
     loop {
         let Ok(view) = handle.call(|reply| Request::Programs { reply }).await else {
             return; // fild is shutting down
@@ -279,14 +278,21 @@ pub async fn scheduler(handle: Handle) {
         let settings = view.etcd.clone();
         if settings.backup_interval.is_zero() {
             tracing::debug!("Scheduled etcd backups are off (backup_interval=0).");
-            tokio::time::sleep(OFF_RECHECK).await;
+            // Nothing to do until a reload changes the configuration.
+            if applied.changed().await.is_err() {
+                return;
+            }
             last = Instant::now();
             continue;
         }
         let due = last + settings.backup_interval;
         if Instant::now() < due {
-            tokio::time::sleep_until(due).await;
-            continue; // settings may have changed while asleep
+            // Wake when due, or when a reload may have changed the interval.
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                r = applied.changed() => if r.is_err() { return },
+            }
+            continue;
         }
         let local = members::collect(&view);
         if local.members.is_empty() {

@@ -317,6 +317,7 @@ pub async fn liveness(handle: Handle) {
     let mut silent: HashMap<String, Silent> = HashMap::new();
     // Programs (and their pid) that have answered at least once since their current start.
     let mut answered: HashMap<String, u32> = HashMap::new();
+    let mut applied = handle.config_applied();
     loop {
         let v = match view(&handle).await {
             Ok(v) => v,
@@ -330,7 +331,10 @@ pub async fn liveness(handle: Handle) {
         let local = members::collect(&v);
         if window.is_zero() || local.members.is_empty() {
             silent.clear();
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // Nothing to watch until a reload changes the configuration: no polling.
+            if applied.changed().await.is_err() {
+                return;
+            }
             continue;
         }
         let every = (window / 6).max(Duration::from_secs(1));

@@ -125,9 +125,16 @@ pub struct ProgramsView {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Request>,
+    applied: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Handle {
+    /// Changes each time a configuration is applied (start-up, reload, SIGHUP): tasks that
+    /// have nothing to do under the current configuration wait on it instead of polling.
+    pub fn config_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     /// Send a request built around a reply channel and wait for the answer.
     pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
@@ -208,6 +215,8 @@ pub struct Supervisor {
     server_url: String,
     tx: mpsc::UnboundedSender<Request>,
     rx: mpsc::UnboundedReceiver<Request>,
+    /// Bumped by every `apply`.
+    applied: tokio::sync::watch::Sender<u64>,
     shutting_down: bool,
     exit: bool,
 }
@@ -236,6 +245,7 @@ impl Supervisor {
             server_url,
             tx,
             rx,
+            applied: tokio::sync::watch::Sender::new(0),
             shutting_down: false,
             exit: false,
         }
@@ -244,6 +254,7 @@ impl Supervisor {
     pub fn handle(&self) -> Handle {
         Handle {
             tx: self.tx.clone(),
+            applied: self.applied.subscribe(),
         }
     }
 
@@ -844,6 +855,7 @@ impl Supervisor {
             tracing::warn!("{w}");
         }
         self.config = new;
+        self.applied.send_modify(|n| *n += 1);
         (
             Job {
                 phases,
