@@ -153,13 +153,16 @@ impl RotatingFile {
     }
 }
 
-/// The read buffer's size: the most one wake-up moves from a pipe to its file.
+/// The read buffer's size: the most one read moves from a pipe to its file.
 const READ_BUF_BYTES: usize = 1 << 20;
-/// While output flows, gather it this long between reads: a program writing line by line
+/// After a small read, wait this long before reading again: a program writing line by line
 /// then costs fild one wake-up per millisecond, not one per line.
 const GATHER: Duration = Duration::from_millis(1);
+/// A read smaller than this is "small". Larger ones mean output is flowing fast: read again
+/// at once.
+const SMALL_READ: usize = 32 * 1024;
 /// A read this large means the pipe was (nearly) full: the program is chatty, so its pipe
-/// grows to [`BIG_PIPE_BYTES`] and it never waits for fild while fild gathers.
+/// grows to [`BIG_PIPE_BYTES`] and it does not block while fild gathers.
 const CHATTY_READ: usize = 48 * 1024;
 const BIG_PIPE_BYTES: libc::c_int = 1 << 20;
 
@@ -169,29 +172,49 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF_BYTES]);
 }
 
-/// Drain a pipe into a log file until every writer has closed it. The file is open only
-/// while output flows.
+/// Drain a pipe into a log file until every writer has closed it.
+///
+/// While the pipe is quiet it is registered with the event loop and the file is closed.
+/// Once output arrives the pipe is taken out of the event loop and read on a 1 ms rhythm
+/// until it is empty again: the writer's `write`s then wake nobody, which is what keeps a
+/// line-by-line writer almost as fast as writing to a file itself.
 pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    let mut fd = fd;
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-        Ok(rx) => rx,
-        Err(e) => {
-            tracing::error!(error = %e, "Cannot watch an output pipe.");
-            return;
-        }
-    };
+    // SAFETY: fcntl on the pipe we own.
+    if unsafe { libc::fcntl(raw, libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        tracing::error!(error = %io::Error::last_os_error(), "Cannot make an output pipe non-blocking.");
+        return;
+    }
     let mut enlarged = false;
     loop {
-        if let Err(e) = rx.readable().await {
+        // Quiet: wait in the event loop for output.
+        // SAFETY: the descriptor stays open (we own it) for as long as it is registered.
+        let registered = match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot watch an output pipe.");
+                return;
+            }
+        };
+        if let Err(e) = registered.readable().await {
             tracing::warn!(error = %e, "Output pipe wait failed.");
             return;
         }
-        // Drain while output keeps coming, gathering between reads.
+        fd = registered.into_inner();
+        // Flowing: read until the pipe is empty, gathering after small reads.
         loop {
             let res = READ_BUF.with_borrow_mut(|buf| {
-                let n = rx.try_read(buf)?;
+                // SAFETY: reading into our own buffer from the pipe we own.
+                let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let n = n as usize;
                 out.write(&buf[..n]);
-                Ok::<_, io::Error>(n)
+                Ok(n)
             });
             match res {
                 Ok(0) => return,
@@ -203,7 +226,7 @@ pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
                             libc::fcntl(raw, libc::F_SETPIPE_SZ, BIG_PIPE_BYTES);
                         }
                     }
-                    if n < READ_BUF_BYTES {
+                    if n < SMALL_READ {
                         tokio::time::sleep(GATHER).await;
                     }
                 }
