@@ -290,6 +290,15 @@ fn tls_files_cluster_serves_https_only_and_filc_status_works() {
         text(&o)
     );
 
+    // A snapshot is taken over TLS too (a healthy member picked via the gRPC health check).
+    let snaps = c.root.join("snaps");
+    let o = c
+        .fild()
+        .filc(&["etcd", "snapshot", snaps.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let n = std::fs::read_dir(&snaps).map(|d| d.count()).unwrap_or(0);
+    assert!(n >= 1, "no snapshot in {}: {}", snaps.display(), text(&o));
+
     // fild's own health checks go over TLS too: a member stopped and started again is seen
     // down, then healthy again.
     c.fild().filc_ok(&["stop", "etcd-2"]);
