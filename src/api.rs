@@ -169,6 +169,28 @@ pub struct EtcdMember {
     pub initial_cluster: String,
     pub cluster_token: String,
     pub cluster_state: String,
+    /// The files fild's own client uses when the member's client URL is `https://` (the env
+    /// file's `client_trusted_ca_file`, `client_cert_file`, `client_key_file`); empty: none.
+    #[serde(default)]
+    pub client_tls: EtcdClientTls,
+}
+
+/// The CA that signed the members' certificates, and the client certificate and key fild's
+/// etcd client presents (members started with a CA require one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdClientTls {
+    #[serde(default)]
+    pub trusted_ca_file: String,
+    #[serde(default)]
+    pub cert_file: String,
+    #[serde(default)]
+    pub key_file: String,
+}
+
+impl EtcdClientTls {
+    pub fn is_empty(&self) -> bool {
+        self.trusted_ca_file.is_empty() && self.cert_file.is_empty() && self.key_file.is_empty()
+    }
 }
 
 /// The etcd gateway fild supervises.

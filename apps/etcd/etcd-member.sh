@@ -46,7 +46,52 @@ listen_client_urls=$(bind_url "$listen_client_urls")
 # Off loopback (mode two), also serve clients on 127.0.0.1 for the local gateway and tools.
 case "$listen_client_urls" in
     *://127.0.0.1:*) ;;
-    *) listen_client_urls="$listen_client_urls,http://127.0.0.1:${client_url##*:}" ;;
+    *) listen_client_urls="$listen_client_urls,${client_url%%://*}://127.0.0.1:${client_url##*:}" ;;
+esac
+
+# TLS (tls= in the env file: off, files or auto). The flags go into "$@", so file names may
+# hold spaces. A setting that contradicts the URLs' schemes stops here, before etcd starts.
+die() { echo "etcd-member.sh: $envfile: $*" >&2; exit 78; }
+is_https() { case "$1" in https://*) return 0 ;; *) return 1 ;; esac; }
+need_file() { # need_file KEY VALUE
+    [ -n "$2" ] || die "tls=$tls needs $1"
+    [ -r "$2" ] || die "$1: cannot read $2"
+}
+tls=${tls:-off}
+set --
+case "$tls" in
+    off)
+        if is_https "$client_url" || is_https "$peer_url"; then
+            die "tls=off, but client_url $client_url / peer_url $peer_url use https (set ETCD_TLS=files, or ETCD_SCHEME=http)"
+        fi ;;
+    files|auto)
+        if is_https "$client_url"; then
+            need_file cert_file "${cert_file:-}"
+            need_file key_file "${key_file:-}"
+            set -- "$@" --cert-file "$cert_file" --key-file "$key_file"
+            if [ -n "${trusted_ca_file:-}" ]; then
+                need_file trusted_ca_file "$trusted_ca_file"
+                set -- "$@" --trusted-ca-file "$trusted_ca_file" --client-cert-auth
+            fi
+        elif [ "$tls" = files ]; then
+            die "tls=files serves clients over https, but client_url is $client_url (set ETCD_SCHEME=https)"
+        fi
+        is_https "$peer_url" ||
+            die "tls=$tls encrypts peer traffic, but peer_url is $peer_url (set ETCD_SCHEME=https or ETCD_PEER_SCHEME=https)"
+        if [ "$tls" = files ]; then
+            need_file peer_cert_file "${peer_cert_file:-}"
+            need_file peer_key_file "${peer_key_file:-}"
+            set -- "$@" --peer-cert-file "$peer_cert_file" --peer-key-file "$peer_key_file"
+            if [ -n "${peer_trusted_ca_file:-}" ]; then
+                need_file peer_trusted_ca_file "$peer_trusted_ca_file"
+                set -- "$@" --peer-trusted-ca-file "$peer_trusted_ca_file" --peer-client-cert-auth
+            fi
+        else
+            # Self-signed certificates under <data_dir>/fixtures/peer: encrypted, not
+            # authenticated (peers do not verify each other).
+            set -- "$@" --peer-auto-tls
+        fi ;;
+    *) die "tls=$tls: expected off, files or auto" ;;
 esac
 
 # Data dirs are private: the root is created 0700 when missing, each member's dir is 0700.
@@ -82,4 +127,5 @@ exec "$etcd_bin" \
     --heartbeat-interval "$heartbeat" \
     --election-timeout "$election" \
     --logger zap \
+    "$@" \
     $extra

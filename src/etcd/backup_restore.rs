@@ -359,6 +359,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         return Err(e.context("cannot stop the members; the restored data was discarded"));
     }
     let now: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    cluster::use_tls(&now);
     let running: Vec<String> = now
         .members
         .iter()
@@ -510,6 +511,7 @@ mod tests {
             initial_cluster: ic.into(),
             cluster_token: "t".into(),
             cluster_state: "new".into(),
+            client_tls: Default::default(),
         }
     }
 

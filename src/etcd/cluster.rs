@@ -12,11 +12,86 @@ use crate::api::{EtcdMembers, ProcessState};
 /// How long one request to one member may take.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Connect to exactly one endpoint.
+pub use crate::api::EtcdClientTls as ClientTls;
+
+static CLIENT_TLS: std::sync::RwLock<Option<ClientTls>> = std::sync::RwLock::new(None);
+
+/// Remember the client TLS files of the configured members (the first member that names any):
+/// later connections to `https://` URLs use them. Called wherever the members are read.
+pub fn use_tls(local: &EtcdMembers) {
+    let found = local
+        .members
+        .iter()
+        .map(|m| &m.client_tls)
+        .find(|t| !t.is_empty())
+        .cloned();
+    if let Some(t) = found {
+        set_tls(Some(t));
+    }
+}
+
+/// Set (or clear) the client TLS files used for `https://` URLs.
+pub fn set_tls(tls: Option<ClientTls>) {
+    *CLIENT_TLS.write().unwrap_or_else(|e| e.into_inner()) = tls;
+}
+
+/// The client TLS files in use: the members' (see [`use_tls`]), else etcdctl's environment
+/// variables `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`.
+pub fn client_tls() -> Option<ClientTls> {
+    if let Some(t) = CLIENT_TLS.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Some(t);
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let t = ClientTls {
+        trusted_ca_file: var("ETCDCTL_CACERT"),
+        cert_file: var("ETCDCTL_CERT"),
+        key_file: var("ETCDCTL_KEY"),
+    };
+    (!t.is_empty()).then_some(t)
+}
+
+/// `opts` with TLS added when `url` is `https://`: the CA (and client certificate) from
+/// [`client_tls`]. An https URL without a known CA is an error naming what to set.
+pub fn tls(url: &str, opts: ConnectOptions) -> Result<ConnectOptions, String> {
+    if !url.starts_with("https://") {
+        return Ok(opts);
+    }
+    let t = client_tls().unwrap_or_default();
+    if t.trusted_ca_file.is_empty() {
+        return Err(format!(
+            "{url}: an https member needs a CA to verify it: set client_trusted_ca_file \
+             (or trusted_ca_file) in the member env files, or ETCDCTL_CACERT"
+        ));
+    }
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("{url}: cannot read the {what} {path}: {e}"))
+    };
+    let ca = read("CA certificate", &t.trusted_ca_file)?;
+    let mut cfg =
+        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
+    match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            let cert = read("client certificate", &t.cert_file)?;
+            let key = read("client key", &t.key_file)?;
+            cfg = cfg.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        _ => {
+            return Err(format!(
+                "{url}: a client certificate needs both files (cert {:?}, key {:?})",
+                t.cert_file, t.key_file
+            ));
+        }
+    }
+    Ok(opts.with_tls(cfg))
+}
+
+/// Connect to exactly one endpoint (over TLS when it is `https://`).
 pub async fn connect(url: &str) -> Result<Client, String> {
     let opts = ConnectOptions::new()
         .with_connect_timeout(TIMEOUT)
         .with_timeout(TIMEOUT);
+    let opts = tls(url, opts)?;
     Client::connect([url], Some(opts))
         .await
         .map_err(|e| format!("{url}: {e}"))
@@ -44,7 +119,14 @@ pub fn host_port(url: &str) -> &str {
 }
 
 /// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
+/// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
+/// raised, and a linearizable read answered.
 pub async fn healthy(client_url: &str) -> bool {
+    if client_url.starts_with("https://") {
+        return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url))
+            .await
+            .unwrap_or(false);
+    }
     let addr = host_port(client_url).to_string();
     let fut = async move {
         use http_body_util::{BodyExt, Empty};
@@ -68,6 +150,26 @@ pub async fn healthy(client_url: &str) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// etcd 3.4's `/health`: false while any alarm is raised or without a leader, else whether a
+/// quorum read answers.
+async fn healthy_grpc(client_url: &str) -> bool {
+    let Ok(mut c) = connect(client_url).await else {
+        return false;
+    };
+    match c
+        .alarm(
+            etcd_client::AlarmAction::Get,
+            etcd_client::AlarmType::None,
+            None,
+        )
+        .await
+    {
+        Ok(a) if a.alarms().is_empty() => {}
+        _ => return false,
+    }
+    c.get("health", None).await.is_ok()
 }
 
 /// One member as the cluster and fild see it.
@@ -143,10 +245,17 @@ impl ClusterStatus {
 }
 
 /// The endpoints worth asking: the local members' client URLs, then the gateway.
+/// The gateway only forwards TCP, so it speaks whatever the members speak.
 pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
+    use_tls(local);
     let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
     if let Some(gw) = &local.gateway {
-        urls.push(format!("http://{}", gw.listen_addr));
+        let https = local
+            .members
+            .iter()
+            .any(|m| m.client_url.starts_with("https://"));
+        let scheme = if https { "https" } else { "http" };
+        urls.push(format!("{scheme}://{}", gw.listen_addr));
     }
     urls
 }
@@ -161,6 +270,7 @@ fn alarm_name(a: i32) -> String {
 
 /// Ask the cluster about every member; `local` says which programs run which member here.
 pub async fn status(local: &EtcdMembers) -> ClusterStatus {
+    use_tls(local);
     let mut rows: Vec<MemberStatus> = Vec::new();
     let mut asked = None;
     let mut alarms: Vec<(u64, i32)> = Vec::new();
@@ -322,5 +432,125 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         leader,
         verdict,
         asked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn kit(file: &str, env: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        crate::etcd::envfile::read(&path, &env).unwrap()
+    }
+
+    #[test]
+    fn kit_env_files_are_plain_http_by_default() {
+        let v = kit("apps/etcd/etcd-0.env", &[("ETCD_DATA_ROOT", "/d")]);
+        assert_eq!(v["tls"], "off");
+        assert_eq!(v["client_url"], "http://127.0.0.1:2079");
+        assert_eq!(v["peer_url"], "http://127.0.0.1:2080");
+        assert!(v["initial_cluster"].starts_with("boot0=http://127.0.0.1:2080,"));
+        for k in [
+            "cert_file",
+            "key_file",
+            "trusted_ca_file",
+            "client_cert_file",
+        ] {
+            assert_eq!(v[k], "", "{k}");
+        }
+        let g = kit("apps/etcd/etcd-gw.env", &[]);
+        assert_eq!(g["scheme"], "http");
+        assert_eq!(g["cacert"], "");
+    }
+
+    #[test]
+    fn kit_env_files_with_tls_files() {
+        let env = [
+            ("ETCD_DATA_ROOT", "/d"),
+            ("ETCD_TLS", "files"),
+            ("ETCD_SCHEME", "https"),
+            ("ETCD_CERT_FILE", "/pki/m.crt"),
+            ("ETCD_KEY_FILE", "/pki/m.key"),
+            ("ETCD_TRUSTED_CA_FILE", "/pki/ca.crt"),
+            ("ETCD2_CERT_FILE", "/pki/m2.crt"),
+        ];
+        let v = kit("apps/etcd/etcd-2.env", &env);
+        assert_eq!(v["tls"], "files");
+        assert_eq!(v["client_url"], "https://127.0.0.1:2279");
+        assert_eq!(v["peer_url"], "https://127.0.0.1:2280");
+        assert!(
+            v["initial_cluster"]
+                .split(',')
+                .all(|m| m.contains("=https://"))
+        );
+        assert_eq!(v["cert_file"], "/pki/m2.crt");
+        assert_eq!(v["peer_cert_file"], "/pki/m2.crt");
+        assert_eq!(v["peer_key_file"], "/pki/m.key");
+        assert_eq!(v["peer_trusted_ca_file"], "/pki/ca.crt");
+        assert_eq!(v["client_trusted_ca_file"], "/pki/ca.crt");
+        assert_eq!(v["client_cert_file"], "/pki/m2.crt");
+        assert_eq!(v["client_key_file"], "/pki/m.key");
+        let g = kit("apps/etcd/etcd-gw.env", &env);
+        assert_eq!(g["scheme"], "https");
+        assert_eq!(g["cacert"], "/pki/ca.crt");
+        assert_eq!(g["cert"], "/pki/m.crt");
+        // Peer-only TLS (tls=auto): clients stay on http.
+        let v = kit(
+            "apps/etcd/etcd-0.env",
+            &[("ETCD_TLS", "auto"), ("ETCD_PEER_SCHEME", "https")],
+        );
+        assert_eq!(v["client_url"], "http://127.0.0.1:2079");
+        assert_eq!(v["peer_url"], "https://127.0.0.1:2080");
+    }
+
+    #[test]
+    fn tls_options_only_for_https_and_errors_name_the_file() {
+        assert!(tls("http://127.0.0.1:1", ConnectOptions::new()).is_ok());
+        set_tls(Some(ClientTls {
+            trusted_ca_file: "/nonexistent/ca.crt".into(),
+            ..Default::default()
+        }));
+        let e = tls("https://127.0.0.1:1", ConnectOptions::new()).unwrap_err();
+        assert!(e.contains("/nonexistent/ca.crt"), "{e}");
+        set_tls(None);
+    }
+
+    #[test]
+    fn the_gateway_speaks_the_members_scheme() {
+        let m = |url: &str| crate::api::EtcdMember {
+            program: "etcd-0".into(),
+            state: ProcessState::Running,
+            pid: 1,
+            env_file: String::new(),
+            name: "boot0".into(),
+            client_url: url.into(),
+            peer_url: String::new(),
+            data_dir: String::new(),
+            initial_cluster: String::new(),
+            cluster_token: String::new(),
+            cluster_state: String::new(),
+            client_tls: Default::default(),
+        };
+        let gw = Some(crate::api::EtcdGateway {
+            program: "etcd-gw".into(),
+            state: ProcessState::Running,
+            env_file: String::new(),
+            listen_addr: "127.0.0.1:2379".into(),
+            endpoints: vec![],
+        });
+        let mut local = EtcdMembers {
+            members: vec![m("https://127.0.0.1:2079")],
+            gateway: gw,
+            ..Default::default()
+        };
+        assert_eq!(endpoints(&local)[1], "https://127.0.0.1:2379");
+        local.members = vec![m("http://127.0.0.1:2079")];
+        assert_eq!(endpoints(&local)[1], "http://127.0.0.1:2379");
     }
 }

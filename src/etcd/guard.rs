@@ -286,6 +286,7 @@ pub async fn answers(client_url: &str, timeout: Duration) -> bool {
         let opts = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_timeout(timeout);
+        let opts = cluster::tls(&url, opts).ok()?;
         let mut c = etcd_client::Client::connect([url], Some(opts)).await.ok()?;
         c.status().await.ok()
     };
@@ -479,6 +480,7 @@ async fn connect_long(url: &str) -> anyhow::Result<etcd_client::Client> {
     let opts = ConnectOptions::new()
         .with_connect_timeout(cluster::TIMEOUT)
         .with_timeout(DEFRAG_TIMEOUT);
+    let opts = cluster::tls(url, opts).map_err(anyhow::Error::msg)?;
     etcd_client::Client::connect([url], Some(opts))
         .await
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))
@@ -513,6 +515,7 @@ async fn sizes(c: &mut etcd_client::Client) -> anyhow::Result<(i64, i64)> {
 /// own endpoint (followers first, leader last), disarm NOSPACE, verify a put works.
 pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
     let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    cluster::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
             "filc etcd defrag: no etcd member among fild's programs (a member is a program whose directory holds <program>.env)"

@@ -93,6 +93,11 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
                 initial_cluster: m.get("initial_cluster"),
                 cluster_token: m.get("cluster_token"),
                 cluster_state: m.get("cluster_state"),
+                client_tls: crate::api::EtcdClientTls {
+                    trusted_ca_file: m.get("client_trusted_ca_file"),
+                    cert_file: m.get("client_cert_file"),
+                    key_file: m.get("client_key_file"),
+                },
             }),
             Role::Gateway(g) => {
                 out.gateway = Some(EtcdGateway {
@@ -110,5 +115,6 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
             }
         }
     }
+    super::cluster::use_tls(&out);
     out
 }

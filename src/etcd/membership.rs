@@ -847,9 +847,12 @@ impl Conn {
             let opts = ConnectOptions::new()
                 .with_connect_timeout(cluster::TIMEOUT)
                 .with_timeout(REQUEST_TIMEOUT);
-            let c = Etcd::connect([url.as_str()], Some(opts))
-                .await
-                .map_err(|e| format!("{url}: {e}"));
+            let c = match cluster::tls(url, opts) {
+                Ok(opts) => Etcd::connect([url.as_str()], Some(opts))
+                    .await
+                    .map_err(|e| format!("{url}: {e}")),
+                Err(e) => Err(e),
+            };
             match c {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
@@ -1116,7 +1119,9 @@ async fn wait_alone(conn: &mut Conn, id: u64, client_url: &str) -> anyhow::Resul
 // ---------------------------------------------------------------------------------------
 
 async fn members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
-    Ok(ctl.get("/v1/etcd/members").await?)
+    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    cluster::use_tls(&local);
+    Ok(local)
 }
 
 fn find_local(local: &EtcdMembers, program: &str) -> anyhow::Result<EtcdMember> {
