@@ -398,3 +398,39 @@ fn invalid_config_exits_2_and_unreachable_daemon_exits_1() {
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(err.contains("cannot reach fild"), "stderr: {err}");
 }
+
+/// The case as written: a wrapper backgrounds a listener and exits 0. fild takes
+/// the leftover listener down with its dead leader, and after a SIGKILL of fild nothing of
+/// the program remains and its port can be bound again.
+#[test]
+fn a_wrapper_that_backgrounds_a_listener_and_exits_leaves_nothing() {
+    let dir = TestDir::new("wrapperexit");
+    let py = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for this test");
+    let py = text(&py.stdout).trim().to_string();
+    let port = free_port();
+    dir.script(
+        "wrapper.sh",
+        &format!(
+            "{py} -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", {port})); s.listen(); time.sleep(1000)' &\nsleep 1\nexit 0"
+        ),
+    );
+    let d = dir.path().display().to_string();
+    let mut f = Fild::start(
+        &dir,
+        &prog("wrapper", &format!("{d}/wrapper.sh"), "autorestart=false"),
+    );
+    let info = f.wait_state("wrapper", ProcessState::Exited, T);
+    assert_eq!(info.exit_status, Some(0));
+    assert!(
+        wait_until(T, || port_free(port)),
+        "the wrapper's backgrounded listener outlived it"
+    );
+    f.kill9();
+    assert!(
+        wait_until(Duration::from_secs(2), || port_free(port)),
+        "port still held after fild was killed"
+    );
+}

@@ -60,6 +60,14 @@ fn members_start_concurrently_and_serve_through_the_gateway() {
     for n in 0..3 {
         c.wait_value(n, "kit/hello", "world", UP);
     }
+    // Members and gateway listen on the configured (loopback) addresses only.
+    for port in c.client.iter().chain(c.peer.iter()).copied().chain([c.gw]) {
+        let addrs = listen_addrs(port);
+        assert!(
+            !addrs.is_empty() && addrs.iter().all(|a| a == "127.0.0.1"),
+            "port {port} listens on {addrs:?}"
+        );
+    }
     // The data dirs are private.
     use std::os::unix::fs::PermissionsExt;
     for n in 0..3 {
@@ -239,4 +247,31 @@ fn fild_sigterm_stops_members_and_sigkill_leaves_nothing_then_data_returns() {
     for n in 0..3 {
         c.wait_value(n, "keep/me", "safe", UP);
     }
+}
+
+/// The IPv4 addresses listening on `port` (from /proc/net/tcp), plus "::" for IPv6 ones.
+fn listen_addrs(port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1] (hex ip:port), state 0A is LISTEN.
+            let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+                continue;
+            };
+            let Some((ip, p)) = local.split_once(':') else {
+                continue;
+            };
+            if *state != "0A" || u16::from_str_radix(p, 16).ok() != Some(port) {
+                continue;
+            }
+            if v6 {
+                out.push("::".to_string());
+            } else if let Ok(n) = u32::from_str_radix(ip, 16) {
+                out.push(std::net::Ipv4Addr::from(n.to_le_bytes()).to_string());
+            }
+        }
+    }
+    out
 }
