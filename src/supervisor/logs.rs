@@ -8,7 +8,7 @@
 //! never rotates.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -43,10 +43,13 @@ impl RotatingFile {
     }
 
     fn open(&mut self) -> io::Result<()> {
+        // Not O_APPEND: splice(2) refuses append-mode files. Writes go to explicit offsets
+        // (the file's size when opened, then what fild wrote), so nothing is overwritten.
         let open = || {
             OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .truncate(false)
                 .open(&self.path)
         };
         let file = match open() {
@@ -106,8 +109,9 @@ impl RotatingFile {
                 }
             };
             if take > 0 {
+                use std::os::unix::fs::FileExt;
                 let file = self.file.as_mut().expect("opened above");
-                file.write_all(&buf[..take])?;
+                file.write_all_at(&buf[..take], self.size)?;
                 self.size += take as u64;
                 buf = &buf[take..];
             }
@@ -116,6 +120,50 @@ impl RotatingFile {
             }
         }
         Ok(())
+    }
+
+    /// Move up to `max` bytes from `pipe` straight into the file with splice(2), without
+    /// copying them through fild. Only while the bytes cannot reach the rotation bound
+    /// (rotation splits at a newline, which needs to see the bytes): `None` means "read
+    /// instead". `Some(Ok(0))` is the end of the pipe.
+    pub fn splice_from(
+        &mut self,
+        pipe: std::os::fd::RawFd,
+        max: usize,
+    ) -> Option<io::Result<usize>> {
+        if self.maxbytes != 0 && self.maxbytes.saturating_sub(self.size) < max as u64 {
+            return None;
+        }
+        if self.file.is_none()
+            && let Err(e) = self.open()
+        {
+            // Fall back to the read path, which drops the data and reports the error.
+            self.report(&e);
+            return None;
+        }
+        let file = self.file.as_ref().expect("opened above");
+        let mut off = self.size as libc::loff_t;
+        // SAFETY: splice between two descriptors we own; `off` outlives the call.
+        let n = unsafe {
+            libc::splice(
+                pipe,
+                std::ptr::null_mut(),
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                &mut off,
+                max,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Some(Err(e)),
+                // EINVAL and the like (a file system without splice): read instead.
+                _ => None,
+            };
+        }
+        self.size += n as u64;
+        Some(Ok(n as usize))
     }
 
     /// Close the file until the next write. The pumps do this whenever their pipe is drained,
@@ -206,16 +254,19 @@ pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
         fd = registered.into_inner();
         // Flowing: read until the pipe is empty, gathering after small reads.
         loop {
-            let res = READ_BUF.with_borrow_mut(|buf| {
-                // SAFETY: reading into our own buffer from the pipe we own.
-                let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let n = n as usize;
-                out.write(&buf[..n]);
-                Ok(n)
-            });
+            let res = match out.splice_from(raw, READ_BUF_BYTES) {
+                Some(r) => r,
+                None => READ_BUF.with_borrow_mut(|buf| {
+                    // SAFETY: reading into our own buffer from the pipe we own.
+                    let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+                    if n < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    let n = n as usize;
+                    out.write(&buf[..n]);
+                    Ok(n)
+                }),
+            };
             match res {
                 Ok(0) => return,
                 Ok(n) => {
@@ -303,5 +354,27 @@ mod tests {
         f.write(&[b'x'; 25]);
         assert!(total(dir.path()) <= 20);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn splice_moves_pipe_data_and_steps_aside_near_the_bound() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut w = std::fs::File::from(w);
+        w.write_all(b"one\ntwo\n").unwrap();
+        let path = dir.path().join("s.log");
+        let mut f = RotatingFile::new(&path, 0, 0);
+        f.write(b"zero\n");
+        let n = f.splice_from(r.as_raw_fd(), 1 << 20).unwrap().unwrap();
+        assert_eq!(n, 8);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "zero\none\ntwo\n");
+        // Near a rotation bound the bytes must be seen (newline split): no splice.
+        let mut g = RotatingFile::new(&dir.path().join("t.log"), 100, 1);
+        assert!(g.splice_from(r.as_raw_fd(), 1 << 20).is_none());
+        drop(w);
+        let end = f.splice_from(r.as_raw_fd(), 1 << 20).unwrap().unwrap();
+        assert_eq!(end, 0, "end of the pipe");
     }
 }
