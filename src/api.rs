@@ -7,7 +7,7 @@
 //! | method | path                                 | body              | reply              |
 //! |--------|--------------------------------------|-------------------|--------------------|
 //! | GET    | `/v1/version`                        |                   | [`VersionInfo`]    |
-//! | GET    | `/v1/processes[?names=a,b]`          |                   | `[ProcessInfo]`    |
+//! | GET    | `/v1/processes[?names=a,b][&stats=0]`|                   | `[ProcessInfo]`    |
 //! | POST   | `/v1/processes/start`                | [`NamesRequest`]  | [`ActionReply`]    |
 //! | POST   | `/v1/processes/stop`                 | [`NamesRequest`]  | [`ActionReply`]    |
 //! | POST   | `/v1/processes/restart`              | [`NamesRequest`]  | [`ActionReply`]    |
@@ -17,7 +17,8 @@
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
 //!
-//! Errors are 4xx/5xx with an [`ErrorReply`] body.
+//! `stats=0` skips reading CPU and RSS from /proc (they are then 0): the plain status table
+//! does not show them. Errors are 4xx/5xx with an [`ErrorReply`] body.
 
 use serde::{Deserialize, Serialize};
 

@@ -243,11 +243,13 @@ fn encode(name: &str) -> String {
 }
 
 async fn status(c: &Client, json: bool, names: &[String]) -> anyhow::Result<ExitCode> {
+    // The table shows no CPU or RSS: spare fild the /proc reads.
+    let stats = if json { "1" } else { "0" };
     let path = if names.is_empty() {
-        "/v1/processes".to_string()
+        format!("/v1/processes?stats={stats}")
     } else {
         let q: Vec<String> = names.iter().map(|n| encode(n)).collect();
-        format!("/v1/processes?names={}", q.join(","))
+        format!("/v1/processes?names={}&stats={stats}", q.join(","))
     };
     let procs: Vec<ProcessInfo> = c.get(&path).await?;
     if json {

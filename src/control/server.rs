@@ -293,7 +293,16 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
                         .collect()
                 })
                 .unwrap_or_default();
-            result(handle.call(|reply| Request::Status { names, reply }).await)
+            let stats = query(&req, "stats").is_none_or(|v| v != "0");
+            result(
+                handle
+                    .call(|reply| Request::Status {
+                        names,
+                        stats,
+                        reply,
+                    })
+                    .await,
+            )
         }
         (&Method::POST, "/processes/start" | "/processes/stop" | "/processes/restart") => {
             let op = match rest {

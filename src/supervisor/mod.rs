@@ -72,6 +72,8 @@ pub enum UserOp {
 pub enum Request {
     Status {
         names: Vec<String>,
+        /// Read CPU and RSS from /proc (one file per process); false leaves them 0.
+        stats: bool,
         reply: Reply<Vec<ProcessInfo>>,
     },
     Action {
@@ -506,8 +508,12 @@ impl Supervisor {
 
     fn request(&mut self, req: Request) {
         match req {
-            Request::Status { names, reply } => {
-                let _ = reply.send(self.status(&names));
+            Request::Status {
+                names,
+                stats,
+                reply,
+            } => {
+                let _ = reply.send(self.status(&names, stats));
             }
             Request::Action { op, names, reply } => {
                 if self.shutting_down {
@@ -707,21 +713,21 @@ impl Supervisor {
         }
     }
 
-    fn status(&self, names: &[String]) -> Result<Vec<ProcessInfo>, ApiError> {
+    fn status(&self, names: &[String], stats: bool) -> Result<Vec<ProcessInfo>, ApiError> {
         let names = if names.is_empty() {
             self.table.keys().cloned().collect()
         } else {
             self.resolve(names)?
         };
-        let clock = Clock {
+        let clock = stats.then(|| Clock {
             now: procstat::uptime_secs().unwrap_or(0.0),
             tps: procstat::ticks_per_second(),
             page: procstat::page_size(),
-        };
-        Ok(names.iter().map(|n| self.info(n, &clock)).collect())
+        });
+        Ok(names.iter().map(|n| self.info(n, clock.as_ref())).collect())
     }
 
-    fn info(&self, name: &str, clock: &Clock) -> ProcessInfo {
+    fn info(&self, name: &str, clock: Option<&Clock>) -> ProcessInfo {
         let e = &self.table[name];
         let p = &e.proc;
         let uptime = match (p.state, p.started) {
@@ -730,10 +736,10 @@ impl Supervisor {
             }
             _ => 0,
         };
-        let (cpu, rss) = p
-            .pid
-            .and_then(procstat::read)
-            .map(|st| {
+        let (cpu, rss) = clock
+            .zip(p.pid)
+            .and_then(|(clock, pid)| procstat::read(pid).map(|st| (clock, st)))
+            .map(|(clock, st)| {
                 (
                     procstat::cpu_percent(&st, clock.now, clock.tps),
                     st.rss_pages * clock.page,
