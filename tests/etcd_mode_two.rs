@@ -8,89 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::etcd::*;
+use common::netns::Net;
 use common::*;
 use fild::api::ProcessState;
 
 const UP: Duration = Duration::from_secs(40);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Three host namespaces wired to one switch namespace; deleted on drop.
-struct Net {
-    id: u32,
-    hosts: Vec<String>,
-    switch: String,
-}
-
-impl Net {
-    fn new() -> Net {
-        let id = std::process::id() % 100_000;
-        let switch = format!("fsw{id}");
-        let hosts: Vec<String> = (0..3).map(|n| format!("fh{id}-{n}")).collect();
-        let net = Net {
-            id,
-            hosts: hosts.clone(),
-            switch: switch.clone(),
-        };
-        ip(&["netns", "add", &switch]);
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &switch, "link", "set", "br0", "up"]);
-        for (n, h) in hosts.iter().enumerate() {
-            ip(&["netns", "add", h]);
-            ip(&["-n", h, "link", "set", "lo", "up"]);
-            let sw_end = format!("s{id}h{n}");
-            ip(&[
-                "-n", h, "link", "add", "eth0", "type", "veth", "peer", "name", &sw_end, "netns",
-                &switch,
-            ]);
-            ip(&[
-                "-n",
-                h,
-                "addr",
-                "add",
-                &format!("{}/24", net.addr(n)),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", h, "link", "set", "eth0", "up"]);
-            ip(&["-n", &switch, "link", "set", &sw_end, "master", "br0"]);
-            ip(&["-n", &switch, "link", "set", &sw_end, "up"]);
-        }
-        net
-    }
-
-    fn addr(&self, n: usize) -> String {
-        format!("198.18.{}.{}", self.id % 250, n + 1)
-    }
-
-    /// Cut or restore host `n`'s link.
-    fn link(&self, n: usize, up: bool) {
-        let sw_end = format!("s{}h{n}", self.id);
-        ip(&[
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &sw_end,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.hosts.iter().chain([&self.switch]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 /// One host: its own PRJ_ROOT with the kit, its member's template active, its own fild.
 struct Host {
@@ -198,7 +120,7 @@ fn get_local(net: &Net, n: usize, key: &str) -> Option<String> {
 fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
     require_etcd();
     let _slot = Slot::acquire();
-    let net = Net::new();
+    let net = Net::new("m");
     let hosts: Vec<Host> = (0..3).map(|n| start_host(&net, n)).collect();
     // The seeds' workflow on each host: the member is active but autostart=false.
     for (n, h) in hosts.iter().enumerate() {

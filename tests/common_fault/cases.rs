@@ -575,7 +575,7 @@ pub fn partition(case: &str, cut_secs: u64) {
     require_etcd();
     let _slot = Slot::acquire();
     let t0 = Instant::now();
-    let net = Net::new();
+    let net = Net::new("ff");
     let hosts: Vec<Host> = (0..3).map(|n| start_host(&net, n)).collect();
     for (n, h) in hosts.iter().enumerate() {
         h.fild.filc_ok(&["start", &format!("etcd-{n}")]);

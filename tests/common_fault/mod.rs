@@ -11,6 +11,8 @@ pub mod cases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+
+pub use crate::common::netns::Net;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -570,103 +572,3 @@ impl Drop for Tmpfs {
 }
 
 // ----- three hosts in network namespaces ------------------------------------------------------
-
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Three host namespaces wired to a bridge in a fourth "switch" namespace, which also has an
-/// address of its own (.100) for the test's clients; deleted on drop. Addresses from the
-/// benchmarking range 198.18.0.0/15: nothing touches the real network.
-pub struct Net {
-    pub id: u32,
-    pub hosts: Vec<String>,
-    pub switch: String,
-}
-
-impl Net {
-    pub fn new() -> Net {
-        let id = std::process::id() % 100_000;
-        let switch = format!("ffsw{id}");
-        let hosts: Vec<String> = (0..3).map(|n| format!("ffh{id}-{n}")).collect();
-        let net = Net {
-            id,
-            hosts: hosts.clone(),
-            switch: switch.clone(),
-        };
-        ip(&["netns", "add", &switch]);
-        ip(&["-n", &switch, "link", "set", "lo", "up"]);
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-        ip(&[
-            "-n",
-            &switch,
-            "addr",
-            "add",
-            &format!("{}/24", net.client_addr()),
-            "dev",
-            "br0",
-        ]);
-        ip(&["-n", &switch, "link", "set", "br0", "up"]);
-        for (n, h) in hosts.iter().enumerate() {
-            ip(&["netns", "add", h]);
-            ip(&["-n", h, "link", "set", "lo", "up"]);
-            let sw_end = format!("fs{id}h{n}");
-            ip(&[
-                "-n", h, "link", "add", "eth0", "type", "veth", "peer", "name", &sw_end, "netns",
-                &switch,
-            ]);
-            ip(&[
-                "-n",
-                h,
-                "addr",
-                "add",
-                &format!("{}/24", net.addr(n)),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", h, "link", "set", "eth0", "up"]);
-            ip(&["-n", &switch, "link", "set", &sw_end, "master", "br0"]);
-            ip(&["-n", &switch, "link", "set", &sw_end, "up"]);
-        }
-        net
-    }
-
-    pub fn addr(&self, n: usize) -> String {
-        format!("198.18.{}.{}", self.id % 250, n + 1)
-    }
-
-    pub fn client_addr(&self) -> String {
-        format!("198.18.{}.100", self.id % 250)
-    }
-
-    /// Member n's client endpoint (the kit's default port on its host's address).
-    pub fn endpoint(&self, n: usize) -> String {
-        format!("{}:{}", self.addr(n), 2079 + 100 * n)
-    }
-
-    /// Cut or restore host `n`'s link.
-    pub fn link(&self, n: usize, up: bool) {
-        let sw_end = format!("fs{}h{n}", self.id);
-        ip(&[
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &sw_end,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.hosts.iter().chain([&self.switch]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
