@@ -1181,26 +1181,22 @@ async fn stop(ctl: &Client, say: Say<'_>, program: &str) -> anyhow::Result<()> {
 /// Start; a start that does not settle in RUNNING is reported, not fatal: fild keeps
 /// retrying, and the steps after it wait for the member with their own deadlines.
 async fn start(ctl: &Client, say: Say<'_>, program: &str) -> anyhow::Result<()> {
-    say(&format!("start {program}"));
-    let (ok, msg) = action(ctl, "start", program).await?;
-    if ok {
-        say(&format!("start {program}: {msg}"));
-    } else {
-        say(&format!(
-            "start {program}: {msg}; fild keeps retrying, waiting for it"
-        ));
-    }
-    Ok(())
+    launch(ctl, say, "start", program).await
 }
 
+/// Restart, reported like [`start`].
 async fn restart(ctl: &Client, say: Say<'_>, program: &str) -> anyhow::Result<()> {
-    say(&format!("restart {program}"));
-    let (ok, msg) = action(ctl, "restart", program).await?;
+    launch(ctl, say, "restart", program).await
+}
+
+async fn launch(ctl: &Client, say: Say<'_>, verb: &str, program: &str) -> anyhow::Result<()> {
+    say(&format!("{verb} {program}"));
+    let (ok, msg) = action(ctl, verb, program).await?;
     if ok {
-        say(&format!("restart {program}: {msg}"));
+        say(&format!("{verb} {program}: {msg}"));
     } else {
         say(&format!(
-            "restart {program}: {msg}; fild keeps retrying, waiting for it"
+            "{verb} {program}: {msg}; fild keeps retrying, waiting for it"
         ));
     }
     Ok(())
