@@ -1,32 +1,118 @@
 #!/usr/bin/env bash
-# Install what fild's build, cluster and tests need on Debian, skipping what is present:
-# etcd (server + etcdctl), protoc (for the etcd client crate), iproute2 (test namespaces),
-# python3 (test helpers). Safe to run again.
+# Install what fild needs on Debian, checking each need by what uses it, not by whether a
+# command exists. Safe to run again: what works is left alone.
+#
+#   scripts/setup.sh           the build and the Quick start: a C compiler, protoc with the
+#                              protobuf well-known types (the etcd client crate compiles etcd's
+#                              .proto files, which import google/protobuf/descriptor.proto),
+#                              etcd and etcdctl
+#   scripts/setup.sh --tests   and what only the tests use: iproute2 (network namespaces),
+#                              systemd-analyze, openssl (TLS certificates), python3, setpriv
+#
+# Exits 1 naming what is still missing when it cannot install it (no apt-get, not root and no
+# sudo, or a package that did not bring what it should).
 set -euo pipefail
-need=()
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "setup: installing ${need[*]}"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    # etcd-server's maintainer scripts try to start a system etcd; we never use it.
-    $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if ! command -v cargo >/dev/null 2>&1; then
+tests=0
+case "${1:-}" in
+    --tests) tests=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+esac
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Each check: check_NAME succeeds when the need is met; pkg_NAME is the Debian package list
+# that meets it; what_NAME says what is missing, for the error.
+check_cc() { printf 'int main(void){return 0;}\n' >"$tmp/t.c" && cc -o "$tmp/t" "$tmp/t.c" 2>/dev/null; }
+pkg_cc="gcc libc6-dev"
+what_cc="a C compiler that links (cc; Debian: gcc libc6-dev)"
+
+check_protoc() {
+    printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\nmessage M { google.protobuf.FileDescriptorProto f = 1; }\n' >"$tmp/t.proto" &&
+        "${PROTOC:-protoc}" --proto_path="$tmp" --include_imports -o "$tmp/t.pb" "$tmp/t.proto" 2>/dev/null
+}
+pkg_protoc="protobuf-compiler libprotobuf-dev"
+what_protoc="protoc that finds google/protobuf/descriptor.proto (Debian: protobuf-compiler libprotobuf-dev; or set PROTOC)"
+
+check_etcd() { "${ETCD_BIN:-etcd}" --version 2>/dev/null | grep -q '^etcd Version: 3\.[45]\.'; }
+pkg_etcd="etcd-server"
+what_etcd="etcd 3.4 or 3.5 (Debian: etcd-server; or set ETCD_BIN)"
+
+check_etcdctl() { ETCDCTL_API=3 "${ETCDCTL_BIN:-etcdctl}" version 2>/dev/null | grep -q '^etcdctl version: 3\.'; }
+pkg_etcdctl="etcd-client"
+what_etcdctl="etcdctl 3.x (Debian: etcd-client; or set ETCDCTL_BIN)"
+
+check_ip() { ip netns list >/dev/null 2>&1; }
+pkg_ip="iproute2"
+what_ip="ip with netns support (Debian: iproute2)"
+
+check_analyze() { systemd-analyze --version >/dev/null 2>&1; }
+pkg_analyze="systemd"
+what_analyze="systemd-analyze (Debian: systemd)"
+
+check_openssl() { openssl version >/dev/null 2>&1; }
+pkg_openssl="openssl"
+what_openssl="openssl (Debian: openssl)"
+
+check_python() { python3 -c 'import socket, sys' 2>/dev/null; }
+pkg_python="python3"
+what_python="python3 (Debian: python3)"
+
+check_setpriv() { setpriv --help >/dev/null 2>&1; }
+pkg_setpriv="util-linux"
+what_setpriv="setpriv (Debian: util-linux)"
+
+needs=(cc protoc etcd etcdctl)
+[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv)
+
+missing() {
+    local n
+    for n in "${needs[@]}"; do "check_$n" || echo "$n"; done
+}
+
+if ! command -v cargo >/dev/null 2>&1 || ! cargo --version >/dev/null 2>&1; then
     echo "setup: cargo is missing: install Rust (rustup) first" >&2
     exit 1
 fi
-# A system etcd the package may have started would hold 2379/2380; stop it if it runs.
+
+todo=$(missing)
+if [ -n "$todo" ]; then
+    pkgs=()
+    for n in $todo; do v="pkg_$n"; read -ra p <<<"${!v}"; pkgs+=("${p[@]}"); done
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then sudo=sudo; else sudo=none; fi
+    fi
+    if [ "$sudo" != none ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${pkgs[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        # etcd-server's maintainer scripts would start a system etcd on 2379/2380, which the
+        # kit never uses: forbid service starts for the install when nothing else does.
+        policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+            $sudo chmod 0755 "$policy"
+        fi
+        rc=0
+        { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$tmp/apt.log" 2>&1; } || rc=$?
+        [ -z "$policy" ] || $sudo rm -f "$policy"
+        [ $rc = 0 ] || { tail -n 20 "$tmp/apt.log" >&2; echo "setup: apt-get install ${pkgs[*]} failed" >&2; }
+    else
+        echo "setup: cannot install packages here (no apt-get, or not root and no sudo)" >&2
+    fi
+    todo=$(missing)
+    if [ -n "$todo" ]; then
+        echo "setup: still missing:" >&2
+        for n in $todo; do v="what_$n"; echo "  - ${!v}" >&2; done
+        exit 1
+    fi
+fi
+
+# A system etcd that a package started would hold 2379/2380; stop it if it runs.
 if [ -d /run/systemd/system ] && systemctl is-active --quiet etcd 2>/dev/null; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
-echo "setup: etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), $(cargo --version)"
+echo "setup: ok: etcd $("${ETCD_BIN:-etcd}" --version | sed -n 's/^etcd Version: //p'), $(protoc --version), $(cargo --version)$([ $tests = 1 ] && echo ', test tools')"
