@@ -35,11 +35,12 @@ check_protoc() {
 pkg_protoc="protobuf-compiler libprotobuf-dev"
 what_protoc="protoc that finds google/protobuf/descriptor.proto (Debian: protobuf-compiler libprotobuf-dev; or set PROTOC)"
 
-check_etcd() { "${ETCD_BIN:-etcd}" --version 2>/dev/null | grep -q '^etcd Version: 3\.[45]\.'; }
+# (Output is captured before grep: with pipefail, `grep -q` closing the pipe early would fail.)
+check_etcd() { local v; v=$("${ETCD_BIN:-etcd}" --version 2>/dev/null) && grep -q '^etcd Version: 3\.[45]\.' <<<"$v"; }
 pkg_etcd="etcd-server"
 what_etcd="etcd 3.4 or 3.5 (Debian: etcd-server; or set ETCD_BIN)"
 
-check_etcdctl() { ETCDCTL_API=3 "${ETCDCTL_BIN:-etcdctl}" version 2>/dev/null | grep -q '^etcdctl version: 3\.'; }
+check_etcdctl() { local v; v=$(ETCDCTL_API=3 "${ETCDCTL_BIN:-etcdctl}" version 2>/dev/null) && grep -q '^etcdctl version: 3\.' <<<"$v"; }
 pkg_etcdctl="etcd-client"
 what_etcdctl="etcdctl 3.x (Debian: etcd-client; or set ETCDCTL_BIN)"
 
