@@ -155,14 +155,18 @@ pub struct ErrorReply {
     pub details: Vec<String>,
 }
 
-/// An etcd member fild supervises: its program and what its env file says.
+/// An etcd member fild supervises: its program and its evaluated settings (the settings
+/// file named by the program's `FILD_ETCD_MEMBER`, with the runtime layer over it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EtcdMember {
     pub program: String,
     pub state: ProcessState,
     pub pid: u32,
-    /// The env file the launch script reads (and etcd operations rewrite).
+    /// The settings file (the kit's `apps/etcd/etcd-N.env`); never written by fild or filc.
     pub env_file: String,
+    /// The runtime layer over it: what operations learned (`var/etcd/runtime/etcd-N.json`).
+    #[serde(default)]
+    pub runtime_file: String,
     pub name: String,
     pub client_url: String,
     pub peer_url: String,
@@ -174,6 +178,28 @@ pub struct EtcdMember {
     /// file's `client_trusted_ca_file`, `client_cert_file`, `client_key_file`); empty: none.
     #[serde(default)]
     pub client_tls: EtcdClientTls,
+    /// The full argv the member starts with (what `fild --exec-etcd` execs), without
+    /// `next_start_flags`.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// Flags for the next start only (a rescue's `--force-new-cluster`), used up by it.
+    #[serde(default)]
+    pub next_start_flags: Vec<String>,
+    /// The runtime layer's values.
+    #[serde(default)]
+    pub learned: Vec<EtcdLearned>,
+}
+
+/// A value an etcd operation learned, layered over the settings file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdLearned {
+    pub key: String,
+    pub value: String,
+    /// The operation that learned it, and when (UTC).
+    pub by: String,
+    pub at: String,
+    /// False once the settings file's line for the key was edited by hand since: the file wins.
+    pub applies: bool,
 }
 
 /// The CA that signed the members' certificates, and the client certificate and key fild's
@@ -200,9 +226,15 @@ pub struct EtcdGateway {
     pub program: String,
     pub state: ProcessState,
     pub env_file: String,
+    #[serde(default)]
+    pub runtime_file: String,
     pub listen_addr: String,
     /// `host:port` of each member's client URL.
     pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub learned: Vec<EtcdLearned>,
 }
 
 /// `GET /v1/etcd/members`: the members and gateway found in the configuration, and env

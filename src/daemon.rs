@@ -268,6 +268,9 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|u| u.auth.clone());
     let server_url = format!("unix://{}", socket.display());
+    // Settings files an older fild rewrote: their values move to the runtime layer before
+    // any member starts.
+    crate::etcd::adopt::at_start(&config.programs, &env);
     let sup = Supervisor::new(path, env, config, guard, server_url);
     let handle = sup.handle();
     let policy = peer_policy(&fs::metadata(&socket).ok());

@@ -257,8 +257,7 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
         put(&c, &format!("b{i}"), &format!("B{i}"));
     }
     let ids_before = member_ids(&c, 0);
-    let env = std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap();
-    assert!(!env.contains("-restored-"), "{env}");
+    assert!(!c.settings("etcd-0").cluster_token.contains("-restored-"));
 
     let o = c
         .fild()
@@ -319,12 +318,14 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
         !listing.iter().any(|e| e.ends_with(".restoring")),
         "{listing:?}"
     );
-    // The env files match the restored data.
+    // The members' settings match the restored data, in the runtime layer only.
+    c.assert_kit_clean("filc etcd restore");
     for n in 0..3 {
-        let env = std::fs::read_to_string(c.root.join(&format!("apps/etcd/etcd-{n}.env"))).unwrap();
-        assert!(env.contains("cluster_token=test-bkrestore-"), "{env}");
-        assert!(env.contains("-restored-"), "{env}");
-        assert!(env.contains("cluster_state=new"), "{env}");
+        let s = c.settings(&format!("etcd-{n}"));
+        assert!(s.cluster_token.starts_with("test-bkrestore-"), "{s:?}");
+        assert!(s.cluster_token.contains("-restored-"), "{s:?}");
+        assert_eq!(s.cluster_state, "new", "{s:?}");
+        assert!(s.argv.contains(&s.cluster_token), "{:?}", s.argv);
     }
     // The gateway serves the restored data, and the cluster takes writes again.
     let ok = wait_until(UP, || {
@@ -360,7 +361,7 @@ fn restore_refuses_bad_input_before_touching_anything() {
     let pids_before = pids(&c);
     let ids_before = member_ids(&c, 0);
     let listing_before = data_listing(&c);
-    let env_before = std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap();
+    let settings_before = c.settings("etcd-0");
 
     let missing = c.root.join("snaps/missing.db");
     for (file, why) in [
@@ -382,10 +383,8 @@ fn restore_refuses_bad_input_before_touching_anything() {
     assert_eq!(pids(&c), pids_before);
     assert_eq!(member_ids(&c, 0), ids_before);
     assert_eq!(data_listing(&c), listing_before);
-    assert_eq!(
-        std::fs::read_to_string(c.root.join("apps/etcd/etcd-0.env")).unwrap(),
-        env_before
-    );
+    assert_eq!(c.settings("etcd-0"), settings_before);
+    c.assert_kit_clean("refused restores");
     c.wait_healthy(UP);
     for n in 0..3 {
         c.wait_value(n, "keep", "me", UP);

@@ -135,10 +135,6 @@ fn snapshots(c: &Cluster) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn env_file(c: &Cluster, n: usize) -> String {
-    std::fs::read_to_string(c.root.join(&format!("apps/etcd/etcd-{n}.env"))).unwrap()
-}
-
 /// A healthy cluster with keys k0..k4 written through etcd-0.
 fn cluster_with_keys(name: &str) -> Cluster {
     let c = Cluster::new(name);
@@ -242,11 +238,19 @@ fn replace_rebuilds_a_member_whose_data_is_lost() {
     let aside = moved_aside(&c, "boot2");
     assert_eq!(aside.len(), 1, "{:?}", data_dirs(&c));
     assert!(c.data.join(&aside[0]).join("member/snap/db").is_file());
-    let env = env_file(&c, 2);
-    assert!(env.contains("\ncluster_state=existing\n"), "{env}");
+    // What the replace learned is runtime state; the shipped kit is untouched.
+    c.assert_kit_clean("filc etcd replace etcd-2");
+    let s = c.settings("etcd-2");
+    assert_eq!(s.cluster_state, "existing", "{s:?}");
+    assert!(s.argv.contains(&"existing".to_string()), "{:?}", s.argv);
     assert!(
-        env.contains(&format!("boot2=http://127.0.0.1:{}", c.peer[2])),
-        "{env}"
+        c.learned("etcd-2", "initial_cluster")
+            .is_some_and(|ic| ic.contains(&format!("boot2=http://127.0.0.1:{}", c.peer[2]))),
+        "{s:?}"
+    );
+    assert!(
+        s.runtime_file
+            .starts_with(&c.root.path().display().to_string())
     );
     c.wait_healthy(UP);
     keys_on(&c, &[0, 1, 2]);
@@ -349,7 +353,11 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
     assert_eq!(id_of(&two, "boot0"), id_of(&ids, "boot0"));
     assert_eq!(c.fild().state("etcd-2"), ProcessState::Stopped);
     assert_eq!(moved_aside(&c, "boot2").len(), 1, "{:?}", data_dirs(&c));
-    assert!(env_file(&c, 2).contains("\ncluster_state=existing\n"));
+    assert_eq!(
+        c.learned("etcd-2", "cluster_state").as_deref(),
+        Some("existing")
+    );
+    c.assert_kit_clean("filc etcd remove etcd-2");
     assert!(wait_until(UP, || c.healthy(0) && c.healthy(1)));
     keys_on(&c, &[0, 1]);
 
@@ -408,9 +416,16 @@ fn move_gives_a_member_a_new_peer_url() {
     let b1 = after.iter().find(|m| m.name == "boot1").unwrap();
     assert_eq!(b1.peer, vec![url.clone()]);
     assert_eq!(b1.id, id_of(&before.0, "boot1"), "move keeps the member ID");
-    let env = env_file(&c, 1);
-    assert!(env.contains(&format!("\npeer_url={url}\n")), "{env}");
-    assert!(env.contains(&format!("boot1={url}")), "{env}");
+    c.assert_kit_clean("filc etcd move etcd-1");
+    let s = c.settings("etcd-1");
+    assert_eq!(s.peer_url, url, "{s:?}");
+    assert!(s.initial_cluster.contains(&format!("boot1={url}")), "{s:?}");
+    // The other members' initial cluster follows too.
+    assert!(
+        c.settings("etcd-0")
+            .initial_cluster
+            .contains(&format!("boot1={url}"))
+    );
     c.wait_healthy(UP);
     // It listens on the new port, no longer on the old one.
     assert!(Cluster::port_held(port));
@@ -442,8 +457,19 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
     assert!(out.contains("--force-new-cluster"), "{out}");
     assert!(out.contains("re-add etcd-1"), "{out}");
     assert!(out.contains("re-add etcd-2"), "{out}");
-    let env0 = env_file(&c, 0);
-    assert!(!env0.contains("extra_flags"), "{env0}");
+    c.assert_kit_clean("filc etcd rescue etcd-0");
+    let s0 = c.settings("etcd-0");
+    assert!(s0.next_start_flags.is_empty(), "{s0:?}");
+    assert!(
+        !s0.argv.contains(&"--force-new-cluster".to_string()),
+        "{s0:?}"
+    );
+    // The running etcd-0 is the normal restart after the forced one.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", c.pid("etcd-0"))).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("--force-new-cluster"),
+        "the forced start's flag stayed"
+    );
     let after = members(&c, &[0, 1, 2]);
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(after.iter().all(|m| !m.learner), "{after:?}");
@@ -456,6 +482,6 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
     // Run again on a healthy cluster: nothing to do, nothing changed.
     let before = fingerprint(&c, &[0, 1, 2]);
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
-    assert!(!out.contains("rewrite"), "{out}");
+    assert!(!out.contains("runtime "), "{out}");
     assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
 }

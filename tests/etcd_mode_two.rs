@@ -3,7 +3,6 @@
 //! addresses from the benchmarking range 198.18.0.0/15); nothing touches the real network.
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,12 +22,8 @@ struct Host {
 
 fn start_host(net: &Net, n: usize) -> Host {
     let root = TestDir::new(&format!("host{n}"));
-    copy_kit(root.path());
-    std::fs::copy(
-        Path::new(REPO).join(format!("tpl/etcd-{n}.ini")),
-        root.join(&format!("etc/fild/apps/etcd-{n}.ini")),
-    )
-    .unwrap();
+    lay_out_kit(root.path());
+    activate(root.path(), &format!("etcd-{n}"));
     let data = tempfile::Builder::new()
         .prefix(&format!("fild-etcd-host{n}-"))
         .tempdir_in("/dev/shm")
@@ -68,22 +63,6 @@ fn start_host(net: &Net, n: usize) -> Host {
         "host {n}'s fild did not come up"
     );
     Host { root, data, fild }
-}
-
-fn copy_kit(root: &Path) {
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(Path::new(REPO).join("apps"))
-        .arg(root.join("apps"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::create_dir_all(root.join("etc/fild/apps")).unwrap();
-    std::fs::copy(
-        Path::new(REPO).join("etc/fild/fild.ini"),
-        root.join("etc/fild/fild.ini"),
-    )
-    .unwrap();
 }
 
 impl Drop for Host {

@@ -1,3 +1,5 @@
 #!/bin/sh
-# etcd member etcd-1 (boot1): its settings are in etcd-1.env.
-exec "$(dirname "$0")/etcd-member.sh" etcd-1.env
+# Kept for program files copied from an older tpl/etcd-1.ini (command=./etcd-1.sh): launches
+# etcd-1.env. fild knows a program as an etcd member only when its environment= names the
+# file, as the current template does: copy tpl/etcd-1.ini to etc/fild/apps/ again.
+exec "$(dirname "$0")/launch.sh" "$(dirname "$0")/etcd-1.env"

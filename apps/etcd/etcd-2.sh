@@ -1,3 +1,5 @@
 #!/bin/sh
-# etcd member etcd-2 (boot2): its settings are in etcd-2.env.
-exec "$(dirname "$0")/etcd-member.sh" etcd-2.env
+# Kept for program files copied from an older tpl/etcd-2.ini (command=./etcd-2.sh): launches
+# etcd-2.env. fild knows a program as an etcd member only when its environment= names the
+# file, as the current template does: copy tpl/etcd-2.ini to etc/fild/apps/ again.
+exec "$(dirname "$0")/launch.sh" "$(dirname "$0")/etcd-2.env"

@@ -1,20 +1,50 @@
-//! The member env-file reader and rewriter on arbitrary text. Invariants: never panics, and
-//! a key written with `set` reads back as the literal value.
+//! The settings evaluator on arbitrary settings text and runtime state. Invariants: never
+//! panics; a learned value applies exactly while the line it was learned over is unchanged;
+//! a member's argv always starts with the binary and names its data dir.
 #![no_main]
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fild::etcd::runtime::{Learned, Runtime};
+use fild::etcd::settings::{self, Kind, Offline};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let env = [("ETCD_DATA_ROOT".to_string(), "/d".to_string())]
+    // The last line, if `key=value`, becomes a learned value over the file's line for it.
+    let mut rt = Runtime::default();
+    let raw = fild::etcd::envfile::raw_lines(text);
+    if let Some((k, v)) = text.lines().last().and_then(|l| l.split_once('=')) {
+        rt.learned.insert(
+            k.to_string(),
+            Learned {
+                value: v.chars().rev().collect(),
+                over: vec![raw.get(k).cloned().unwrap_or_default()],
+                by: "fuzz".into(),
+                at: "now".into(),
+            },
+        );
+    }
+    let env: BTreeMap<String, String> = [("ETCD0_HOST".to_string(), "127.0.0.1".to_string())]
         .into_iter()
         .collect();
-    let _ = fild::etcd::envfile::evaluate(text, &env);
-    let value = text.lines().next().unwrap_or("").replace(['$', '`', '\\', '"', '\''], "");
-    let rewritten = fild::etcd::envfile::set(text, "fuzz_key", &value);
-    if let Ok(vars) = fild::etcd::envfile::evaluate(&rewritten, &env) {
-        assert_eq!(vars.get("fuzz_key").map(String::as_str), Some(value.as_str()));
+    let Ok(s) = settings::from_text(
+        text,
+        Path::new("/p/apps/etcd/x.env"),
+        Path::new("/p"),
+        PathBuf::from("/p/var/etcd/runtime/x.json"),
+        rt,
+        &env,
+        &Offline,
+    ) else {
+        return;
+    };
+    assert!(s.argv[0].starts_with('/'));
+    if s.kind == Kind::Member {
+        let i = s.argv.iter().position(|a| a == "--data-dir").unwrap();
+        assert_eq!(s.argv[i + 1], s.get("data_dir"));
     }
 });

@@ -96,6 +96,13 @@ enum EtcdCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One member's (or the gateway's) settings: the shipped settings file, what operations
+    /// learned (the runtime layer under var/etcd/runtime/), and the argv etcd starts with.
+    Show {
+        program: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace a failed member (recovery mode two): snapshot, remove, move its data aside,
     /// re-add as a learner, start, promote. Safe to re-run.
     Replace { program: String },
@@ -434,7 +441,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             }
             if local.members.is_empty() {
                 anyhow::bail!(
-                    "no etcd member among fild's programs (a member is a program whose directory holds <program>.env; see tpl/)"
+                    "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
                 );
             }
             let st = fild::etcd::cluster::status(&local).await;
@@ -444,6 +451,38 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                 print_etcd_status(&st);
             }
             Ok(ExitCode::from(st.verdict.exit_code()))
+        }
+        EtcdCmd::Show { program, json } => {
+            let local: EtcdMembers = c.get("/v1/etcd/members").await?;
+            for p in &local.problems {
+                eprintln!("warning: {p}");
+            }
+            if let Some(m) = local.members.iter().find(|m| m.program == program) {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(m)?);
+                } else {
+                    print!("{}", fild::etcd::show::member(m));
+                }
+            } else if let Some(g) = local.gateway.as_ref().filter(|g| g.program == program) {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(g)?);
+                } else {
+                    print!("{}", fild::etcd::show::gateway(g));
+                }
+            } else {
+                let mut known: Vec<&str> =
+                    local.members.iter().map(|m| m.program.as_str()).collect();
+                known.extend(local.gateway.iter().map(|g| g.program.as_str()));
+                anyhow::bail!(
+                    "{program} is not an etcd member or gateway among fild's programs (known: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         EtcdCmd::Replace { program } => {
             fild::etcd::membership::replace(c, &program, &say).await?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fild::{config, daemon, supervisor::guard};
+use fild::{config, daemon, etcd, supervisor::guard};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +20,10 @@ struct Args {
     /// Check the configuration, print what it defines, and exit.
     #[arg(long)]
     check: bool,
+    /// Start the etcd member or gateway a settings file describes (what the kit's
+    /// apps/etcd/launch.sh runs): evaluate it as fild does, then exec etcd.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "guard"])]
+    exec_etcd: Option<PathBuf>,
     /// Internal: run as fild's guard process.
     #[arg(long, hide = true)]
     guard: bool,
@@ -29,6 +33,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.guard {
         guard::run_guard();
+    }
+    if let Some(file) = &args.exec_etcd {
+        eprintln!("fild --exec-etcd: {}", etcd::launch::exec(file));
+        return ExitCode::from(78);
     }
     let env = daemon::process_env();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

@@ -75,7 +75,7 @@ pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
     cluster::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
-            "no etcd member among fild's programs (a member is a program whose directory holds <program>.env; see tpl/)"
+            "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
         );
     }
     Ok(local)

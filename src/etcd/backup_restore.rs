@@ -14,8 +14,8 @@
 //! 3. Stop the gateway and every member (`force`: the quorum guard must not refuse).
 //! 4. Move each member's data dir aside to `<data_dir>.<UTC time>` (never deleted), and
 //!    move the restored dir into its place.
-//! 5. Rewrite each env file: `cluster_token=<new token>`, `cluster_state=new`, and
-//!    `initial_cluster` when it differs from the list the data was restored with.
+//! 5. Record in each member's runtime layer: `cluster_token=<new token>`, `cluster_state=new`,
+//!    and `initial_cluster` when it differs from the list the data was restored with.
 //! 6. Start every member, then the gateway; wait until every member is healthy and answers a
 //!    linearizable read through its own endpoint.
 //!
@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::backup::local_members;
 use super::membership::Say;
-use super::{cluster, envfile, snapshot};
+use super::{cluster, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest};
 use crate::control::client::Client;
 
@@ -411,7 +411,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         say(&format!("{}: restored data in {}", m.name, data.display()));
     }
 
-    // 5. Env files match the restored data.
+    // 5. The runtime layer matches the restored data (the settings files stay as shipped).
     for m in &local.members {
         let mut changes: Vec<(&str, &str)> =
             vec![("cluster_token", token.as_str()), ("cluster_state", "new")];
@@ -419,12 +419,12 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         if !same {
             changes.push(("initial_cluster", initial_cluster.as_str()));
         }
-        envfile::update(Path::new(&m.env_file), &changes)
-            .with_context(|| format!("cannot rewrite {}; members are stopped", m.env_file))?;
+        crate::etcd::runtime::learn_in(&m.env_file, &m.runtime_file, &changes, "filc etcd restore")
+            .map_err(|e| anyhow::anyhow!("{e}; members are stopped"))?;
         say(&format!(
-            "{}: {} now says cluster_token={token}, cluster_state=new{}",
+            "{}: runtime {}: cluster_token={token}, cluster_state=new{}",
             m.program,
-            m.env_file,
+            m.runtime_file,
             if same {
                 ""
             } else {
@@ -511,6 +511,10 @@ mod tests {
             initial_cluster: ic.into(),
             cluster_token: "t".into(),
             cluster_state: "new".into(),
+            runtime_file: String::new(),
+            argv: vec![],
+            next_start_flags: vec![],
+            learned: vec![],
             client_tls: Default::default(),
         }
     }

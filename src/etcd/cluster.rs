@@ -535,6 +535,10 @@ mod tests {
             initial_cluster: String::new(),
             cluster_token: String::new(),
             cluster_state: String::new(),
+            runtime_file: String::new(),
+            argv: vec![],
+            next_start_flags: vec![],
+            learned: vec![],
             client_tls: Default::default(),
         };
         let gw = Some(crate::api::EtcdGateway {
@@ -543,6 +547,9 @@ mod tests {
             env_file: String::new(),
             listen_addr: "127.0.0.1:2379".into(),
             endpoints: vec![],
+            runtime_file: String::new(),
+            argv: vec![],
+            learned: vec![],
         });
         let mut local = EtcdMembers {
             members: vec![m("https://127.0.0.1:2079")],

@@ -1,10 +1,26 @@
 //! The kit's member env files (`apps/etcd/etcd-N.env`): `key=value` lines that the launch
 //! script sources with `/bin/sh`. fild reads them without a shell, understanding the subset
-//! they use (`$VAR`, `${VAR}`, `${VAR:-default}` with nested defaults, earlier keys), and
-//! rewrites single keys in place so the file stays the operator's.
+//! they use (`$VAR`, `${VAR}`, `${VAR:-default}` with nested defaults, earlier keys). fild
+//! never writes them: what operations learn goes to the runtime layer ([`super::runtime`]);
+//! The evaluation itself is [`super::settings`]'s.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// One `key=value` line as written: its 1-based line number and its text after `key=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub number: usize,
+    pub raw: String,
+}
+
+/// An evaluated env file: the values, and for each key the line that set it (the last one,
+/// as in sh).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluated {
+    pub values: BTreeMap<String, String>,
+    pub lines: BTreeMap<String, Line>,
+}
 
 /// Parse and evaluate an env file's text. Variables resolve to earlier keys of the file
 /// first, then to `env`; an unset variable without a default is empty, as in sh.
@@ -12,7 +28,18 @@ pub fn evaluate(
     text: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    evaluate_layered(text, env, &|_, _| None).map(|e| e.values)
+}
+
+/// [`evaluate`], with a layer over the file: `layer(key, raw)` may give a key's value instead
+/// of its line's expansion (later lines then see that value). Keys the layer gives for lines
+/// the file does not have are not added here: the caller appends them.
+pub fn evaluate_layered(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    layer: &dyn Fn(&str, &str) -> Option<String>,
+) -> Result<Evaluated, String> {
+    let mut out = Evaluated::default();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -25,14 +52,46 @@ pub fn evaluate(
         if !is_name(key) {
             return Err(format!("line {}: {key:?} is not a variable name", i + 1));
         }
-        let value = unquote(value);
-        let expanded = expand(value, &|name: &str| {
-            out.get(name).cloned().or_else(|| env.get(name).cloned())
-        })
-        .map_err(|e| format!("line {}: {e}", i + 1))?;
-        out.insert(key.to_string(), expanded);
+        let value_raw = value.trim();
+        let expanded = match layer(key, value_raw) {
+            Some(v) => v,
+            None => expand(unquote(value_raw), &|name: &str| {
+                out.values
+                    .get(name)
+                    .cloned()
+                    .or_else(|| env.get(name).cloned())
+            })
+            .map_err(|e| format!("line {}: {key}: {e}", i + 1))?,
+        };
+        out.values.insert(key.to_string(), expanded);
+        out.lines.insert(
+            key.to_string(),
+            Line {
+                number: i + 1,
+                raw: value_raw.to_string(),
+            },
+        );
     }
     Ok(out)
+}
+
+/// Each key's value as written (the last line setting it), unevaluated; lines that are not
+/// `key=value` are passed over.
+pub fn raw_lines(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for l in text.lines() {
+        let t = l.trim();
+        let t = t.strip_prefix("export ").unwrap_or(t);
+        if t.starts_with('#') {
+            continue;
+        }
+        if let Some((k, v)) = t.split_once('=')
+            && is_name(k)
+        {
+            out.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    out
 }
 
 /// Read and evaluate an env file.
@@ -42,45 +101,6 @@ pub fn read(
 ) -> Result<BTreeMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     evaluate(&text, env).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Set `key=value` (a literal) in the file's text: the key's first line is replaced, any later
-/// line setting the same key (which would win when sourced) is dropped, or a line is appended.
-pub fn set(text: &str, key: &str, value: &str) -> String {
-    let mut found = false;
-    let mut out: Vec<String> = Vec::new();
-    for l in text.lines() {
-        let t = l.trim_start();
-        let t = t.strip_prefix("export ").unwrap_or(t);
-        if t.split_once('=').is_some_and(|(k, _)| k == key) {
-            if !found {
-                out.push(format!("{key}={}", quote(value)));
-            }
-            found = true;
-        } else {
-            out.push(l.to_string());
-        }
-    }
-    if !found {
-        out.push(format!("{key}={}", quote(value)));
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
-}
-
-/// Rewrite keys of an env file atomically (temp file, fsync, rename).
-pub fn update(path: &Path, changes: &[(&str, &str)]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut text = std::fs::read_to_string(path)?;
-    for (k, v) in changes {
-        text = set(&text, k, v);
-    }
-    let tmp = path.with_extension("env.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn is_name(s: &str) -> bool {
@@ -98,17 +118,6 @@ fn unquote(v: &str) -> &str {
         &v[1..v.len() - 1]
     } else {
         v
-    }
-}
-
-/// Quote a literal for sh when it holds anything special.
-fn quote(v: &str) -> String {
-    if v.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@+%".contains(c))
-    {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', "'\\''"))
     }
 }
 
@@ -208,21 +217,22 @@ mod tests {
     }
 
     #[test]
-    fn set_replaces_one_key_and_keeps_the_rest() {
-        let text = "# c\nname=a\ncluster_state=new\n";
-        let t = set(text, "cluster_state", "existing");
-        assert_eq!(t, "# c\nname=a\ncluster_state=existing\n");
-        let t = set(&t, "initial_cluster", "a=http://x:1,b=http://y:2");
-        assert!(t.ends_with("initial_cluster=a=http://x:1,b=http://y:2\n"));
-        let t = set(
-            &format!("{t}cluster_state=new\n"),
-            "cluster_state",
-            "existing",
-        );
-        assert_eq!(t.matches("cluster_state=").count(), 1, "{t}");
-        let t = set(&t, "odd", "has space");
-        assert!(t.contains("odd='has space'"));
-        assert_eq!(evaluate(&t, &BTreeMap::new()).unwrap()["odd"], "has space");
+    fn raw_lines_are_as_written_and_the_last_wins() {
+        let r = raw_lines("# c\nname=a\nx=${A:-b}\nexport x='q'\nnot a line\n");
+        assert_eq!(r["name"], "a");
+        assert_eq!(r["x"], "'q'");
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn a_layer_replaces_a_line_and_later_lines_see_it() {
+        let e = evaluate_layered("a=1\nb=$a-x\n", &BTreeMap::new(), &|k, raw| {
+            (k == "a" && raw == "1").then(|| "9".to_string())
+        })
+        .unwrap();
+        assert_eq!(e.values["a"], "9");
+        assert_eq!(e.values["b"], "9-x");
+        assert_eq!(e.lines["b"].number, 2);
     }
 
     #[test]

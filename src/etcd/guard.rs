@@ -518,7 +518,7 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
     cluster::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
-            "filc etcd defrag: no etcd member among fild's programs (a member is a program whose directory holds <program>.env)"
+            "filc etcd defrag: no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER)"
         );
     }
     let st = cluster::status(&local).await;

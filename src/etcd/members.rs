@@ -1,67 +1,77 @@
-//! Which programs are etcd members (or the gateway), and where they listen: a program whose
-//! `directory` holds `<program>.env` with `name`, `client_url` and `peer_url` is a member; one
-//! whose env file has `listen_addr` and `endpoints` is the gateway. The env files are the kit's
-//! single source of truth, read by the launch scripts and by fild alike.
+//! Which programs are etcd members (or the gateway), and where they listen. A program's own
+//! configuration says so: its `environment=` names its settings file in `FILD_ETCD_MEMBER` (or
+//! `FILD_ETCD_GATEWAY`). The file is evaluated by [`settings::evaluate`], the same evaluator
+//! the launcher uses, in the environment the program runs with.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::envfile;
-use crate::api::{EtcdGateway, EtcdMember, EtcdMembers};
+use super::settings::{self, Kind, Settings};
+use crate::api::{EtcdClientTls, EtcdGateway, EtcdLearned, EtcdMember, EtcdMembers};
 use crate::config::ProgramSpec;
-use crate::supervisor::ProgramsView;
+use crate::supervisor::{ProgramsView, spawn};
 
-/// A member as configured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberConfig {
-    pub program: String,
-    pub env_file: PathBuf,
-    pub values: BTreeMap<String, String>,
-}
-
-impl MemberConfig {
-    pub fn get(&self, key: &str) -> String {
-        self.values.get(key).cloned().unwrap_or_default()
-    }
-}
-
-/// What one program is, as far as etcd goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Role {
-    Member(MemberConfig),
-    Gateway(MemberConfig),
-}
-
-/// The env file a program's launch script would read, if it has one.
-pub fn env_file(spec: &ProgramSpec) -> Option<PathBuf> {
-    let dir = spec.directory.as_ref()?;
-    let path = dir.join(format!("{}.env", spec.name));
-    path.is_file().then_some(path)
-}
-
-/// Classify a program. `env` is fild's environment; the program's own `environment=`
-/// entries are layered on top, as its launch script would see them.
-pub fn role(spec: &ProgramSpec, env: &BTreeMap<String, String>) -> Option<Result<Role, String>> {
-    let path = env_file(spec)?;
-    let mut env = env.clone();
-    env.extend(spec.environment.iter().cloned());
-    let values = match envfile::read(&path, &env) {
-        Ok(v) => v,
-        Err(e) => return Some(Err(e)),
-    };
-    let cfg = MemberConfig {
-        program: spec.name.clone(),
-        env_file: path,
-        values,
-    };
-    let has = |k: &str| cfg.values.contains_key(k);
-    if has("name") && has("client_url") && has("peer_url") {
-        Some(Ok(Role::Member(cfg)))
-    } else if has("listen_addr") && has("endpoints") {
-        Some(Ok(Role::Gateway(cfg)))
+/// The settings file a program's configuration names, and what it names it as.
+pub fn settings_file(spec: &ProgramSpec) -> Option<(Kind, PathBuf)> {
+    let (k, v) = spec
+        .environment
+        .iter()
+        .rev()
+        .find(|(k, _)| k == settings::MEMBER_ENV || k == settings::GATEWAY_ENV)?;
+    let kind = if k == settings::MEMBER_ENV {
+        Kind::Member
     } else {
-        None
-    }
+        Kind::Gateway
+    };
+    let p = PathBuf::from(v);
+    let p = match (&spec.directory, p.is_absolute()) {
+        (Some(dir), false) => dir.join(p),
+        _ => p,
+    };
+    Some((kind, p))
+}
+
+/// Evaluate a program's settings, if its configuration names a settings file. `env` is
+/// fild's environment; the program's own additions are layered on top, as it will see them.
+pub fn role(
+    spec: &ProgramSpec,
+    env: &BTreeMap<String, String>,
+) -> Option<Result<Settings, String>> {
+    let (kind, path) = settings_file(spec)?;
+    let mut env = env.clone();
+    env.extend(spawn::program_env(spec));
+    Some(match settings::evaluate(&path, &env) {
+        Ok(s) if s.kind == kind => Ok(s),
+        Ok(_) => Err(format!(
+            "{}: named by {} but describes {}",
+            path.display(),
+            if kind == Kind::Member {
+                settings::MEMBER_ENV
+            } else {
+                settings::GATEWAY_ENV
+            },
+            if kind == Kind::Member {
+                "a gateway"
+            } else {
+                "a member"
+            }
+        )),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+fn learned(s: &Settings) -> Vec<EtcdLearned> {
+    s.runtime
+        .learned
+        .iter()
+        .map(|(k, l)| EtcdLearned {
+            key: k.clone(),
+            value: l.value.clone(),
+            by: l.by.clone(),
+            at: l.at.clone(),
+            applies: !s.overridden.contains(k),
+        })
+        .collect()
 }
 
 /// The members and gateway among `view`'s programs.
@@ -72,45 +82,53 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
     };
     for p in &view.programs {
         let name = &p.spec.name;
-        let cfg = match role(&p.spec, &view.env) {
+        let s = match role(&p.spec, &view.env) {
             None => continue,
             Some(Err(problem)) => {
                 out.problems.push(format!("{name}: {problem}"));
                 continue;
             }
-            Some(Ok(r)) => r,
+            Some(Ok(s)) => s,
         };
-        match cfg {
-            Role::Member(m) => out.members.push(EtcdMember {
+        let get = |k: &str| s.get(k).to_string();
+        match s.kind {
+            Kind::Member => out.members.push(EtcdMember {
                 program: name.clone(),
                 state: p.state,
                 pid: p.pid.unwrap_or(0) as u32,
-                env_file: m.env_file.display().to_string(),
-                name: m.get("name"),
-                client_url: m.get("client_url"),
-                peer_url: m.get("peer_url"),
-                data_dir: m.get("data_dir"),
-                initial_cluster: m.get("initial_cluster"),
-                cluster_token: m.get("cluster_token"),
-                cluster_state: m.get("cluster_state"),
-                client_tls: crate::api::EtcdClientTls {
-                    trusted_ca_file: m.get("client_trusted_ca_file"),
-                    cert_file: m.get("client_cert_file"),
-                    key_file: m.get("client_key_file"),
+                env_file: s.file.display().to_string(),
+                runtime_file: s.runtime_file.display().to_string(),
+                name: get("name"),
+                client_url: get("client_url"),
+                peer_url: get("peer_url"),
+                data_dir: get("data_dir"),
+                initial_cluster: get("initial_cluster"),
+                cluster_token: get("cluster_token"),
+                cluster_state: get("cluster_state"),
+                client_tls: EtcdClientTls {
+                    trusted_ca_file: get("client_trusted_ca_file"),
+                    cert_file: get("client_cert_file"),
+                    key_file: get("client_key_file"),
                 },
+                argv: s.argv.clone(),
+                next_start_flags: s.once.clone(),
+                learned: learned(&s),
             }),
-            Role::Gateway(g) => {
+            Kind::Gateway => {
                 out.gateway = Some(EtcdGateway {
                     program: name.clone(),
                     state: p.state,
-                    env_file: g.env_file.display().to_string(),
-                    listen_addr: g.get("listen_addr"),
-                    endpoints: g
+                    env_file: s.file.display().to_string(),
+                    runtime_file: s.runtime_file.display().to_string(),
+                    listen_addr: get("listen_addr"),
+                    endpoints: s
                         .get("endpoints")
                         .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
+                        .map(|e| e.trim().to_string())
+                        .filter(|e| !e.is_empty())
                         .collect(),
+                    argv: s.argv.clone(),
+                    learned: learned(&s),
                 })
             }
         }

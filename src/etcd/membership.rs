@@ -4,7 +4,10 @@
 //! Every operation runs in filc: it reads the members' configuration from fild
 //! (`GET /v1/etcd/members`), asks the cluster itself (member list, `/health` of each voting
 //! member), drives the programs through the control API (with `force`, so the quorum guard
-//! does not refuse these internal steps), and rewrites the member env files in place.
+//! does not refuse these internal steps), and records what it learns about a member
+//! (`cluster_state=existing`, the cluster it joined, a new peer URL, the gateway's endpoints,
+//! a rescue's one-time flag) in the runtime layer ([`super::runtime`]): the settings files
+//! that ship with the kit are never written.
 //!
 //! Rules they all follow:
 //! - Guards first: a refusal changes nothing (no snapshot, no stop, no membership change).
@@ -14,7 +17,7 @@
 //!   the data dir, skips what is done, and finishes the job.
 //! - New members join as learners and are promoted once etcd says they caught up.
 //!
-//! After `remove`, the member's env file keeps `cluster_state=existing`; bringing it back goes
+//! After `remove`, the member's runtime state keeps `cluster_state=existing`; bringing it back goes
 //! through `filc etcd add`, which moves any data dir aside and joins it afresh.
 
 use std::path::{Path, PathBuf};
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use etcd_client::{Client as Etcd, ConnectOptions, MemberAddOptions};
 
-use super::{cluster, envfile, snapshot};
+use super::{cluster, runtime, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest, ProcessState};
 use crate::control::client::Client;
 
@@ -38,8 +41,6 @@ const PROMOTE_BUDGET: Duration = Duration::from_secs(120);
 const VERIFY_BUDGET: Duration = Duration::from_secs(60);
 /// Timeout of one membership request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// The env-file key the launch script appends to etcd's flags (used once, by rescue).
-const EXTRA_FLAGS: &str = "extra_flags";
 const FORCE_NEW_CLUSTER: &str = "--force-new-cluster";
 
 // ---------------------------------------------------------------------------------------
@@ -227,9 +228,14 @@ pub async fn remove(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
     stop(ctl, say, &me.program).await.within(&what)?;
     move_aside(say, &me.data_dir).within(&what)?;
     if me.cluster_state != "existing" {
-        say(&format!("rewrite {}: cluster_state=existing", me.env_file));
-        envfile::update(Path::new(&me.env_file), &[("cluster_state", "existing")])
-            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
+        learn(
+            say,
+            &me.env_file,
+            &me.runtime_file,
+            &[("cluster_state", "existing")],
+            &what,
+        )
+        .within(&what)?;
     }
     sync_gateway(ctl, say, &mut conn).await.within(&what)?;
     say(&format!(
@@ -378,19 +384,15 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
     let what = format!("filc etcd rescue {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
-    let env = Path::new(&me.env_file);
 
-    // A leftover flag from an interrupted rescue must never stay.
-    if has_force_flag(env) {
+    // A next-start flag an interrupted rescue left (its start never came) must never stay.
+    if !me.next_start_flags.is_empty() {
         say(&format!(
-            "found {FORCE_NEW_CLUSTER} left in {} by an interrupted rescue: removing it",
-            me.env_file
+            "found next-start flags {} left in {} by an interrupted rescue: removing them",
+            me.next_start_flags.join(" "),
+            me.runtime_file
         ));
-        remove_key(env, EXTRA_FLAGS)
-            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
-        if is_up(me.state) {
-            restart(ctl, say, &me.program).await.within(&what)?;
-        }
+        clear_once(&me).within(&what)?;
     }
 
     // The survivor must run to be asked (member list is served locally, without quorum).
@@ -462,11 +464,16 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
         }
         copy_aside(say, &me.data_dir).within(&what)?;
         say(&format!(
-            "rewrite {}: {EXTRA_FLAGS}={FORCE_NEW_CLUSTER} (for one start)",
-            me.env_file
+            "runtime {}: {FORCE_NEW_CLUSTER} for the next start only (the launcher uses it up)",
+            me.runtime_file
         ));
-        envfile::update(env, &[(EXTRA_FLAGS, FORCE_NEW_CLUSTER)])
-            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
+        runtime::set_once(
+            Path::new(&me.runtime_file),
+            Path::new(&me.env_file),
+            &[FORCE_NEW_CLUSTER],
+            &what,
+        )
+        .map_err(|e| anyhow!("{what}: {e}"))?;
         let forced = async {
             start(ctl, say, &me.program).await?;
             say(&format!(
@@ -476,9 +483,8 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
             wait_alone(&mut own, mine.id, &me.client_url).await
         }
         .await;
-        say(&format!("rewrite {}: remove {EXTRA_FLAGS}", me.env_file));
-        remove_key(env, EXTRA_FLAGS)
-            .map_err(|e| anyhow!("{what}: rewrite {}: {e}", me.env_file))?;
+        // Used up by the start; cleared here too in case that start never reached etcd.
+        clear_once(&me).within(&what)?;
         if let Err(e) = forced {
             let _ = stop(ctl, say, &me.program).await;
             return Err(anyhow!("{what}: {e:#}"));
@@ -596,18 +602,15 @@ async fn rejoin(
     };
     let learner = list.iter().any(|m| m.id == id && m.learner);
     let initial = initial_cluster(&list, id, &me.name);
-    say(&format!(
-        "rewrite {}: cluster_state=existing, initial_cluster={initial}",
-        me.env_file
-    ));
-    let env = Path::new(&me.env_file);
-    envfile::update(
-        env,
+    learn(
+        say,
+        &me.env_file,
+        &me.runtime_file,
         &[("cluster_state", "existing"), ("initial_cluster", &initial)],
-    )
-    .with_context(|| format!("rewrite {}", me.env_file))?;
-    if has_force_flag(env) {
-        remove_key(env, EXTRA_FLAGS).with_context(|| format!("rewrite {}", me.env_file))?;
+        "member add",
+    )?;
+    if !me.next_start_flags.is_empty() {
+        clear_once(me)?;
     }
     start(ctl, say, &me.program).await?;
     if learner {
@@ -1305,35 +1308,26 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn has_force_flag(env: &Path) -> bool {
-    std::fs::read_to_string(env).is_ok_and(|t| {
-        t.lines().any(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(EXTRA_FLAGS)
-                .is_some_and(|r| r.starts_with('=') && r.contains(FORCE_NEW_CLUSTER))
-        })
-    })
+/// Record learned settings in a member's (or the gateway's) runtime layer, and say so.
+fn learn(
+    say: Say<'_>,
+    settings_file: &str,
+    runtime_file: &str,
+    changes: &[(&str, &str)],
+    by: &str,
+) -> anyhow::Result<()> {
+    let desc: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    say(&format!("runtime {runtime_file}: {}", desc.join(", ")));
+    runtime::learn_in(settings_file, runtime_file, changes, by)
+        .map(|_| ())
+        .map_err(|e| anyhow!(e))
 }
 
-/// Drop every `key=` line of an env file, atomically.
-fn remove_key(path: &Path, key: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let text = std::fs::read_to_string(path)?;
-    let mut out: String = text
-        .lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            let t = t.strip_prefix("export ").unwrap_or(t);
-            t.split_once('=').is_none_or(|(k, _)| k != key)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    out.push('\n');
-    let tmp = path.with_extension("env.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(out.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Drop a member's next-start flags unused.
+fn clear_once(me: &EtcdMember) -> anyhow::Result<()> {
+    runtime::clear_once(Path::new(&me.runtime_file), Path::new(&me.env_file))
+        .map(|_| ())
+        .map_err(|e| anyhow!(e))
 }
 
 fn url_port(url: &str) -> Option<u16> {
@@ -1374,24 +1368,26 @@ fn check_ports(local: &EtcdMembers, me: &EtcdMember) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write the new peer URL into the member's env file (and the listen URL when it is a
-/// literal), and its entry in every local member's initial cluster.
+/// Record the new peer URL in the member's runtime layer (and the listen URL unless the
+/// settings file derives it from `$peer_url`), and its entry in every local member's initial
+/// cluster.
 fn rewrite_peer_url(
     say: Say<'_>,
     local: &EtcdMembers,
     me: &EtcdMember,
     peer_url: &str,
 ) -> anyhow::Result<()> {
-    let env = Path::new(&me.env_file);
-    let text = std::fs::read_to_string(env).with_context(|| format!("read {}", me.env_file))?;
+    let what = format!("filc etcd move {}", me.program);
+    let text =
+        std::fs::read_to_string(&me.env_file).with_context(|| format!("read {}", me.env_file))?;
+    let raw = super::envfile::raw_lines(&text);
     let mut changes: Vec<(&str, String)> = Vec::new();
     if me.peer_url != peer_url {
         changes.push(("peer_url", peer_url.to_string()));
     }
     // listen_peer_urls follows peer_url when it is written as `$peer_url`; else set it.
-    let listen_raw = raw_value(&text, "listen_peer_urls");
-    if !listen_raw
-        .as_deref()
+    if !raw
+        .get("listen_peer_urls")
         .is_some_and(|v| v.contains("$peer_url") || v.contains("${peer_url}"))
     {
         changes.push(("listen_peer_urls", peer_url.to_string()));
@@ -1417,30 +1413,21 @@ fn rewrite_peer_url(
         if m.program == me.program {
             changes.push(("initial_cluster", ic));
         } else {
-            say(&format!("rewrite {}: initial_cluster={ic}", m.env_file));
-            envfile::update(Path::new(&m.env_file), &[("initial_cluster", &ic)])
-                .with_context(|| format!("rewrite {}", m.env_file))?;
+            learn(
+                say,
+                &m.env_file,
+                &m.runtime_file,
+                &[("initial_cluster", &ic)],
+                &what,
+            )?;
         }
     }
     if changes.is_empty() {
-        say(&format!("{}: already says {peer_url}", me.env_file));
+        say(&format!("{}: already says {peer_url}", me.program));
         return Ok(());
     }
-    let desc: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    say(&format!("rewrite {}: {}", me.env_file, desc.join(", ")));
     let refs: Vec<(&str, &str)> = changes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    envfile::update(env, &refs).with_context(|| format!("rewrite {}", me.env_file))?;
-    Ok(())
-}
-
-/// A key's value as written (unevaluated).
-fn raw_value(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let t = l.trim_start();
-        let t = t.strip_prefix("export ").unwrap_or(t);
-        let (k, v) = t.split_once('=')?;
-        (k == key).then(|| v.trim().to_string())
-    })
+    learn(say, &me.env_file, &me.runtime_file, &refs, &what)
 }
 
 /// Point the gateway at the voting members' client URLs; restart it when they changed.
@@ -1488,9 +1475,13 @@ async fn sync_gateway(ctl: &Client, say: Say<'_>, conn: &mut Conn) -> anyhow::Re
         return Ok(());
     }
     let endpoints = want.join(",");
-    say(&format!("rewrite {}: endpoints={endpoints}", gw.env_file));
-    envfile::update(Path::new(&gw.env_file), &[("endpoints", &endpoints)])
-        .with_context(|| format!("rewrite {}", gw.env_file))?;
+    learn(
+        say,
+        &gw.env_file,
+        &gw.runtime_file,
+        &[("endpoints", &endpoints)],
+        "gateway sync",
+    )?;
     if is_up(gw.state) {
         restart(ctl, say, &gw.program).await?;
     } else {
@@ -1546,25 +1537,5 @@ mod tests {
         ));
         assert!(!transient("etcdserver: Peer URLs already exists"));
         assert!(!transient("etcdserver: member not found"));
-    }
-
-    #[test]
-    fn remove_key_and_force_flag() {
-        let d = std::env::temp_dir().join(format!("fild-membership-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("etcd-9.env");
-        std::fs::write(
-            &p,
-            "name=a\nextra_flags=--force-new-cluster\ncluster_state=new\n",
-        )
-        .unwrap();
-        assert!(has_force_flag(&p));
-        remove_key(&p, EXTRA_FLAGS).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "name=a\ncluster_state=new\n"
-        );
-        assert!(!has_force_flag(&p));
-        let _ = std::fs::remove_dir_all(&d);
     }
 }

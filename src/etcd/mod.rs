@@ -5,8 +5,13 @@
 //! programs through the same control API a person uses with filc, so every operation obeys
 //! the same rules and shows up in the same logs.
 //!
-//! - [`envfile`]: read and rewrite the member env files without a shell.
+//! - [`envfile`]: read the settings files (`key=value`, sh-style expansions) without a shell.
+//! - [`settings`]: the one evaluator of a member's or the gateway's settings and argv.
+//! - [`runtime`]: what operations learn, layered over the settings files (never written).
+//! - [`launch`]: `fild --exec-etcd FILE`, the launcher the kit's `launch.sh` runs.
+//! - [`adopt`]: settings files an older fild rewrote, moved into the runtime layer.
 //! - [`members`]: which programs are members or the gateway.
+//! - [`show`]: `filc etcd show NAME`, one member's settings for a person.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
 //! - [`snapshot`]: take and verify snapshots.
 //! - [`membership`]: replace, add, remove, move, rescue.
@@ -14,11 +19,16 @@
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
 //! - [`guard`]: quorum guard, rolling restart, liveness, defrag.
 
+pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
 pub mod cluster;
 pub mod envfile;
 pub mod guard;
+pub mod launch;
 pub mod members;
 pub mod membership;
+pub mod runtime;
+pub mod settings;
+pub mod show;
 pub mod snapshot;

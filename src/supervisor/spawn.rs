@@ -55,6 +55,21 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
+/// What a program's environment adds to fild's own: its `environment=` entries, supervisord's
+/// `SUPERVISOR_ENABLED`, `SUPERVISOR_PROCESS_NAME` and `SUPERVISOR_GROUP_NAME`, and `FILD_BIN`
+/// (this fild's binary, which the kit's launch script runs as `fild --exec-etcd`). Whoever
+/// evaluates a program's settings as it will see them (the etcd members) uses this too.
+pub fn program_env(spec: &ProgramSpec) -> Vec<(String, String)> {
+    let mut env = spec.environment.clone();
+    env.push(("SUPERVISOR_ENABLED".into(), "1".into()));
+    env.push(("SUPERVISOR_PROCESS_NAME".into(), spec.name.clone()));
+    env.push(("SUPERVISOR_GROUP_NAME".into(), spec.group.clone()));
+    if let Ok(exe) = std::env::current_exe() {
+        env.push(("FILD_BIN".into(), exe.display().to_string()));
+    }
+    env
+}
+
 /// Spawn `spec`. `server_url` is exported as `SUPERVISOR_SERVER_URL`.
 pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
     let Some((program, args)) = spec.command.split_first() else {
@@ -81,13 +96,10 @@ pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
     if let Some(dir) = &spec.directory {
         cmd.current_dir(dir);
     }
-    for (k, v) in &spec.environment {
+    for (k, v) in program_env(spec) {
         cmd.env(k, v);
     }
-    cmd.env("SUPERVISOR_ENABLED", "1")
-        .env("SUPERVISOR_PROCESS_NAME", &spec.name)
-        .env("SUPERVISOR_GROUP_NAME", &spec.group)
-        .env("SUPERVISOR_SERVER_URL", server_url);
+    cmd.env("SUPERVISOR_SERVER_URL", server_url);
     if let Some(id) = &identity {
         cmd.env("HOME", &id.home)
             .env("USER", &id.name)

@@ -64,6 +64,64 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// git in `root`, with an identity of its own; panics with git's output on failure.
+pub fn git(root: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "fild test")
+        .env("GIT_AUTHOR_EMAIL", "test@fild.invalid")
+        .env("GIT_COMMITTER_NAME", "fild test")
+        .env("GIT_COMMITTER_EMAIL", "test@fild.invalid")
+        .output()
+        .expect("run git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Lay out the kit's tracked files in `root` (apps/, tpl/, etc/fild/fild.ini, env.sh,
+/// .gitignore) and commit them in a git repository of the test's own, as a clone would be.
+/// The program files (etc/fild/apps/*.ini) are activated after, as an operator does.
+pub fn lay_out_kit(root: &Path) {
+    copy_dir(&Path::new(REPO).join("apps"), &root.join("apps"));
+    copy_dir(&Path::new(REPO).join("tpl"), &root.join("tpl"));
+    std::fs::create_dir_all(root.join("etc/fild/apps")).unwrap();
+    for f in ["etc/fild/fild.ini", "env.sh", ".gitignore"] {
+        std::fs::copy(Path::new(REPO).join(f), root.join(f)).unwrap();
+    }
+    git(root, &["init", "-q"]);
+    // The harness's own files (fild's stderr, snapshots a test asks for by path) are not
+    // the kit's: the test repository's local excludes leave them out.
+    std::fs::write(root.join(".git/info/exclude"), "/fild.stderr\n/snaps/\n").unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "the kit as shipped"]);
+}
+
+/// Activate a template: copy tpl/NAME.ini into etc/fild/apps/ (git-ignored, as in the repo).
+pub fn activate(root: &Path, name: &str) {
+    std::fs::copy(
+        root.join(format!("tpl/{name}.ini")),
+        root.join(format!("etc/fild/apps/{name}.ini")),
+    )
+    .unwrap();
+}
+
+/// Nothing fild or filc did changed a tracked file or left an untracked one outside the
+/// ignored paths (var/, etc/fild/apps/*.ini).
+pub fn assert_kit_clean(root: &Path, after: &str) {
+    let st = git(root, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(
+        st.trim().is_empty(),
+        "after {after}, git status shows changes to the shipped kit:\n{st}{}",
+        git(root, &["diff"])
+    );
+}
+
 /// Distinct free ports.
 pub fn free_ports(n: usize) -> Vec<u16> {
     let mut out: Vec<u16> = Vec::new();
@@ -94,19 +152,9 @@ impl Cluster {
         require_etcd();
         let slot = Slot::acquire();
         let root = TestDir::new(name);
-        copy_dir(&Path::new(REPO).join("apps"), &root.join("apps"));
-        std::fs::create_dir_all(root.join("etc/fild/apps")).unwrap();
-        std::fs::copy(
-            Path::new(REPO).join("etc/fild/fild.ini"),
-            root.join("etc/fild/fild.ini"),
-        )
-        .unwrap();
+        lay_out_kit(root.path());
         for t in ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"] {
-            std::fs::copy(
-                Path::new(REPO).join(format!("tpl/{t}.ini")),
-                root.join(&format!("etc/fild/apps/{t}.ini")),
-            )
-            .unwrap();
+            activate(root.path(), t);
         }
         let data = tempfile::Builder::new()
             .prefix(&format!("fild-etcd-{name}-"))
@@ -224,6 +272,31 @@ impl Cluster {
             "member {n} does not hold {key}={value} within {timeout:?} (has {:?})",
             self.get_local(n, key)
         );
+    }
+
+    /// A member's settings as fild evaluates them (`filc etcd show NAME --json`).
+    pub fn settings(&self, program: &str) -> fild::api::EtcdMember {
+        let o = self.fild().filc(&["etcd", "show", program, "--json"]);
+        assert!(
+            o.status.success(),
+            "filc etcd show {program}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).expect("filc etcd show --json")
+    }
+
+    /// A learned value of a member's runtime layer that applies, if any.
+    pub fn learned(&self, program: &str, key: &str) -> Option<String> {
+        self.settings(program)
+            .learned
+            .into_iter()
+            .find(|l| l.key == key && l.applies)
+            .map(|l| l.value)
+    }
+
+    /// The shipped kit is as committed (see [`assert_kit_clean`]).
+    pub fn assert_kit_clean(&self, after: &str) {
+        assert_kit_clean(self.root.path(), after);
     }
 
     pub fn pid(&self, name: &str) -> i32 {

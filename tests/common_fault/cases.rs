@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fild::api::ProcessState;
 
 use super::*;
-use crate::common::etcd::{REPO, Slot, require_etcd};
+use crate::common::etcd::{Slot, activate, lay_out_kit, require_etcd};
 
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
@@ -489,24 +489,8 @@ impl Drop for Host {
 
 fn start_host(net: &Net, n: usize) -> Host {
     let root = TestDir::new(&format!("faulthost{n}"));
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(Path::new(REPO).join("apps"))
-        .arg(root.join("apps"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::create_dir_all(root.join("etc/fild/apps")).unwrap();
-    std::fs::copy(
-        Path::new(REPO).join("etc/fild/fild.ini"),
-        root.join("etc/fild/fild.ini"),
-    )
-    .unwrap();
-    std::fs::copy(
-        Path::new(REPO).join(format!("tpl/etcd-{n}.ini")),
-        root.join(&format!("etc/fild/apps/etcd-{n}.ini")),
-    )
-    .unwrap();
+    lay_out_kit(root.path());
+    activate(root.path(), &format!("etcd-{n}"));
     let data = tempfile::Builder::new()
         .prefix(&format!("fild-etcd-faulthost{n}-"))
         .tempdir_in("/dev/shm")

@@ -1,0 +1,170 @@
+//! Settings files an older fild rewrote in place (`cluster_state`, a literal
+//! `initial_cluster`, `cluster_token`, `extra_flags`, a moved `peer_url`, the gateway's
+//! `endpoints`). fild now keeps such values in the runtime layer; at start-up it copies them
+//! there from a file that differs from the one git ships, leaves the file as it is, and says
+//! how to restore it. The values then hold either way: over the rewritten line and over the
+//! shipped one.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::envfile;
+use super::runtime::{self, Learned};
+use super::settings::Settings;
+
+/// Keys an older fild wrote into settings files.
+pub const REWRITTEN_KEYS: &[&str] = &[
+    "cluster_state",
+    "initial_cluster",
+    "cluster_token",
+    "extra_flags",
+    "peer_url",
+    "listen_peer_urls",
+    "endpoints",
+];
+
+const FORCE_NEW_CLUSTER: &str = "--force-new-cluster";
+
+/// The shipped text of `file` (git's HEAD) and the command that restores it, when `file` is
+/// tracked in a git checkout.
+fn shipped(file: &Path) -> Option<(String, String)> {
+    let dir = file.parent()?;
+    let top = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let top = String::from_utf8(top.stdout).ok()?.trim().to_string();
+    let abs = std::fs::canonicalize(file).ok()?;
+    let rel = abs
+        .strip_prefix(std::fs::canonicalize(&top).ok()?)
+        .ok()?
+        .display()
+        .to_string();
+    let text = Command::new("git")
+        .arg("-C")
+        .arg(&top)
+        .args(["show", &format!("HEAD:{rel}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some((
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+        format!("git -C {top} checkout -- {rel}"),
+    ))
+}
+
+/// Whether a line looks rewritten by an older fild: it differs from the shipped one and is a
+/// literal (an older fild wrote values, never expansions; a line with `$` is the kit's own).
+pub fn rewritten(line: &str, shipped: &str) -> bool {
+    line != shipped && !line.contains('$')
+}
+
+/// What to adopt from a rewritten file: for each rewritten key, its value and the lines
+/// (rewritten, shipped) it applies over. Pure: `current` is the evaluated file.
+pub fn plan(current: &Settings, shipped_text: &str) -> Vec<(String, Learned)> {
+    let shipped = envfile::raw_lines(shipped_text);
+    let mut out = Vec::new();
+    for key in REWRITTEN_KEYS {
+        let Some(line) = current.lines.get(*key) else {
+            continue;
+        };
+        let was = shipped.get(*key).cloned().unwrap_or_default();
+        if !rewritten(&line.raw, &was) {
+            continue;
+        }
+        if current
+            .runtime
+            .learned
+            .get(*key)
+            .is_some_and(|l| l.over.contains(&line.raw))
+        {
+            continue; // adopted already (or learned since)
+        }
+        let mut value = current.get(key).to_string();
+        if *key == "extra_flags" {
+            // An interrupted rescue's flag must never apply again.
+            value = shlex::split(&value)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| f != FORCE_NEW_CLUSTER)
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        out.push((
+            key.to_string(),
+            Learned {
+                value,
+                over: vec![line.raw.clone(), was],
+                by: format!(
+                    "adopted from {} (rewritten by an older fild)",
+                    current.file.display()
+                ),
+                at: runtime::now(),
+            },
+        ));
+    }
+    out
+}
+
+/// Adopt what an older fild wrote into `s.file`. Returns what to tell the operator, if the
+/// file differs from the shipped one in a key fild once rewrote.
+pub fn adopt(s: &Settings) -> Result<Option<String>, String> {
+    let Some((text, restore)) = shipped(&s.file) else {
+        return Ok(None);
+    };
+    let shipped_lines = envfile::raw_lines(&text);
+    let differs: Vec<&str> = REWRITTEN_KEYS
+        .iter()
+        .copied()
+        .filter(|k| {
+            s.lines.get(*k).is_some_and(|l| {
+                rewritten(&l.raw, shipped_lines.get(*k).map_or("", String::as_str))
+            })
+        })
+        .collect();
+    if differs.is_empty() {
+        return Ok(None);
+    }
+    let todo = plan(s, &text);
+    if !todo.is_empty() {
+        runtime::update(&s.runtime_file, &s.file, |rt| {
+            for (k, l) in todo {
+                rt.learned.insert(k, l);
+            }
+        })?;
+    }
+    Ok(Some(format!(
+        "{} differs from the shipped file in {} (rewritten by an older fild?): the values are kept in {}, and fild never edits the file. Restore the shipped file with: {restore}",
+        s.file.display(),
+        differs.join(", "),
+        s.runtime_file.display()
+    )))
+}
+
+/// At start-up, before any program starts: adopt every member's and the gateway's rewritten
+/// settings file, and say so in fild's log and on its stderr.
+pub fn at_start(programs: &[crate::config::ProgramSpec], env: &crate::config::Env) {
+    for spec in programs {
+        let Some(Ok(s)) = super::members::role(spec, env) else {
+            continue;
+        };
+        match adopt(&s) {
+            Ok(None) => {}
+            Ok(Some(msg)) => {
+                tracing::warn!("{}: {msg}", spec.name);
+                eprintln!("fild: warning: {}: {msg}", spec.name);
+            }
+            Err(e) => {
+                tracing::error!("{}: cannot adopt {}: {e}", spec.name, s.file.display());
+                eprintln!(
+                    "fild: error: {}: cannot adopt {}: {e}",
+                    spec.name,
+                    s.file.display()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `filc etcd show NAME`: one member's (or the gateway's) settings as fild evaluates them:
+//! the shipped settings file, the runtime layer over it, and the argv etcd starts with.
+
+use std::fmt::Write;
+
+use crate::api::{EtcdGateway, EtcdLearned, EtcdMember};
+
+fn learned(out: &mut String, l: &[EtcdLearned]) {
+    if l.is_empty() {
+        out.push_str("  learned:        nothing (the settings file as shipped)\n");
+        return;
+    }
+    out.push_str("  learned:\n");
+    for e in l {
+        let _ = writeln!(
+            out,
+            "    {}={}\n      by {} at {}{}",
+            e.key,
+            e.value,
+            e.by,
+            e.at,
+            if e.applies {
+                ""
+            } else {
+                "\n      not used: the settings file's line was edited since (the file wins)"
+            }
+        );
+    }
+}
+
+fn argv(out: &mut String, argv: &[String]) {
+    out.push_str("  argv:\n");
+    let mut it = argv.iter().peekable();
+    if let Some(bin) = it.next() {
+        let _ = writeln!(out, "    {bin}");
+    }
+    while let Some(a) = it.next() {
+        match it.peek() {
+            Some(v) if a.starts_with("--") && !v.starts_with("--") => {
+                let _ = writeln!(out, "      {a} {}", it.next().unwrap_or(a));
+            }
+            _ => {
+                let _ = writeln!(out, "      {a}");
+            }
+        }
+    }
+}
+
+/// A member, for a person.
+pub fn member(m: &EtcdMember) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (etcd member {}, {})",
+        m.program,
+        m.name,
+        m.state.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "  settings file:  {} (as shipped; never written)",
+        m.env_file
+    );
+    let _ = writeln!(out, "  runtime state:  {}", m.runtime_file);
+    learned(&mut out, &m.learned);
+    if !m.next_start_flags.is_empty() {
+        let _ = writeln!(
+            out,
+            "  next start only: {} (used up by that start)",
+            m.next_start_flags.join(" ")
+        );
+    }
+    let _ = writeln!(out, "  data dir:       {}", m.data_dir);
+    let _ = writeln!(out, "  client URL:     {}", m.client_url);
+    let _ = writeln!(out, "  peer URL:       {}", m.peer_url);
+    let _ = writeln!(out, "  cluster state:  {}", m.cluster_state);
+    let _ = writeln!(out, "  cluster token:  {}", m.cluster_token);
+    let _ = writeln!(out, "  initial cluster: {}", m.initial_cluster);
+    argv(&mut out, &m.argv);
+    out
+}
+
+/// The gateway, for a person.
+pub fn gateway(g: &EtcdGateway) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} (etcd gateway, {})", g.program, g.state.as_str());
+    let _ = writeln!(
+        out,
+        "  settings file:  {} (as shipped; never written)",
+        g.env_file
+    );
+    let _ = writeln!(out, "  runtime state:  {}", g.runtime_file);
+    learned(&mut out, &g.learned);
+    let _ = writeln!(out, "  listen address: {}", g.listen_addr);
+    let _ = writeln!(out, "  endpoints:      {}", g.endpoints.join(","));
+    argv(&mut out, &g.argv);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_pair_with_their_values() {
+        let mut out = String::new();
+        argv(
+            &mut out,
+            &[
+                "/usr/bin/etcd".into(),
+                "--name".into(),
+                "a".into(),
+                "--client-cert-auth".into(),
+                "--logger".into(),
+                "zap".into(),
+            ],
+        );
+        assert_eq!(
+            out,
+            "  argv:\n    /usr/bin/etcd\n      --name a\n      --client-cert-auth\n      --logger zap\n"
+        );
+    }
+}
