@@ -3,11 +3,12 @@
 //! `tls=auto` (peer traffic with etcd's self-signed certificates, clients over plain http).
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::etcd::*;
+use common::pki::*;
 use common::*;
 
 const UP: Duration = Duration::from_secs(60);
@@ -22,101 +23,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let o = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl (is it installed?)");
-    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
-}
-
-/// Certificates made for the test: a CA, a member certificate for 127.0.0.1 (server and
-/// client use, as etcd's own guides make them), and a certificate from another CA.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    other_cert: PathBuf,
-    other_key: PathBuf,
-}
-
-fn make_pki(dir: &Path) -> Pki {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("member.ext"),
-        "basicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth,clientAuth\n\
-         subjectAltName=IP:127.0.0.1\n",
-    )
-    .unwrap();
-    for (ca, subj) in [("ca", "/CN=fild test CA"), ("other-ca", "/CN=another CA")] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                subj,
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-            ],
-        );
-    }
-    for (name, ca) in [("member", "ca"), ("other", "other-ca")] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={name}"),
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.crt"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "member.ext",
-                "-out",
-                &format!("{name}.crt"),
-            ],
-        );
-    }
-    Pki {
-        ca: dir.join("ca.crt"),
-        cert: dir.join("member.crt"),
-        key: dir.join("member.key"),
-        other_cert: dir.join("other.crt"),
-        other_key: dir.join("other.key"),
-    }
 }
 
 /// Restart fild (nothing runs yet) with extra environment.

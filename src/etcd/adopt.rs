@@ -84,7 +84,11 @@ pub fn plan(current: &Settings, shipped_text: &str) -> Vec<(String, Learned)> {
             continue; // adopted already (or learned since)
         }
         let mut value = current.get(key).to_string();
+        let mut over = vec![line.raw.clone(), was];
         if *key == "extra_flags" {
+            // An older fild wrote extra_flags only for a rescue's one start: once the file is
+            // restored, the shipped line (and ETCD_EXTRA_FLAGS) applies again.
+            over.truncate(1);
             // An interrupted rescue's flag must never apply again.
             value = shlex::split(&value)
                 .unwrap_or_default()
@@ -97,7 +101,7 @@ pub fn plan(current: &Settings, shipped_text: &str) -> Vec<(String, Learned)> {
             key.to_string(),
             Learned {
                 value,
-                over: vec![line.raw.clone(), was],
+                over,
                 by: format!(
                     "adopted from {} (rewritten by an older fild)",
                     current.file.display()
@@ -166,5 +170,55 @@ pub fn at_start(programs: &[crate::config::ProgramSpec], env: &crate::config::En
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::runtime::Runtime;
+    use crate::etcd::settings::{Offline, from_text};
+    use std::path::{Path, PathBuf};
+
+    const SHIPPED: &str = "name=a\nclient_url=http://127.0.0.1:1\npeer_url=http://127.0.0.1:2\ninitial_cluster=a=$peer_url\ncluster_token=${ETCD_TOKEN:-t}\ncluster_state=new\nextra_flags=${ETCD_EXTRA_FLAGS:-}\ndata_dir=/d/a\n";
+
+    fn settings(text: &str, rt: Runtime) -> Settings {
+        from_text(
+            text,
+            Path::new("/p/apps/etcd/a.env"),
+            Path::new("/p"),
+            PathBuf::from("/p/var/etcd/runtime/a.json"),
+            rt,
+            &Default::default(),
+            &Offline,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn literal_rewrites_are_adopted_over_both_lines_and_expansions_are_not() {
+        let text = SHIPPED
+            .replace("cluster_state=new", "cluster_state=existing")
+            .replace("${ETCD_EXTRA_FLAGS:-}", "--force-new-cluster")
+            .replace("${ETCD_TOKEN:-t}", "${ETCD_TOKEN:-other}");
+        let todo = plan(&settings(&text, Runtime::default()), SHIPPED);
+        let keys: Vec<&str> = todo.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["cluster_state", "extra_flags"],
+            "an expansion is the kit's own"
+        );
+        let (_, state) = &todo[0];
+        assert_eq!(state.value, "existing");
+        assert_eq!(state.over, ["existing", "new"]);
+        let (_, flags) = &todo[1];
+        assert_eq!(flags.value, "", "the interrupted rescue's flag is dropped");
+        assert_eq!(flags.over, ["--force-new-cluster"]);
+
+        // Adopted once: nothing more to do.
+        let mut rt = Runtime::default();
+        rt.learned.extend(todo);
+        assert!(plan(&settings(&text, rt), SHIPPED).is_empty());
+        assert!(plan(&settings(SHIPPED, Runtime::default()), SHIPPED).is_empty());
     }
 }

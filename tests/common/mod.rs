@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod netns;
+pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

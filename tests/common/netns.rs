@@ -12,6 +12,40 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// One network namespace of the test's own, with only loopback (up): default ports and
+/// 127.0.0.1 inside it touch nothing outside. Deleted on drop.
+pub struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    pub fn new(prefix: &str) -> Ns {
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Ns { name }
+    }
+
+    /// A command run inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
 /// Three host namespaces wired to a bridge in a fourth "switch" namespace, which also has an
 /// address of its own (.100) for the test's clients; deleted on drop. Addresses from the
 /// benchmarking range 198.18.0.0/15: nothing touches the real network.
