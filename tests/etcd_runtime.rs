@@ -186,3 +186,43 @@ fn env_files_an_older_fild_rewrote_are_adopted_not_edited() {
     );
     assert_eq!(c.fild().state("etcd-1"), ProcessState::Running);
 }
+
+#[test]
+fn members_restart_after_fild_s_binary_is_replaced_on_disk() {
+    let mut c = Cluster::new("rtupgrade");
+    drop(c.fild.take());
+    // fild runs from a copy that an "upgrade" then deletes.
+    let bin = c.root.join("old-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("fild");
+    std::fs::copy(FILD, &exe).unwrap();
+    let child = std::process::Command::new(&exe)
+        .arg("-c")
+        .arg(c.config())
+        .envs(c.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.fild = Some(Fild {
+        child: Some(child),
+        dir: c.root.path().to_path_buf(),
+        config: c.config(),
+        env: c.env.clone(),
+    });
+    assert!(wait_until(Duration::from_secs(10), || c
+        .fild()
+        .filc(&["version"])
+        .status
+        .success()));
+    c.start_all();
+    c.wait_healthy(UP);
+    std::fs::remove_dir_all(&bin).unwrap();
+    let old = c.pid("etcd-1");
+    signal(old, libc::SIGKILL);
+    let info = c.fild().wait_state("etcd-1", ProcessState::Running, UP);
+    assert_ne!(info.pid as i32, old);
+    assert!(cmdline(info.pid as i32).contains("--name boot1"));
+    c.wait_healthy(UP);
+}

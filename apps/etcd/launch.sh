@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 file=${1:-${FILD_ETCD_MEMBER:-${FILD_ETCD_GATEWAY:-}}}
 [ -n "$file" ] || { echo "launch.sh: no settings file: set FILD_ETCD_MEMBER in the program's environment (see tpl/etcd-0.ini)" >&2; exit 78; }
 case "$file" in /*) ;; *) file="$here/$file" ;; esac
-# The fild that supervises this program (fild exports FILD_BIN), else the kit's, else PATH's.
+# The fild that supervises this program (FILD_BIN: its running image, /proc/<pid>/exe), else
+# the kit's bin/fild, else the one on PATH.
 for fild in "${FILD_BIN:-}" "${PRJ_ROOT:-$here/../..}/bin/fild" "$(command -v fild 2>/dev/null)"; do
     if [ -n "$fild" ] && [ -x "$fild" ]; then exec "$fild" --exec-etcd "$file"; fi
 done

@@ -92,7 +92,7 @@ pub async fn replace(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Resul
     let urls = client_urls(&healthy);
     take_snapshot(say, &local, &healthy).await.within(&what)?;
     let mut conn = Conn::new(urls);
-    rejoin(ctl, say, &mut conn, &me, mine, true)
+    rejoin(ctl, say, &mut conn, &me, mine, true, &what)
         .await
         .within(&what)?;
     sync_gateway(ctl, say, &mut conn).await.within(&what)?;
@@ -156,7 +156,7 @@ pub async fn add(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result<()
     }
     take_snapshot(say, &local, &healthy).await.within(&what)?;
     let mut conn = Conn::new(client_urls(&healthy));
-    rejoin(ctl, say, &mut conn, &me, mine, false)
+    rejoin(ctl, say, &mut conn, &me, mine, false, &what)
         .await
         .within(&what)?;
     sync_gateway(ctl, say, &mut conn).await.within(&what)?;
@@ -521,7 +521,7 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
         }
         say(&format!("re-add {} ({})", other.program, other.name));
         conn = Conn::new(client_urls(&voters));
-        rejoin(ctl, say, &mut conn, other, theirs, true)
+        rejoin(ctl, say, &mut conn, other, theirs, true, &what)
             .await
             .within(&what)?;
     }
@@ -555,6 +555,7 @@ async fn rejoin(
     me: &EtcdMember,
     mine: Option<Mem>,
     remove_old: bool,
+    by: &str,
 ) -> anyhow::Result<()> {
     stop(ctl, say, &me.program).await?;
     // What is there now decides what is left to do.
@@ -607,7 +608,7 @@ async fn rejoin(
         &me.env_file,
         &me.runtime_file,
         &[("cluster_state", "existing"), ("initial_cluster", &initial)],
-        "member add",
+        by,
     )?;
     if !me.next_start_flags.is_empty() {
         clear_once(me)?;

@@ -107,7 +107,7 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
     let prj_root = prj_root(file, env);
     let runtime_file = runtime::path_for(&prj_root, file);
     let rt = runtime::load(&runtime_file).map_err(ferr)?;
-    from_text(
+    let s = from_text(
         &text,
         file,
         &prj_root,
@@ -115,8 +115,38 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         rt,
         env,
         &Machine { env },
-    )
+    )?;
+    // The TLS files etcd is given must be readable (as the user fild and etcd run as).
+    for key in TLS_FILES {
+        let v = s.get(key);
+        if v.is_empty() || !s.argv.iter().any(|a| a == v) {
+            continue;
+        }
+        if let Err(e) = std::fs::File::open(v) {
+            let msg = format!("cannot read {v}: {e}");
+            return Err(match s.lines.get(*key) {
+                Some(l) => SettingsError::Key {
+                    file: file.display().to_string(),
+                    line: l.number,
+                    key: key.to_string(),
+                    msg,
+                },
+                None => ferr(format!("{key}: {msg}")),
+            });
+        }
+    }
+    Ok(s)
 }
+
+/// The keys that name TLS files etcd reads.
+const TLS_FILES: &[&str] = &[
+    "cert_file",
+    "key_file",
+    "trusted_ca_file",
+    "peer_cert_file",
+    "peer_key_file",
+    "peer_trusted_ca_file",
+];
 
 /// `$PRJ_ROOT`, or the folder two levels above the settings file's.
 pub fn prj_root(file: &Path, env: &BTreeMap<String, String>) -> PathBuf {

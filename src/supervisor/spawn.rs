@@ -57,16 +57,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 
 /// What a program's environment adds to fild's own: its `environment=` entries, supervisord's
 /// `SUPERVISOR_ENABLED`, `SUPERVISOR_PROCESS_NAME` and `SUPERVISOR_GROUP_NAME`, and `FILD_BIN`
-/// (this fild's binary, which the kit's launch script runs as `fild --exec-etcd`). Whoever
+/// (this fild's running binary, `/proc/<pid>/exe`, which the kit's launch script runs as
+/// `fild --exec-etcd`). Whoever
 /// evaluates a program's settings as it will see them (the etcd members) uses this too.
 pub fn program_env(spec: &ProgramSpec) -> Vec<(String, String)> {
     let mut env = spec.environment.clone();
     env.push(("SUPERVISOR_ENABLED".into(), "1".into()));
     env.push(("SUPERVISOR_PROCESS_NAME".into(), spec.name.clone()));
     env.push(("SUPERVISOR_GROUP_NAME".into(), spec.group.clone()));
-    if let Ok(exe) = std::env::current_exe() {
-        env.push(("FILD_BIN".into(), exe.display().to_string()));
-    }
+    // The running image itself, even after an upgrade replaced the file on disk: the launcher
+    // is then the same code that reports the settings.
+    env.push((
+        "FILD_BIN".into(),
+        format!("/proc/{}/exe", std::process::id()),
+    ));
     env
 }
 
