@@ -493,6 +493,40 @@ fn extra_flags(s: &str) -> Result<Vec<String>, KeyError> {
     shlex::split(s).ok_or(("extra_flags", format!("{s:?}: unbalanced quotes")))
 }
 
+/// The certificate flags for client (`prefix` "") or peer (`prefix` "peer_") traffic: the
+/// certificate and key are needed; a CA turns on client-certificate authentication.
+fn cert_flags(
+    v: &BTreeMap<String, String>,
+    prefix: &'static str,
+    tls: &str,
+) -> Result<Vec<String>, KeyError> {
+    // The keys, as 'static names for the error: (cert, key, ca).
+    let (cert, key, ca) = match prefix {
+        "" => ("cert_file", "key_file", "trusted_ca_file"),
+        _ => ("peer_cert_file", "peer_key_file", "peer_trusted_ca_file"),
+    };
+    let flag = prefix.replace('_', "-");
+    let get = |k: &str| v.get(k).map(String::as_str).unwrap_or("");
+    let need = |k: &'static str| match get(k) {
+        "" => Err((k, format!("tls={tls} needs {k}"))),
+        f => Ok(f.to_string()),
+    };
+    let mut out = vec![
+        format!("--{flag}cert-file"),
+        need(cert)?,
+        format!("--{flag}key-file"),
+        need(key)?,
+    ];
+    if !get(ca).is_empty() {
+        out.extend([
+            format!("--{flag}trusted-ca-file"),
+            get(ca).to_string(),
+            format!("--{flag}client-cert-auth"),
+        ]);
+    }
+    Ok(out)
+}
+
 /// TLS (`tls=off|files|auto`): the flags, or the contradiction with the URLs' schemes.
 fn tls_flags(
     v: &BTreeMap<String, String>,
@@ -500,12 +534,6 @@ fn tls_flags(
     peer_https: bool,
 ) -> Result<Vec<String>, KeyError> {
     let get = |k: &str| v.get(k).map(String::as_str).unwrap_or("");
-    let need = |k: &'static str, tls: &str| -> Result<String, KeyError> {
-        match get(k) {
-            "" => Err((k, format!("tls={tls} needs {k}"))),
-            f => Ok(f.to_string()),
-        }
-    };
     let tls = get("tls");
     let mut out: Vec<String> = Vec::new();
     match tls {
@@ -519,19 +547,7 @@ fn tls_flags(
         }
         "files" | "auto" => {
             if client_https {
-                out.extend([
-                    "--cert-file".into(),
-                    need("cert_file", tls)?,
-                    "--key-file".into(),
-                    need("key_file", tls)?,
-                ]);
-                if !get("trusted_ca_file").is_empty() {
-                    out.extend([
-                        "--trusted-ca-file".into(),
-                        get("trusted_ca_file").into(),
-                        "--client-cert-auth".into(),
-                    ]);
-                }
+                out.extend(cert_flags(v, "", tls)?);
             } else if tls == "files" {
                 return Err((
                     "tls",
@@ -547,19 +563,7 @@ fn tls_flags(
                 ));
             }
             if tls == "files" {
-                out.extend([
-                    "--peer-cert-file".into(),
-                    need("peer_cert_file", tls)?,
-                    "--peer-key-file".into(),
-                    need("peer_key_file", tls)?,
-                ]);
-                if !get("peer_trusted_ca_file").is_empty() {
-                    out.extend([
-                        "--peer-trusted-ca-file".into(),
-                        get("peer_trusted_ca_file").into(),
-                        "--peer-client-cert-auth".into(),
-                    ]);
-                }
+                out.extend(cert_flags(v, "peer_", tls)?);
             } else {
                 // Self-signed certificates under <data_dir>/fixtures/peer: encrypted, not
                 // authenticated (peers do not verify each other).

@@ -5,6 +5,16 @@ use std::fmt::Write;
 
 use crate::api::{EtcdGateway, EtcdLearned, EtcdMember};
 
+/// The shipped settings file, the runtime file over it, and what it holds.
+fn layers(out: &mut String, settings_file: &str, runtime_file: &str, l: &[EtcdLearned]) {
+    let _ = writeln!(
+        out,
+        "  settings file:  {settings_file} (as shipped; never written)"
+    );
+    let _ = writeln!(out, "  runtime state:  {runtime_file}");
+    learned(out, l);
+}
+
 fn learned(out: &mut String, l: &[EtcdLearned]) {
     if l.is_empty() {
         out.push_str("  learned:        nothing (the settings file as shipped)\n");
@@ -56,13 +66,7 @@ pub fn member(m: &EtcdMember) -> String {
         m.name,
         m.state.as_str()
     );
-    let _ = writeln!(
-        out,
-        "  settings file:  {} (as shipped; never written)",
-        m.env_file
-    );
-    let _ = writeln!(out, "  runtime state:  {}", m.runtime_file);
-    learned(&mut out, &m.learned);
+    layers(&mut out, &m.env_file, &m.runtime_file, &m.learned);
     if !m.next_start_flags.is_empty() {
         let _ = writeln!(
             out,
@@ -84,13 +88,7 @@ pub fn member(m: &EtcdMember) -> String {
 pub fn gateway(g: &EtcdGateway) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} (etcd gateway, {})", g.program, g.state.as_str());
-    let _ = writeln!(
-        out,
-        "  settings file:  {} (as shipped; never written)",
-        g.env_file
-    );
-    let _ = writeln!(out, "  runtime state:  {}", g.runtime_file);
-    learned(&mut out, &g.learned);
+    layers(&mut out, &g.env_file, &g.runtime_file, &g.learned);
     let _ = writeln!(out, "  listen address: {}", g.listen_addr);
     let _ = writeln!(out, "  endpoints:      {}", g.endpoints.join(","));
     argv(&mut out, &g.argv);
