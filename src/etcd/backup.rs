@@ -53,7 +53,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::membership::Say;
+use super::Say;
 use super::{cluster, members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::config::EtcdSettings;

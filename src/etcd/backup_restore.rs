@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+use super::Say;
 use super::backup::local_members;
-use super::membership::Say;
 use super::{cluster, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest};
 use crate::control::client::Client;
@@ -140,20 +140,6 @@ fn restore_tool() -> Option<PathBuf> {
         .or_else(|| find_on_path("etcdutl"))
         .or_else(|| from_env("ETCDCTL_BIN"))
         .or_else(|| find_on_path("etcdctl"))
-}
-
-/// `<path>.<UTC time>` (with `-N` if taken).
-fn aside_name(path: &Path) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
-    let mut cand = PathBuf::from(format!("{}.{stamp}", path.display()));
-    let mut n = 2;
-    while cand.exists() {
-        cand = PathBuf::from(format!("{}.{stamp}-{n}", path.display()));
-        n += 1;
-    }
-    cand
 }
 
 fn restoring_dir(m: &EtcdMember) -> PathBuf {
@@ -380,7 +366,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
     for (m, into) in local.members.iter().zip(&prepared) {
         let data = PathBuf::from(&m.data_dir);
         if data.exists() {
-            let aside = aside_name(&data);
+            let aside = super::datadir::free_name_for(&data);
             std::fs::rename(&data, &aside).with_context(|| {
                 format!(
                     "cannot move {} aside to {}; members are stopped, restored data is in {}",

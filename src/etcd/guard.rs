@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType, CompactionOptions, ConnectOptions};
 
+use super::Say;
 use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::members;
-use super::membership::Say;
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
 use crate::control::client::Client;
 use crate::supervisor::{ApiError, Handle, ProgramsView, Request, UserOp};

@@ -14,20 +14,31 @@
 //! - [`show`]: `filc etcd show NAME`, one member's settings for a person.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
 //! - [`snapshot`]: take and verify snapshots.
-//! - [`membership`]: replace, add, remove, move, rescue.
+//! - [`membership`]: replace, add, remove, move, rescue (a file each).
+//! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
+//! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
+//! - [`datadir`]: data dirs moved aside or copied, never deleted.
+//! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
 //! - [`guard`]: quorum guard, rolling restart, liveness, defrag.
+
+/// Where an operation reports each step as it runs.
+pub type Say<'a> = &'a dyn Fn(&str);
 
 pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
 pub mod cluster;
+pub mod conn;
+pub mod datadir;
 pub mod envfile;
 pub mod guard;
 pub mod launch;
 pub mod members;
 pub mod membership;
+pub mod programs;
+pub mod quorum;
 pub mod runtime;
 pub mod settings;
 pub mod show;

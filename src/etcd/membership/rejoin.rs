@@ -1,0 +1,300 @@
+//! The shared procedure: (re)join a member with a fresh data dir, as a learner, then promote.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use etcd_client::MemberAddOptions;
+
+use super::*;
+use crate::api::EtcdMember;
+use crate::control::client::Client;
+use crate::etcd::conn::{Conn, Mem, VERIFY_BUDGET, read_works, retry};
+use crate::etcd::datadir::move_aside;
+use crate::etcd::programs::{start, stop};
+use crate::etcd::{Say, cluster};
+
+/// Stop the program, remove the old member (when `remove_old` and it is a started voter),
+/// move the data dir aside, add a learner (or reuse one left by an interrupted run), rewrite
+/// the env file, start, promote, verify. Each step looks at the state first.
+pub(crate) async fn rejoin(
+    ctl: &Client,
+    say: Say<'_>,
+    conn: &mut Conn,
+    me: &EtcdMember,
+    mine: Option<Mem>,
+    remove_old: bool,
+    by: &str,
+) -> anyhow::Result<()> {
+    stop(ctl, say, &me.program).await?;
+    // What is there now decides what is left to do.
+    let mut mine = mine;
+    let mut removed_now = false;
+    if let Some(m) = &mine
+        && m.voter()
+        && m.started()
+    {
+        if !remove_old {
+            bail!("{} is a started voting member; not removing it", me.name);
+        }
+        member_remove(say, conn, m).await?;
+        mine = None;
+        removed_now = true;
+    }
+    match &mine {
+        None => {
+            if remove_old && !removed_now {
+                say(&format!(
+                    "member remove {}: not in the member list (already removed), skipped",
+                    me.name
+                ));
+            }
+            move_aside(say, &me.data_dir)?;
+        }
+        Some(m) if !m.started() => {
+            say(&format!(
+                "member add {}: an unstarted {} with peer URL {} exists ({:x}), reused",
+                me.name,
+                if m.learner { "learner" } else { "member" },
+                me.peer_url,
+                m.id
+            ));
+            move_aside(say, &me.data_dir)?;
+        }
+        Some(m) => say(&format!(
+            "member add {}: it is a started learner already ({:x}), reused with its data dir",
+            me.name, m.id
+        )),
+    }
+    let (id, list) = match mine {
+        Some(m) => (m.id, conn.list().await.map_err(|e| anyhow!(e))?),
+        None => member_add(say, conn, me).await?,
+    };
+    let learner = list.iter().any(|m| m.id == id && m.learner);
+    let initial = initial_cluster(&list, id, &me.name);
+    learn(
+        say,
+        &me.env_file,
+        &me.runtime_file,
+        &[("cluster_state", "existing"), ("initial_cluster", &initial)],
+        by,
+    )?;
+    if !me.next_start_flags.is_empty() {
+        clear_once(me)?;
+    }
+    start(ctl, say, &me.program).await?;
+    if learner {
+        promote(say, conn, id, &me.name).await?;
+    }
+    verify(say, conn, id, me).await
+}
+
+pub(crate) async fn member_remove(say: Say<'_>, conn: &mut Conn, m: &Mem) -> anyhow::Result<()> {
+    say(&format!("member remove {} ({:x})", m.label(), m.id));
+    let id = m.id;
+    let r = retry(
+        say,
+        "member remove",
+        CHANGE_BUDGET,
+        conn,
+        |mut c| async move { c.member_remove(id).await.map(|_| ()) },
+    )
+    .await;
+    match r {
+        Err(e) if e.to_string().contains("member not found") => {
+            say("member remove: already removed");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// `member add --learner` with the member's peer URL; returns its ID and the member list.
+pub(crate) async fn member_add(
+    say: Say<'_>,
+    conn: &mut Conn,
+    me: &EtcdMember,
+) -> anyhow::Result<(u64, Vec<Mem>)> {
+    say(&format!(
+        "member add {} as a learner, peer URL {}",
+        me.name, me.peer_url
+    ));
+    let url = me.peer_url.clone();
+    let r = retry(say, "member add", CHANGE_BUDGET, conn, |mut c| {
+        let url = url.clone();
+        async move {
+            c.member_add([url], Some(MemberAddOptions::new().with_is_learner()))
+                .await
+                .map(|r| {
+                    let id = r.member().map(|m| m.id()).unwrap_or(0);
+                    (
+                        id,
+                        r.member_list().iter().map(Mem::from).collect::<Vec<_>>(),
+                    )
+                })
+        }
+    })
+    .await;
+    match r {
+        Ok((id, list)) if id != 0 => {
+            say(&format!("member add: new member ID {id:x}"));
+            Ok((id, list))
+        }
+        Ok(_) => bail!("member add {}: etcd answered without a member", me.name),
+        Err(e) if e.to_string().contains("already exists") => {
+            // An earlier attempt went through after all.
+            let list = conn.list().await.map_err(|e| anyhow!(e))?;
+            let m = list
+                .iter()
+                .find(|m| m.peer_urls.contains(&me.peer_url))
+                .ok_or_else(|| anyhow!("member add {}: {e}", me.name))?;
+            say(&format!(
+                "member add: peer URL already added ({:x}), reused",
+                m.id
+            ));
+            Ok((m.id, list))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Retry `member promote` until the learner has caught up.
+pub(crate) async fn promote(
+    say: Say<'_>,
+    conn: &mut Conn,
+    id: u64,
+    name: &str,
+) -> anyhow::Result<()> {
+    say(&format!(
+        "wait for learner {name} ({id:x}) to catch up, then promote it"
+    ));
+    let deadline = Instant::now() + PROMOTE_BUDGET;
+    let mut last;
+    loop {
+        let r = match conn.client().await {
+            Ok(c) => c.member_promote(id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(_) => {
+                say(&format!(
+                    "member promote {name} ({id:x}): voting member now"
+                ));
+                return Ok(());
+            }
+            Err(e) if e.contains("in sync") => last = e,
+            Err(e) if e.contains("can only promote a learner member") => {
+                say(&format!("member promote {name}: already a voting member"));
+                return Ok(());
+            }
+            Err(e) => {
+                conn.failed();
+                last = e;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "member promote {name} ({id:x}): not promoted within {PROMOTE_BUDGET:?}: {last} (run the command again to continue)"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The member is listed started and voting, answers `/health` and a linearizable read.
+pub(crate) async fn verify(
+    say: Say<'_>,
+    conn: &mut Conn,
+    id: u64,
+    me: &EtcdMember,
+) -> anyhow::Result<()> {
+    say(&format!(
+        "verify {}: started voting member, healthy, serves reads at {}",
+        me.name, me.client_url
+    ));
+    let deadline = Instant::now() + VERIFY_BUDGET;
+    let mut why;
+    loop {
+        let listed = match conn.list().await {
+            Ok(l) => Ok(l.into_iter().find(|m| m.id == id)),
+            Err(e) => {
+                conn.failed();
+                Err(e)
+            }
+        };
+        match listed {
+            Err(e) => why = e,
+            Ok(listed) => match listed {
+                Some(m) if m.started() && !m.learner => {
+                    if !cluster::healthy(&me.client_url).await {
+                        why = format!("{} is not healthy yet", me.client_url);
+                    } else if !read_works(&me.client_url).await {
+                        why = format!("a read through {} fails", me.client_url);
+                    } else {
+                        say(&format!(
+                            "verified: {} ({id:x}) is a healthy voting member",
+                            me.name
+                        ));
+                        return Ok(());
+                    }
+                }
+                Some(m) => {
+                    why = format!(
+                        "{} is {}",
+                        me.name,
+                        if m.learner {
+                            "still a learner"
+                        } else {
+                            "not started"
+                        }
+                    )
+                }
+                None => why = format!("{id:x} is not in the member list"),
+            },
+        }
+        if Instant::now() > deadline {
+            bail!("verify {}: {why} after {VERIFY_BUDGET:?}", me.name);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `--initial-cluster` for a member joining now: every member's name=peerURL, the joining
+/// one (`id`) under `name`.
+pub(crate) fn initial_cluster(list: &[Mem], id: u64, name: &str) -> String {
+    let mut parts = Vec::new();
+    for m in list {
+        let n = if m.id == id { name } else { m.name.as_str() };
+        for u in &m.peer_urls {
+            parts.push(format!("{n}={u}"));
+        }
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(id: u64, name: &str, peer: &str, learner: bool) -> Mem {
+        Mem {
+            id,
+            name: name.into(),
+            peer_urls: vec![peer.into()],
+            client_urls: vec![],
+            learner,
+        }
+    }
+
+    #[test]
+    fn initial_cluster_names_the_joining_member() {
+        let l = vec![
+            mem(1, "boot0", "http://a:1", false),
+            mem(2, "", "http://c:3", true),
+            mem(3, "boot1", "http://b:2", false),
+        ];
+        assert_eq!(
+            initial_cluster(&l, 2, "boot2"),
+            "boot0=http://a:1,boot2=http://c:3,boot1=http://b:2"
+        );
+    }
+}
