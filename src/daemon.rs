@@ -274,9 +274,13 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let sup = Supervisor::new(path, env, config, guard, server_url);
     let handle = sup.handle();
     let policy = peer_policy(&fs::metadata(&socket).ok());
+    let served = server::Served {
+        handle: handle.clone(),
+        etcd: crate::etcd::hooks(),
+    };
     tokio::spawn(server::serve_unix(
         listener,
-        handle.clone(),
+        served.clone(),
         unix_auth,
         policy,
     ));
@@ -298,7 +302,7 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
                     addr,
                     "Serving the control API on TCP (authentication required)."
                 );
-                tokio::spawn(server::serve_tcp(tcp, handle.clone(), auth));
+                tokio::spawn(server::serve_tcp(tcp, served.clone(), auth));
             }
             None => tracing::warn!(
                 "[inet_http_server] has no username and password: not served (fild never opens an unauthenticated TCP port)."

@@ -22,7 +22,30 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, VersionInfo};
 use crate::config::{Credentials, Password};
-use crate::supervisor::{ApiError, Handle, Request, UserOp};
+use crate::supervisor::{ApiError, Handle, ProgramsView, Request, UserOp};
+
+/// The future the quorum guard hook returns.
+pub type GuardFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<api::ActionReply, ApiError>> + Send>>;
+
+/// What the server asks of the etcd side, handed in by `daemon`, so that `control` never
+/// imports the etcd operations: the quorum guard in front of start/stop/restart, and the
+/// members view of `GET /v1/etcd/members`.
+#[derive(Clone)]
+pub struct EtcdHooks {
+    /// Carry out a start, stop or restart (with the quorum guard and rolling restarts).
+    pub action:
+        std::sync::Arc<dyn Fn(Handle, UserOp, Vec<String>, bool) -> GuardFuture + Send + Sync>,
+    /// The etcd members and gateway among the programs.
+    pub members: std::sync::Arc<dyn Fn(&ProgramsView) -> api::EtcdMembers + Send + Sync>,
+}
+
+/// What every connection is served with: the way into the loop and the etcd hooks.
+#[derive(Clone)]
+pub struct Served {
+    pub handle: Handle,
+    pub etcd: EtcdHooks,
+}
 
 /// How long a client may take to send a request's headers, and then its body.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -31,14 +54,14 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_LOG_READ: u64 = 1 << 20;
 
 /// Serve one accepted connection until the client closes it.
-pub async fn serve_connection<S>(io: S, handle: Handle, auth: Option<Credentials>)
+pub async fn serve_connection<S>(io: S, served: Served, auth: Option<Credentials>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let handle = handle.clone();
+        let served = served.clone();
         let auth = auth.clone();
-        async move { Ok::<_, Infallible>(route(req, &handle, auth.as_ref()).await) }
+        async move { Ok::<_, Infallible>(route(req, &served, auth.as_ref()).await) }
     });
     // Headers beyond 64 KiB get 431; bodies are limited separately (api::MAX_BODY_BYTES).
     // A client that stalls mid-request is dropped instead of holding a connection forever.
@@ -94,7 +117,7 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
 /// Accept on a Unix listener forever.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
-    handle: Handle,
+    served: Served,
     auth: Option<Credentials>,
     policy: PeerPolicy,
 ) {
@@ -105,7 +128,7 @@ pub async fn serve_unix(
                     .peer_cred()
                     .is_ok_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
                 if allowed {
-                    tokio::spawn(serve_connection(stream, handle.clone(), auth.clone()));
+                    tokio::spawn(serve_connection(stream, served.clone(), auth.clone()));
                 } else {
                     let who = stream
                         .peer_cred()
@@ -139,11 +162,11 @@ async fn refuse_connection(stream: tokio::net::UnixStream, who: String) {
 }
 
 /// Accept on a TCP listener forever (only ever started with credentials).
-pub async fn serve_tcp(listener: tokio::net::TcpListener, handle: Handle, auth: Credentials) {
+pub async fn serve_tcp(listener: tokio::net::TcpListener, served: Served, auth: Credentials) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, handle.clone(), Some(auth.clone())));
+                tokio::spawn(serve_connection(stream, served.clone(), Some(auth.clone())));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Accept failed on the TCP control port.");
@@ -260,7 +283,8 @@ fn query(req: &HttpRequest<Incoming>, key: &str) -> Option<String> {
     })
 }
 
-async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Credentials>) -> Resp {
+async fn route(req: HttpRequest<Incoming>, served: &Served, auth: Option<&Credentials>) -> Resp {
+    let handle = &served.handle;
     if !authorized(&req, auth) {
         return error(
             401,
@@ -316,7 +340,7 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
             };
             // Stops and restarts naming etcd members pass the quorum guard (unless forced);
             // a restart of several members rolls through them one at a time.
-            result(crate::etcd::guard::action(handle, op, req.names, req.force).await)
+            result((served.etcd.action)(handle.clone(), op, req.names, req.force).await)
         }
         (&Method::POST, "/processes/signal") => {
             let req: SignalRequest = match body(req).await {
@@ -330,7 +354,7 @@ async fn route(req: HttpRequest<Incoming>, handle: &Handle, auth: Option<&Creden
             handle
                 .call(|reply| Request::Programs { reply })
                 .await
-                .map(|view| crate::etcd::members::collect(&view)),
+                .map(|view| (served.etcd.members)(&view)),
         ),
         (&Method::POST, "/shutdown") => result(
             handle

@@ -43,3 +43,15 @@ pub mod runtime;
 pub mod settings;
 pub mod show;
 pub mod snapshot;
+
+/// The hooks the control server runs for etcd: the quorum guard in front of start, stop and
+/// restart, and the members view ([`members::collect`]). `daemon` hands them to the server.
+pub fn hooks() -> crate::control::server::EtcdHooks {
+    use std::sync::Arc;
+    crate::control::server::EtcdHooks {
+        action: Arc::new(|handle, op, names, force| {
+            Box::pin(async move { guard::action(&handle, op, names, force).await })
+        }),
+        members: Arc::new(members::collect),
+    }
+}
