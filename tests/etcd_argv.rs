@@ -131,11 +131,28 @@ impl Running {
         let o = self.filc(args);
         assert!(
             o.status.success(),
-            "filc {args:?}: {}{}",
+            "filc {args:?}: {}{}{}",
             String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
+            String::from_utf8_lossy(&o.stderr),
+            self.logs()
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The last lines of each program's stderr log, for a failure's message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for p in PROGRAMS {
+            let text = std::fs::read_to_string(self.root.join(format!("var/log/{p}.stderr.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(5).collect();
+            out.push_str(&format!("\n----- {p} stderr (last lines) -----\n"));
+            for l in tail.iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     fn members(&self) -> EtcdMembers {
@@ -184,7 +201,11 @@ fn up_and_compare(f: &Running) -> EtcdMembers {
         );
         o.status.success()
     });
-    assert!(healthy, "cluster not healthy as fild sees it:\n{last}");
+    assert!(
+        healthy,
+        "cluster not healthy as fild sees it:\n{last}{}",
+        f.logs()
+    );
     let m = f.members();
     assert!(m.problems.is_empty(), "{:?}", m.problems);
     assert_eq!(m.members.len(), 3, "{m:?}");
@@ -293,6 +314,7 @@ fn with_tls_files_host_names_and_extra_flags() {
             "--max-txn-ops 256 --log-level 'warn'".into(),
         ),
     ];
+    // A host name every machine resolves the same way, even one without /etc/hosts.
     for n in 0..3 {
         env.push((format!("ETCD{n}_HOST"), "localhost".into()));
     }
