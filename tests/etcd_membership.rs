@@ -370,6 +370,7 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
     // Add it back: three voting members, the keys on all.
     let out = filc_ok(&c, &["etcd", "add", "etcd-2"]);
     assert!(out.contains("member add boot2 as a learner"), "{out}");
+    c.assert_kit_clean("filc etcd add etcd-2");
     assert!(out.contains("promote"), "{out}");
     let three = members(&c, &[0, 1, 2]);
     assert_eq!(three.len(), 3, "{three:?}");
