@@ -78,16 +78,38 @@ fn unit(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
     (env, exec)
 }
 
-/// fild started in the namespace by `cmd`; stopped by pid (SIGTERM, then SIGKILL) on drop.
+/// fild started by `argv` in the namespace, in a mount namespace of its own: with `hosts`,
+/// its /etc is an overlay (upper layer in the test's root) whose `hosts` gains those lines,
+/// as an operator's /etc/hosts names the members; nothing outside sees it. Stopped by pid
+/// (SIGTERM, then SIGKILL) on drop.
 struct Running {
     child: Child,
     root: PathBuf,
-    ns_name: String,
 }
 
 impl Running {
-    fn start(ns: &Ns, root: &Root, mut cmd: Command) -> Running {
+    fn start(ns: &Ns, root: &Root, argv: &[String], hosts: Option<&str>) -> Running {
         let stderr = std::fs::File::create(root.path().join("fild.stderr")).unwrap();
+        let mut script = String::from("set -e\n");
+        if let Some(lines) = hosts {
+            let w = root.path().join("var/etc-overlay");
+            script.push_str(&format!(
+                "mkdir -p {w}/upper {w}/work\nmount -t overlay overlay -o lowerdir=/etc,upperdir={w}/upper,workdir={w}/work /etc\nprintf '%s\\n' '{lines}' >> /etc/hosts\n",
+                w = w.display()
+            ));
+        }
+        script.push_str("exec \"$@\"\n");
+        let mut cmd = ns.command("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .args(argv);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,7 +119,6 @@ impl Running {
         let r = Running {
             child,
             root: root.path().to_path_buf(),
-            ns_name: ns.name.clone(),
         };
         assert!(
             wait_until(Duration::from_secs(10), || r
@@ -110,11 +131,13 @@ impl Running {
         r
     }
 
-    /// filc inside the namespace (its etcd checks reach the members' 127.0.0.1 there), with
-    /// only PRJ_ROOT (the config refers to it) from the outside.
+    /// filc in fild's network and mount namespaces (its etcd checks reach the members there,
+    /// by the names fild's /etc/hosts gives), with only PRJ_ROOT (the config refers to it)
+    /// from the outside.
     fn filc(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns_name])
+        Command::new("nsenter")
+            .arg(format!("--target={}", self.child.id()))
+            .args(["--mount", "--net", "--"])
             .arg(FILC)
             .arg("-c")
             .arg(self.root.join("etc/fild/fild.ini"))
@@ -240,13 +263,10 @@ fn under_exactly_the_units_environment() {
     let ns = Ns::new("av");
     let root = Root::new("unit");
     let (env, exec) = unit(root.path());
-    let mut cmd = ns.command("env");
-    cmd.arg("-i").arg(format!("PATH={UNIT_PATH}"));
-    for (k, v) in &env {
-        cmd.arg(format!("{k}={v}"));
-    }
-    cmd.args(&exec);
-    let f = Running::start(&ns, &root, cmd);
+    let mut argv = vec!["env".to_string(), "-i".into(), format!("PATH={UNIT_PATH}")];
+    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    argv.extend(exec);
+    let f = Running::start(&ns, &root, &argv, None);
     let m = up_and_compare(&f);
     // No ETCD_DATA_ROOT anywhere: the kit's default, under PRJ_ROOT.
     for (n, member) in m.members.iter().enumerate() {
@@ -268,19 +288,19 @@ fn in_a_shell_after_env_sh() {
     let _slot = Slot::acquire();
     let ns = Ns::new("as");
     let root = Root::new("envsh");
-    let mut cmd = ns.command("env");
-    cmd.args([
-        "-i",
-        &format!("PATH={UNIT_PATH}"),
-        "HOME=/root",
-        "bash",
-        "-c",
-    ])
-    .arg(format!(
-        ". {}/env.sh && exec fild -c \"$FILD_CONFIG\"",
-        root.path().display()
-    ));
-    let f = Running::start(&ns, &root, cmd);
+    let argv: Vec<String> = vec![
+        "env".into(),
+        "-i".into(),
+        format!("PATH={UNIT_PATH}"),
+        "HOME=/root".into(),
+        "bash".into(),
+        "-c".into(),
+        format!(
+            ". {}/env.sh && exec fild -c \"$FILD_CONFIG\"",
+            root.path().display()
+        ),
+    ];
+    let f = Running::start(&ns, &root, &argv, None);
     let m = up_and_compare(&f);
     assert!(
         m.members[0]
@@ -299,8 +319,6 @@ fn with_tls_files_host_names_and_extra_flags() {
     let root = Root::new("tls");
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = make_pki(pki_dir.path());
-    let mut cmd = ns.command("env");
-    cmd.args(["-i", &format!("PATH={UNIT_PATH}")]);
     let root_s = root.path().display().to_string();
     let mut env = vec![
         ("PRJ_ROOT".to_string(), root_s.clone()),
@@ -314,20 +332,24 @@ fn with_tls_files_host_names_and_extra_flags() {
             "--max-txn-ops 256 --log-level 'warn'".into(),
         ),
     ];
-    // A host name every machine resolves the same way, even one without /etc/hosts.
+    // Host names, as the seeds' /etc/hosts gives them (here: fild's own mount namespace).
     for n in 0..3 {
-        env.push((format!("ETCD{n}_HOST"), "localhost".into()));
+        env.push((format!("ETCD{n}_HOST"), format!("boot{n}.etcd.test")));
     }
-    for (k, v) in &env {
-        cmd.arg(format!("{k}={v}"));
-    }
-    cmd.arg(FILD).arg("-c").arg(root.config());
-    let f = Running::start(&ns, &root, cmd);
+    let mut argv = vec!["env".to_string(), "-i".into(), format!("PATH={UNIT_PATH}")];
+    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    argv.extend([
+        FILD.to_string(),
+        "-c".into(),
+        root.config().display().to_string(),
+    ]);
+    let hosts = "127.0.0.1 boot0.etcd.test boot1.etcd.test boot2.etcd.test";
+    let f = Running::start(&ns, &root, &argv, Some(hosts));
     let m = up_and_compare(&f);
     let a = &m.members[1].argv;
     let has = |pair: &[&str]| a.windows(pair.len()).any(|w| w == pair);
     assert!(
-        has(&["--advertise-client-urls", "https://localhost:2179"]),
+        has(&["--advertise-client-urls", "https://boot1.etcd.test:2179"]),
         "{a:?}"
     );
     assert!(

@@ -20,7 +20,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
 }
 
-/// Certificates made for the test: a CA, a member certificate for 127.0.0.1 and localhost (server and
+/// Certificates made for the test: a CA, a member certificate for 127.0.0.1, localhost and *.etcd.test (server and
 /// client use, as etcd's own guides make them), and a certificate from another CA.
 pub struct Pki {
     pub ca: PathBuf,
@@ -37,7 +37,7 @@ pub fn make_pki(dir: &Path) -> Pki {
         "basicConstraints=CA:FALSE\n\
          keyUsage=digitalSignature,keyEncipherment\n\
          extendedKeyUsage=serverAuth,clientAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+         subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.etcd.test\n",
     )
     .unwrap();
     for (ca, subj) in [("ca", "/CN=fild test CA"), ("other-ca", "/CN=another CA")] {

@@ -1,0 +1,110 @@
+//! Applying a configuration: start-up, reload and SIGHUP all come here, diff per process.
+
+use super::*;
+
+impl Supervisor {
+    /// Apply a configuration to the table: the one path for start-up and reload. Returns the
+    /// job that carries out the changes and the summary for `filc reload`.
+    pub(super) fn apply(&mut self, new: Config) -> (Job, ReloadReply) {
+        let plan = reload::diff(
+            self.table
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.spec.as_ref())),
+            &new.programs,
+        );
+        let mut restart = Vec::new();
+        for spec in &plan.changed {
+            let e = self
+                .table
+                .get_mut(&spec.name)
+                .expect("diffed against the table");
+            let spec = Arc::new(spec.clone());
+            let active = matches!(
+                e.proc.state,
+                ProcessState::Starting
+                    | ProcessState::Running
+                    | ProcessState::Backoff
+                    | ProcessState::Stopping
+            );
+            if active {
+                e.next_spec = Some(spec);
+                restart.push(spec_name(&e.spec));
+            } else {
+                e.spec = spec;
+                e.next_spec = None;
+                e._watcher = watch(&e.spec, &self.tx);
+            }
+        }
+        for spec in &plan.added {
+            let spec = Arc::new(spec.clone());
+            let watcher = watch(&spec, &self.tx);
+            self.table.insert(
+                spec.name.clone(),
+                Entry {
+                    spec,
+                    next_spec: None,
+                    proc: Proc::default(),
+                    timer_gen: 0,
+                    pgid: None,
+                    start_wall: None,
+                    stop_wall: None,
+                    _watcher: watcher,
+                },
+            );
+        }
+        let mut stop: Vec<String> = plan.removed.clone();
+        stop.extend(restart.iter().cloned());
+        let mut start: Vec<String> = restart;
+        start.extend(
+            plan.added
+                .iter()
+                .filter(|s| s.autostart)
+                .map(|s| s.name.clone()),
+        );
+        let mut phases = VecDeque::new();
+        if !stop.is_empty() {
+            phases.push_back(phase(Op::Stop, stop));
+        }
+        if !plan.removed.is_empty() {
+            phases.push_back(phase(Op::Drop, plan.removed.clone()));
+        }
+        for tier in self.tiers(&start, false) {
+            phases.push_back(phase(Op::Start, tier));
+        }
+        let result = ReloadReply {
+            added: plan.added.iter().map(|s| s.name.clone()).collect(),
+            changed: plan.changed.iter().map(|s| s.name.clone()).collect(),
+            removed: plan.removed.clone(),
+            warnings: new.warnings.clone(),
+        };
+        if !result.added.is_empty() || !result.changed.is_empty() || !result.removed.is_empty() {
+            tracing::info!(added = ?result.added, changed = ?result.changed, removed = ?result.removed, "Configuration applied.");
+        }
+        for w in &new.warnings {
+            tracing::warn!("{w}");
+        }
+        self.config = new;
+        self.applied.send_modify(|n| *n += 1);
+        (
+            Job {
+                phases,
+                current: None,
+                reply: JobReply::None,
+            },
+            result,
+        )
+    }
+
+    pub(super) fn reload_from_signal(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        match config::load(&self.config_path, &self.env) {
+            Ok(new) => {
+                let (job, _) = self.apply(new);
+                self.jobs.push(job);
+            }
+            Err(errors) => tracing::error!("SIGHUP reload refused, nothing changed: {errors}"),
+        }
+    }
+}
