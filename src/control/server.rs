@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, VersionInfo};
 use crate::config::{Credentials, Password};
-use crate::supervisor::{ApiError, Handle, ProgramsView, Request, UserOp};
+use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
 /// The future the quorum guard hook returns.
 pub type GuardFuture =
@@ -187,19 +187,40 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
         .expect("static response parts are valid")
 }
 
+/// The server's own refusals (routing, decoding, authentication), with their HTTP status.
 fn error(status: u16, msg: impl Into<String>) -> Resp {
-    from_api_error(ApiError::new(status, msg))
+    reply_error(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        ErrorReply {
+            error: msg.into(),
+            details: Vec::new(),
+        },
+    )
+}
+
+/// The HTTP status of each kind of core error.
+pub fn http_status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Refused => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 fn from_api_error(e: ApiError) -> Resp {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = json(
-        status,
-        &ErrorReply {
+    reply_error(
+        http_status(e.kind),
+        ErrorReply {
             error: e.error,
             details: e.details,
         },
-    );
+    )
+}
+
+fn reply_error(status: StatusCode, body: ErrorReply) -> Resp {
+    let mut resp = json(status, &body);
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -411,14 +432,14 @@ fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiE
         }
         Err(e) => {
             return Err(ApiError::new(
-                500,
+                ErrorKind::Internal,
                 format!("cannot read {}: {e}", path.display()),
             ));
         }
     };
     let size = f
         .metadata()
-        .map_err(|e| ApiError::new(500, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
         .len();
     // A rotated or truncated file is shorter than the client's offset: start over.
     let start = match offset {
@@ -427,11 +448,11 @@ fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiE
         None => size.saturating_sub(max),
     };
     f.seek(SeekFrom::Start(start))
-        .map_err(|e| ApiError::new(500, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     let mut buf = Vec::new();
     f.take(max)
         .read_to_end(&mut buf)
-        .map_err(|e| ApiError::new(500, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     Ok(LogChunk {
         file: path.display().to_string(),
         offset: start,

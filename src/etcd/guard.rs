@@ -25,7 +25,7 @@ use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::members;
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
 use crate::control::client::Client;
-use crate::supervisor::{ApiError, Handle, ProgramsView, Request, UserOp};
+use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
 /// How long a rolling restart waits for the cluster to be healthy after each member.
 pub const ROLLING_WAIT: Duration = Duration::from_secs(60);
@@ -77,7 +77,7 @@ pub fn check(st: &ClusterStatus, programs: &[String], verb: &str) -> Result<(), 
 }
 
 fn refusal(msg: String, st: &ClusterStatus) -> ApiError {
-    let mut e = ApiError::new(409, msg);
+    let mut e = ApiError::new(ErrorKind::Refused, msg);
     e.details.push(format!("etcd: {}", st.summary()));
     e
 }
@@ -322,7 +322,7 @@ pub async fn liveness(handle: Handle) {
     loop {
         let v = match view(&handle).await {
             Ok(v) => v,
-            Err(e) if e.status == 503 => return,
+            Err(e) if e.kind == ErrorKind::Unavailable => return,
             Err(_) => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;

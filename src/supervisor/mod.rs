@@ -51,18 +51,33 @@ const WATCH_DEBOUNCE: Duration = Duration::from_secs(1);
 /// net only: as a child subreaper fild normally hears of their exits through SIGCHLD.
 const LEFTOVER_RECHECK: Duration = Duration::from_millis(250);
 
-/// An error answer to a request: an HTTP status and a message for the person.
+/// What kind of failure a request met; the control server maps each to an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is wrong (a bad signal, an invalid configuration, a bad stream).
+    BadRequest,
+    /// It names something that does not exist.
+    NotFound,
+    /// It is refused as it stands (the quorum guard); `force` may override.
+    Refused,
+    /// fild cannot take it now (shutting down).
+    Unavailable,
+    /// Something failed inside fild (a log file could not be read).
+    Internal,
+}
+
+/// An error answer to a request: its kind and a message for the person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    pub status: u16,
+    pub kind: ErrorKind,
     pub error: String,
     pub details: Vec<String>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, error: impl Into<String>) -> ApiError {
+    pub fn new(kind: ErrorKind, error: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            kind,
             error: error.into(),
             details: Vec::new(),
         }
@@ -153,9 +168,9 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(make(tx))
-            .map_err(|_| ApiError::new(503, "fild is shutting down"))?;
+            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "fild is shutting down"))?;
         rx.await
-            .map_err(|_| ApiError::new(503, "fild is shutting down"))?
+            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "fild is shutting down"))?
     }
 }
 
@@ -495,7 +510,10 @@ impl Supervisor {
             }
             Request::Action { op, names, reply } => {
                 if self.shutting_down {
-                    let _ = reply.send(Err(ApiError::new(503, "fild is shutting down")));
+                    let _ = reply.send(Err(ApiError::new(
+                        ErrorKind::Unavailable,
+                        "fild is shutting down",
+                    )));
                     return;
                 }
                 match self.resolve(&names) {
@@ -510,7 +528,10 @@ impl Supervisor {
             }
             Request::Reload { reply } => {
                 if self.shutting_down {
-                    let _ = reply.send(Err(ApiError::new(503, "fild is shutting down")));
+                    let _ = reply.send(Err(ApiError::new(
+                        ErrorKind::Unavailable,
+                        "fild is shutting down",
+                    )));
                     return;
                 }
                 match config::load(&self.config_path, &self.env) {
@@ -522,7 +543,7 @@ impl Supervisor {
                     Err(errors) => {
                         tracing::warn!("Reload refused: {errors}");
                         let _ = reply.send(Err(ApiError {
-                            status: 400,
+                            kind: ErrorKind::BadRequest,
                             error: format!(
                                 "invalid configuration in {}; nothing was changed",
                                 self.config_path.display()
@@ -555,10 +576,18 @@ impl Supervisor {
     }
 
     fn signal(&mut self, req: &SignalRequest) -> Result<ActionReply, ApiError> {
-        let signo = config::parse_signal(&req.signal)
-            .map_err(|e| ApiError::new(400, format!("bad signal {:?}: {e}", req.signal)))?;
-        let sig = Signal::try_from(signo)
-            .map_err(|_| ApiError::new(400, format!("bad signal {:?}", req.signal)))?;
+        let signo = config::parse_signal(&req.signal).map_err(|e| {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                format!("bad signal {:?}: {e}", req.signal),
+            )
+        })?;
+        let sig = Signal::try_from(signo).map_err(|_| {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                format!("bad signal {:?}", req.signal),
+            )
+        })?;
         let names = self.resolve(&req.names)?;
         let results = names
             .iter()
@@ -602,7 +631,7 @@ impl Supervisor {
         let resolved = self.resolve(&[name.to_string()])?;
         if resolved.len() != 1 {
             return Err(ApiError::new(
-                400,
+                ErrorKind::BadRequest,
                 format!("{name} names more than one process"),
             ));
         }
@@ -611,14 +640,14 @@ impl Supervisor {
             "stdout" => &spec.stdout,
             "stderr" if spec.redirect_stderr => {
                 return Err(ApiError::new(
-                    400,
+                    ErrorKind::BadRequest,
                     format!("{name}: stderr is redirected to stdout (redirect_stderr=true)"),
                 ));
             }
             "stderr" => &spec.stderr,
             other => {
                 return Err(ApiError::new(
-                    400,
+                    ErrorKind::BadRequest,
                     format!("unknown stream {other:?} (stdout or stderr)"),
                 ));
             }
@@ -626,7 +655,7 @@ impl Supervisor {
         match &log.target {
             LogTarget::File(p) => Ok(p.clone()),
             LogTarget::Discard => Err(ApiError::new(
-                404,
+                ErrorKind::NotFound,
                 format!("{name}: {stream} is not logged (logfile=NONE)"),
             )),
         }

@@ -66,7 +66,7 @@ impl Supervisor {
     pub(super) fn resolve(&self, names: &[String]) -> Result<Vec<String>, ApiError> {
         if names.is_empty() {
             return Err(ApiError::new(
-                400,
+                ErrorKind::BadRequest,
                 "no process named (use a name, group:*, or all)",
             ));
         }
@@ -76,7 +76,45 @@ impl Supervisor {
             .map(|(n, e)| (n.as_str(), e.spec.group.as_str()))
             .collect();
         resolve_names(&programs, names).map_err(|unknown| {
-            ApiError::new(404, format!("no such process: {}", unknown.join(", ")))
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("no such process: {}", unknown.join(", ")),
+            )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_names;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn names_resolve_like_supervisorctl() {
+        let programs = [
+            ("etcd-0", "etcd"),
+            ("etcd-1", "etcd"),
+            ("gw", "gw"),
+            ("x", "x"),
+        ];
+        let r = |n: &[&str]| resolve_names(&programs, &names(n));
+        assert_eq!(
+            r(&["all"]).unwrap(),
+            names(&["etcd-0", "etcd-1", "gw", "x"])
+        );
+        assert_eq!(r(&["etcd:*"]).unwrap(), names(&["etcd-0", "etcd-1"]));
+        assert_eq!(r(&["etcd:etcd-1"]).unwrap(), names(&["etcd-1"]));
+        assert_eq!(r(&["etcd"]).unwrap(), names(&["etcd-0", "etcd-1"]));
+        assert_eq!(
+            r(&["etcd-1", "etcd:*"]).unwrap(),
+            names(&["etcd-1", "etcd-0"])
+        );
+        assert_eq!(
+            r(&["x", "nope", "g:*"]).unwrap_err(),
+            names(&["nope", "g:*"])
+        );
     }
 }

@@ -55,35 +55,80 @@ pub fn tiers<'a>(specs: impl IntoIterator<Item = &'a ProgramSpec>) -> Vec<Vec<St
 
 #[cfg(test)]
 mod tests {
-    use crate::supervisor::resolve_names;
+    use super::*;
 
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    /// Programs from ini text, through the real loader.
+    fn specs(programs: &str) -> Vec<ProgramSpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fild.ini");
+        std::fs::write(&path, format!("[supervisord]\n{programs}")).unwrap();
+        crate::config::load(&path, &Default::default())
+            .unwrap()
+            .programs
+    }
+
+    fn old<'a>(s: &'a [ProgramSpec]) -> Vec<(&'a str, &'a ProgramSpec)> {
+        s.iter().map(|p| (p.name.as_str(), p)).collect()
     }
 
     #[test]
-    fn names_resolve_like_supervisorctl() {
-        let programs = [
-            ("etcd-0", "etcd"),
-            ("etcd-1", "etcd"),
-            ("gw", "gw"),
-            ("x", "x"),
-        ];
-        let r = |n: &[&str]| resolve_names(&programs, &names(n));
-        assert_eq!(
-            r(&["all"]).unwrap(),
-            names(&["etcd-0", "etcd-1", "gw", "x"])
+    fn diff_sorts_added_changed_removed_and_leaves_the_rest() {
+        let before = specs(
+            "[program:a]\ncommand=/bin/true\n[program:b]\ncommand=/bin/true\n[program:c]\ncommand=/bin/true\n",
         );
-        assert_eq!(r(&["etcd:*"]).unwrap(), names(&["etcd-0", "etcd-1"]));
-        assert_eq!(r(&["etcd:etcd-1"]).unwrap(), names(&["etcd-1"]));
-        assert_eq!(r(&["etcd"]).unwrap(), names(&["etcd-0", "etcd-1"]));
+        let after = specs(
+            "[program:a]\ncommand=/bin/true\n[program:b]\ncommand=/bin/false\n[program:d]\ncommand=/bin/true\n",
+        );
+        let plan = diff(old(&before), &after);
         assert_eq!(
-            r(&["etcd-1", "etcd:*"]).unwrap(),
-            names(&["etcd-1", "etcd-0"])
+            plan.added
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["d"]
         );
         assert_eq!(
-            r(&["x", "nope", "g:*"]).unwrap_err(),
-            names(&["nope", "g:*"])
+            plan.changed
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
         );
+        assert_eq!(plan.changed[0].command, ["/bin/false"], "the new spec");
+        assert_eq!(plan.removed, ["c"]);
+    }
+
+    #[test]
+    fn start_up_is_a_diff_from_nothing_and_the_same_config_changes_nothing() {
+        let cfg = specs("[program:x]\ncommand=/bin/true\n[program:y]\ncommand=/bin/true\n");
+        let plan = diff(Vec::new(), &cfg);
+        assert_eq!(plan.added.len(), 2);
+        assert!(plan.changed.is_empty() && plan.removed.is_empty());
+        assert_eq!(diff(old(&cfg), &cfg), Plan::default());
+    }
+
+    #[test]
+    fn group_membership_alone_is_a_change_of_that_program_only() {
+        let before = specs("[program:m]\ncommand=/bin/true\n[program:n]\ncommand=/bin/true\n");
+        let after = specs(
+            "[program:m]\ncommand=/bin/true\n[program:n]\ncommand=/bin/true\n[group:g]\nprograms=m\n",
+        );
+        let plan = diff(old(&before), &after);
+        assert_eq!(
+            plan.changed
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["m"]
+        );
+        assert!(plan.added.is_empty() && plan.removed.is_empty());
+    }
+
+    #[test]
+    fn tiers_go_by_ascending_priority() {
+        let cfg = specs(
+            "[program:late]\ncommand=/bin/true\npriority=200\n[program:early]\ncommand=/bin/true\npriority=100\n[program:also]\ncommand=/bin/true\npriority=100\n",
+        );
+        assert_eq!(tiers(&cfg), vec![vec!["early", "also"], vec!["late"]]);
     }
 }
