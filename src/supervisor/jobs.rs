@@ -232,53 +232,130 @@ impl Supervisor {
         name: &str,
         before: Option<ProcessState>,
     ) -> ActionResult {
-        let Some(e) = self.table.get(name) else {
-            return ActionResult {
-                name: name.to_string(),
-                ok: false,
-                state: ProcessState::Stopped,
-                message: "removed by a reload meanwhile".into(),
-            };
-        };
-        let st = e.proc.state;
-        let was_running = before == Some(ProcessState::Running);
-        let (ok, message) = match op {
-            UserOp::Start | UserOp::Restart if st == ProcessState::Running => (
-                true,
-                match op {
-                    UserOp::Restart => "restarted",
-                    _ if was_running => "already started",
-                    _ => "started",
-                }
-                .to_string(),
-            ),
-            UserOp::Start | UserOp::Restart => {
-                let why = e
-                    .proc
-                    .spawn_error
-                    .clone()
-                    .unwrap_or_else(|| "abnormal termination".to_string());
-                (false, format!("{why} ({})", st.as_str()))
-            }
-            UserOp::Stop if state::stop_settled(&e.proc) => {
-                let stopped = matches!(
-                    before,
-                    Some(
-                        ProcessState::Running
-                            | ProcessState::Starting
-                            | ProcessState::Backoff
-                            | ProcessState::Stopping
-                    )
-                );
-                (true, if stopped { "stopped" } else { "not running" }.into())
-            }
-            UserOp::Stop => (false, format!("still {}", st.as_str())),
-        };
-        ActionResult {
+        outcome(op, name, self.table.get(name).map(|e| &e.proc), before)
+    }
+}
+
+/// What a start, stop or restart of `name` came to, from its process (`None`: removed by a
+/// reload meanwhile) and its state `before` the request. Pure.
+pub(super) fn outcome(
+    op: UserOp,
+    name: &str,
+    proc: Option<&Proc>,
+    before: Option<ProcessState>,
+) -> ActionResult {
+    let Some(p) = proc else {
+        return ActionResult {
             name: name.to_string(),
-            ok,
-            state: st,
-            message,
+            ok: false,
+            state: ProcessState::Stopped,
+            message: "removed by a reload meanwhile".into(),
+        };
+    };
+    let st = p.state;
+    let was_running = before == Some(ProcessState::Running);
+    let (ok, message) = match op {
+        UserOp::Start | UserOp::Restart if st == ProcessState::Running => (
+            true,
+            match op {
+                UserOp::Restart => "restarted",
+                _ if was_running => "already started",
+                _ => "started",
+            }
+            .to_string(),
+        ),
+        UserOp::Start | UserOp::Restart => {
+            let why = p
+                .spawn_error
+                .clone()
+                .unwrap_or_else(|| "abnormal termination".to_string());
+            (false, format!("{why} ({})", st.as_str()))
         }
+        UserOp::Stop if state::stop_settled(p) => {
+            let stopped = matches!(
+                before,
+                Some(
+                    ProcessState::Running
+                        | ProcessState::Starting
+                        | ProcessState::Backoff
+                        | ProcessState::Stopping
+                )
+            );
+            (true, if stopped { "stopped" } else { "not running" }.into())
+        }
+        UserOp::Stop => (false, format!("still {}", st.as_str())),
+    };
+    ActionResult {
+        name: name.to_string(),
+        ok,
+        state: st,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(state: ProcessState) -> Proc {
+        Proc {
+            state,
+            ..Proc::default()
+        }
+    }
+
+    fn said(op: UserOp, p: Option<&Proc>, before: Option<ProcessState>) -> (bool, String) {
+        let r = outcome(op, "x", p, before);
+        (r.ok, r.message)
+    }
+
+    #[test]
+    fn starts_and_restarts() {
+        let running = proc(ProcessState::Running);
+        assert_eq!(
+            said(UserOp::Start, Some(&running), Some(ProcessState::Stopped)),
+            (true, "started".into())
+        );
+        assert_eq!(
+            said(UserOp::Start, Some(&running), Some(ProcessState::Running)),
+            (true, "already started".into())
+        );
+        assert_eq!(
+            said(UserOp::Restart, Some(&running), Some(ProcessState::Running)),
+            (true, "restarted".into())
+        );
+        let mut failed = proc(ProcessState::Fatal);
+        assert_eq!(
+            said(UserOp::Start, Some(&failed), None),
+            (false, "abnormal termination (FATAL)".into())
+        );
+        failed.spawn_error = Some("no such file".into());
+        assert_eq!(
+            said(UserOp::Start, Some(&failed), None),
+            (false, "no such file (FATAL)".into())
+        );
+    }
+
+    #[test]
+    fn stops() {
+        let stopped = proc(ProcessState::Stopped);
+        assert_eq!(
+            said(UserOp::Stop, Some(&stopped), Some(ProcessState::Running)),
+            (true, "stopped".into())
+        );
+        assert_eq!(
+            said(UserOp::Stop, Some(&stopped), Some(ProcessState::Exited)),
+            (true, "not running".into())
+        );
+        let mut lingering = proc(ProcessState::Stopped);
+        lingering.leftovers = true;
+        assert_eq!(
+            said(UserOp::Stop, Some(&lingering), None),
+            (false, "still STOPPED".into())
+        );
+        assert_eq!(
+            said(UserOp::Stop, None, None),
+            (false, "removed by a reload meanwhile".into())
+        );
     }
 }

@@ -67,7 +67,7 @@ mod tests {
             .programs
     }
 
-    fn old<'a>(s: &'a [ProgramSpec]) -> Vec<(&'a str, &'a ProgramSpec)> {
+    fn old(s: &[ProgramSpec]) -> Vec<(&str, &ProgramSpec)> {
         s.iter().map(|p| (p.name.as_str(), p)).collect()
     }
 
