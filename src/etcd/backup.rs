@@ -58,6 +58,7 @@ use super::{cluster, members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::config::EtcdSettings;
 use crate::control::client::Client;
+use crate::etcd::conn;
 use crate::supervisor::{Handle, Request};
 
 pub use super::backup_restore::restore;
@@ -72,7 +73,7 @@ const OUTPUT_TAIL: usize = 4096;
 /// The members fild runs, or a clear error when there are none.
 pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
     let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
-    cluster::use_tls(&local);
+    conn::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
             "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
@@ -197,7 +198,7 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
 /// `filc etcd backups`: the snapshots in the `[etcd] backup_dir`, newest first.
 pub async fn backups(ctl: &Client) -> anyhow::Result<Vec<BackupFile>> {
     let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
-    cluster::use_tls(&local);
+    conn::use_tls(&local);
     let dir = PathBuf::from(&local.backup_dir);
     list_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))
 }

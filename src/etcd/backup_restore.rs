@@ -37,6 +37,7 @@ use super::backup::local_members;
 use super::{cluster, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest};
 use crate::control::client::Client;
+use crate::etcd::conn;
 
 /// How long the restored cluster may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
@@ -345,7 +346,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         return Err(e.context("cannot stop the members; the restored data was discarded"));
     }
     let now: EtcdMembers = ctl.get("/v1/etcd/members").await?;
-    cluster::use_tls(&now);
+    conn::use_tls(&now);
     let running: Vec<String> = now
         .members
         .iter()
@@ -449,7 +450,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for m in &local.members {
-        let mut c = cluster::connect(&m.client_url)
+        let mut c = conn::connect(&m.client_url)
             .await
             .map_err(|e| anyhow!("{}: {e}", m.name))?;
         let r = c
@@ -459,7 +460,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         let rev = r.header().map(|h| h.revision()).unwrap_or(0);
         say(&format!("{}: healthy, read ok at revision {rev}", m.name));
     }
-    let (mut c, _) = cluster::connect_any(&cluster::endpoints(&local))
+    let (mut c, _) = conn::connect_any(&cluster::endpoints(&local))
         .await
         .map_err(|e| anyhow!("member list: {e}"))?;
     let ml = c.member_list().await?;

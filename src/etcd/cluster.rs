@@ -4,113 +4,12 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
 use serde::Serialize;
 
 use crate::api::{EtcdMembers, ProcessState};
 
 /// How long one request to one member may take.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
-
-pub use crate::api::EtcdClientTls as ClientTls;
-
-static CLIENT_TLS: std::sync::RwLock<Option<ClientTls>> = std::sync::RwLock::new(None);
-
-/// Remember the client TLS files of the configured members (the first member that names any):
-/// later connections to `https://` URLs use them. Called wherever the members are read.
-pub fn use_tls(local: &EtcdMembers) {
-    let found = local
-        .members
-        .iter()
-        .map(|m| &m.client_tls)
-        .find(|t| !t.is_empty())
-        .cloned();
-    if let Some(t) = found {
-        set_tls(Some(t));
-    }
-}
-
-/// Set (or clear) the client TLS files used for `https://` URLs.
-pub fn set_tls(tls: Option<ClientTls>) {
-    *CLIENT_TLS.write().unwrap_or_else(|e| e.into_inner()) = tls;
-}
-
-/// The client TLS files in use: the members' (see [`use_tls`]), else etcdctl's environment
-/// variables `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`.
-pub fn client_tls() -> Option<ClientTls> {
-    if let Some(t) = CLIENT_TLS.read().unwrap_or_else(|e| e.into_inner()).clone() {
-        return Some(t);
-    }
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let t = ClientTls {
-        trusted_ca_file: var("ETCDCTL_CACERT"),
-        cert_file: var("ETCDCTL_CERT"),
-        key_file: var("ETCDCTL_KEY"),
-    };
-    (!t.is_empty()).then_some(t)
-}
-
-/// `opts` with TLS added when `url` is `https://`: the CA (and client certificate) from
-/// [`client_tls`]. An https URL without a known CA is an error naming what to set.
-pub fn tls(url: &str, opts: ConnectOptions) -> Result<ConnectOptions, String> {
-    if !url.starts_with("https://") {
-        return Ok(opts);
-    }
-    let t = client_tls().unwrap_or_default();
-    if t.trusted_ca_file.is_empty() {
-        return Err(format!(
-            "{url}: an https member needs a CA to verify it: set client_trusted_ca_file \
-             (or trusted_ca_file) in the member env files, or ETCDCTL_CACERT"
-        ));
-    }
-    let read = |what: &str, path: &str| {
-        std::fs::read(path).map_err(|e| format!("{url}: cannot read the {what} {path}: {e}"))
-    };
-    let ca = read("CA certificate", &t.trusted_ca_file)?;
-    let mut cfg =
-        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
-    match (t.cert_file.is_empty(), t.key_file.is_empty()) {
-        (true, true) => {}
-        (false, false) => {
-            let cert = read("client certificate", &t.cert_file)?;
-            let key = read("client key", &t.key_file)?;
-            cfg = cfg.identity(etcd_client::Identity::from_pem(cert, key));
-        }
-        _ => {
-            return Err(format!(
-                "{url}: a client certificate needs both files (cert {:?}, key {:?})",
-                t.cert_file, t.key_file
-            ));
-        }
-    }
-    Ok(opts.with_tls(cfg))
-}
-
-/// Connect to exactly one endpoint (over TLS when it is `https://`).
-pub async fn connect(url: &str) -> Result<Client, String> {
-    let opts = ConnectOptions::new()
-        .with_connect_timeout(TIMEOUT)
-        .with_timeout(TIMEOUT);
-    let opts = tls(url, opts)?;
-    Client::connect([url], Some(opts))
-        .await
-        .map_err(|e| format!("{url}: {e}"))
-}
-
-/// Connect to the first of `urls` that answers a member list.
-pub async fn connect_any(urls: &[String]) -> Result<(Client, String), String> {
-    let mut last = String::from("no endpoint to try");
-    for url in urls {
-        match connect(url).await {
-            Ok(mut c) => match c.member_list().await {
-                Ok(_) => return Ok((c, url.clone())),
-                Err(e) => last = format!("{url}: {e}"),
-            },
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
 
 /// `host:port` of a URL like `http://127.0.0.1:2079`.
 pub fn host_port(url: &str) -> &str {
@@ -155,7 +54,7 @@ pub async fn healthy(client_url: &str) -> bool {
 /// etcd 3.4's `/health`: false while any alarm is raised or without a leader, else whether a
 /// quorum read answers.
 async fn healthy_grpc(client_url: &str) -> bool {
-    let Ok(mut c) = connect(client_url).await else {
+    let Ok(mut c) = super::conn::connect(client_url).await else {
         return false;
     };
     match c
@@ -247,7 +146,7 @@ impl ClusterStatus {
 /// The endpoints worth asking: the local members' client URLs, then the gateway.
 /// The gateway only forwards TCP, so it speaks whatever the members speak.
 pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
-    use_tls(local);
+    super::conn::use_tls(local);
     let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
     if let Some(gw) = &local.gateway {
         let https = local
@@ -270,11 +169,11 @@ fn alarm_name(a: i32) -> String {
 
 /// Ask the cluster about every member; `local` says which programs run which member here.
 pub async fn status(local: &EtcdMembers) -> ClusterStatus {
-    use_tls(local);
+    super::conn::use_tls(local);
     let mut rows: Vec<MemberStatus> = Vec::new();
     let mut asked = None;
     let mut alarms: Vec<(u64, i32)> = Vec::new();
-    if let Ok((mut c, url)) = connect_any(&endpoints(local)).await {
+    if let Ok((mut c, url)) = super::conn::connect_any(&endpoints(local)).await {
         asked = Some(url);
         if let Ok(list) = c.member_list().await {
             for m in list.members() {
@@ -351,7 +250,7 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
             if url.is_empty() {
                 return (i, Err("not started yet (no client URL)".to_string()), false);
             }
-            let st = match connect(&url).await {
+            let st = match super::conn::connect(&url).await {
                 Ok(mut c) => c.status().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
@@ -507,18 +406,6 @@ mod tests {
         );
         assert_eq!(v["client_url"], "http://127.0.0.1:2079");
         assert_eq!(v["peer_url"], "https://127.0.0.1:2080");
-    }
-
-    #[test]
-    fn tls_options_only_for_https_and_errors_name_the_file() {
-        assert!(tls("http://127.0.0.1:1", ConnectOptions::new()).is_ok());
-        set_tls(Some(ClientTls {
-            trusted_ca_file: "/nonexistent/ca.crt".into(),
-            ..Default::default()
-        }));
-        let e = tls("https://127.0.0.1:1", ConnectOptions::new()).unwrap_err();
-        assert!(e.contains("/nonexistent/ca.crt"), "{e}");
-        set_tls(None);
     }
 
     #[test]

@@ -1,14 +1,126 @@
 //! etcd connections for the operations: the member list as the cluster sees it ([`Mem`]), one
 //! connection at a time with failover ([`Conn`]), retries of transient errors, and the
-//! health and read checks the operations wait on.
+//! health and read checks the operations wait on. Every etcd connection in the process is
+//! opened here ([`connect_with`]), with the client TLS files of the configured members.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use etcd_client::{Client as Etcd, ConnectOptions};
 
+use super::poll::poll_until;
 use super::{Say, cluster};
 use crate::api::{EtcdMember, EtcdMembers};
+
+pub use crate::api::EtcdClientTls as ClientTls;
+
+static CLIENT_TLS: std::sync::RwLock<Option<ClientTls>> = std::sync::RwLock::new(None);
+
+/// Remember the client TLS files of the configured members (the first member that names any):
+/// later connections to `https://` URLs use them. Called wherever the members are read.
+pub fn use_tls(local: &EtcdMembers) {
+    let found = local
+        .members
+        .iter()
+        .map(|m| &m.client_tls)
+        .find(|t| !t.is_empty())
+        .cloned();
+    if let Some(t) = found {
+        set_tls(Some(t));
+    }
+}
+
+/// Set (or clear) the client TLS files used for `https://` URLs.
+pub fn set_tls(tls: Option<ClientTls>) {
+    *CLIENT_TLS.write().unwrap_or_else(|e| e.into_inner()) = tls;
+}
+
+/// The client TLS files in use: the members' (see [`use_tls`]), else etcdctl's environment
+/// variables `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`.
+pub fn client_tls() -> Option<ClientTls> {
+    if let Some(t) = CLIENT_TLS.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Some(t);
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let t = ClientTls {
+        trusted_ca_file: var("ETCDCTL_CACERT"),
+        cert_file: var("ETCDCTL_CERT"),
+        key_file: var("ETCDCTL_KEY"),
+    };
+    (!t.is_empty()).then_some(t)
+}
+
+/// `opts` with TLS added when `url` is `https://`: the CA (and client certificate) from
+/// [`client_tls`]. An https URL without a known CA is an error naming what to set.
+pub fn tls(url: &str, opts: ConnectOptions) -> Result<ConnectOptions, String> {
+    if !url.starts_with("https://") {
+        return Ok(opts);
+    }
+    let t = client_tls().unwrap_or_default();
+    if t.trusted_ca_file.is_empty() {
+        return Err(format!(
+            "{url}: an https member needs a CA to verify it: set client_trusted_ca_file \
+             (or trusted_ca_file) in the member env files, or ETCDCTL_CACERT"
+        ));
+    }
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("{url}: cannot read the {what} {path}: {e}"))
+    };
+    let ca = read("CA certificate", &t.trusted_ca_file)?;
+    let mut cfg =
+        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
+    match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            let cert = read("client certificate", &t.cert_file)?;
+            let key = read("client key", &t.key_file)?;
+            cfg = cfg.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        _ => {
+            return Err(format!(
+                "{url}: a client certificate needs both files (cert {:?}, key {:?})",
+                t.cert_file, t.key_file
+            ));
+        }
+    }
+    Ok(opts.with_tls(cfg))
+}
+
+/// The one way to open an etcd connection: exactly `url` (over TLS when it is `https://`),
+/// with these connect and request timeouts.
+pub async fn connect_with(
+    url: &str,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<Etcd, String> {
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(connect_timeout)
+        .with_timeout(request_timeout);
+    let opts = tls(url, opts)?;
+    Etcd::connect([url], Some(opts))
+        .await
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+/// Connect to exactly one endpoint with the usual timeouts ([`cluster::TIMEOUT`]).
+pub async fn connect(url: &str) -> Result<Etcd, String> {
+    connect_with(url, cluster::TIMEOUT, cluster::TIMEOUT).await
+}
+
+/// Connect to the first of `urls` that answers a member list.
+pub async fn connect_any(urls: &[String]) -> Result<(Etcd, String), String> {
+    let mut last = String::from("no endpoint to try");
+    for url in urls {
+        match connect(url).await {
+            Ok(mut c) => match c.member_list().await {
+                Ok(_) => return Ok((c, url.clone())),
+                Err(e) => last = format!("{url}: {e}"),
+            },
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
 
 /// How long a (re)started member may take to show up healthy.
 pub(crate) const VERIFY_BUDGET: Duration = Duration::from_secs(60);
@@ -79,15 +191,7 @@ impl Conn {
         }
         if self.client.is_none() {
             let url = &self.urls[self.at % self.urls.len()];
-            let opts = ConnectOptions::new()
-                .with_connect_timeout(cluster::TIMEOUT)
-                .with_timeout(REQUEST_TIMEOUT);
-            let c = match cluster::tls(url, opts) {
-                Ok(opts) => Etcd::connect([url.as_str()], Some(opts))
-                    .await
-                    .map_err(|e| format!("{url}: {e}")),
-                Err(e) => Err(e),
-            };
+            let c = connect_with(url, cluster::TIMEOUT, REQUEST_TIMEOUT).await;
             match c {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
@@ -206,14 +310,11 @@ pub(crate) async fn cluster_list(
 }
 
 pub(crate) async fn wait_list(conn: &mut Conn, budget: Duration) -> anyhow::Result<Vec<Mem>> {
-    let deadline = Instant::now() + budget;
-    loop {
-        match conn.list().await {
-            Ok(l) => return Ok(l),
-            Err(e) if Instant::now() > deadline => bail!(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+    poll_until(budget, Duration::from_millis(500), async || {
+        conn.list().await
+    })
+    .await
+    .map_err(|e| anyhow!(e))
 }
 
 /// How long a guard keeps asking while fewer members than it needs are healthy: right after
@@ -222,14 +323,17 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(10);
 
 /// `/health` of each member, asked again (for up to [`SETTLE`]) until `need` are healthy.
 pub(crate) async fn settled_health(ms: &[&Mem], need: usize) -> Vec<bool> {
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    let enough = async || {
         let h = health_of(ms).await;
-        if h.iter().filter(|ok| **ok).count() >= need || Instant::now() > deadline {
-            return h;
+        if h.iter().filter(|ok| **ok).count() >= need {
+            Ok(h)
+        } else {
+            Err(h)
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    };
+    poll_until(SETTLE, Duration::from_secs(1), enough)
+        .await
+        .unwrap_or_else(|h| h)
 }
 
 /// `/health` of each member, all at once (an unstarted member is not healthy).
@@ -260,7 +364,7 @@ pub(crate) fn client_urls(ms: &[&Mem]) -> Vec<String> {
 
 /// A linearizable read through this member's own endpoint.
 pub(crate) async fn read_works(client_url: &str) -> bool {
-    match cluster::connect(client_url).await {
+    match connect(client_url).await {
         Ok(mut c) => c.get("fild-membership-probe", None).await.is_ok(),
         Err(_) => false,
     }
@@ -268,19 +372,31 @@ pub(crate) async fn read_works(client_url: &str) -> bool {
 
 pub(crate) async fn wait_healthy(say: Say<'_>, name: &str, client_url: &str) -> anyhow::Result<()> {
     say(&format!("wait for {name} to be healthy at {client_url}"));
-    let deadline = Instant::now() + VERIFY_BUDGET;
-    while !(cluster::healthy(client_url).await && read_works(client_url).await) {
-        if Instant::now() > deadline {
-            bail!("{name} is not healthy at {client_url} after {VERIFY_BUDGET:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Ok(())
+    let serves = async || {
+        (cluster::healthy(client_url).await && read_works(client_url).await)
+            .then_some(())
+            .ok_or(())
+    };
+    poll_until(VERIFY_BUDGET, Duration::from_millis(500), serves)
+        .await
+        .map_err(|()| anyhow!("{name} is not healthy at {client_url} after {VERIFY_BUDGET:?}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_options_only_for_https_and_errors_name_the_file() {
+        assert!(tls("http://127.0.0.1:1", ConnectOptions::new()).is_ok());
+        set_tls(Some(ClientTls {
+            trusted_ca_file: "/nonexistent/ca.crt".into(),
+            ..Default::default()
+        }));
+        let e = tls("https://127.0.0.1:1", ConnectOptions::new()).unwrap_err();
+        assert!(e.contains("/nonexistent/ca.crt"), "{e}");
+        set_tls(None);
+    }
 
     #[test]
     fn transient_errors() {

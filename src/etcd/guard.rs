@@ -18,10 +18,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use etcd_client::{AlarmAction, AlarmOptions, AlarmType, CompactionOptions, ConnectOptions};
+use etcd_client::{AlarmAction, AlarmOptions, AlarmType, CompactionOptions};
 
 use super::Say;
 use super::cluster::{self, ClusterStatus, MemberStatus};
+use super::conn;
 use super::members;
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
 use crate::control::client::Client;
@@ -141,6 +142,8 @@ pub async fn action(
 
 /// Wait (bounded) until every voting member is up.
 async fn wait_cluster_healthy(local: &EtcdMembers, timeout: Duration) -> Result<(), String> {
+    // An explicit loop, not `poll_until`: this runs in fild's spawned tasks, whose futures
+    // must be Send, and an async closure's future cannot yet be proven Send there.
     let end = Instant::now() + timeout;
     loop {
         let st = cluster::status(local).await;
@@ -283,11 +286,7 @@ async fn state_of(handle: &Handle, program: &str) -> ProcessState {
 pub async fn answers(client_url: &str, timeout: Duration) -> bool {
     let url = client_url.to_string();
     let fut = async move {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(timeout)
-            .with_timeout(timeout);
-        let opts = cluster::tls(&url, opts).ok()?;
-        let mut c = etcd_client::Client::connect([url], Some(opts)).await.ok()?;
+        let mut c = conn::connect_with(&url, timeout, timeout).await.ok()?;
         c.status().await.ok()
     };
     tokio::time::timeout(timeout, fut)
@@ -455,6 +454,8 @@ async fn restart_silent(
         .find(|m| m.program == program)
         .map(|m| m.client_url.clone())
         .unwrap_or_default();
+    let _budget = (window * 2).max(Duration::from_secs(60));
+    // An explicit loop, as in wait_cluster_healthy (a Send future in fild's tasks).
     let end = Instant::now() + (window * 2).max(Duration::from_secs(60));
     while Instant::now() < end {
         let running = view(handle).await.ok().is_some_and(|v| {
@@ -477,13 +478,9 @@ async fn restart_silent(
 const DEFRAG_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn connect_long(url: &str) -> anyhow::Result<etcd_client::Client> {
-    let opts = ConnectOptions::new()
-        .with_connect_timeout(cluster::TIMEOUT)
-        .with_timeout(DEFRAG_TIMEOUT);
-    let opts = cluster::tls(url, opts).map_err(anyhow::Error::msg)?;
-    etcd_client::Client::connect([url], Some(opts))
+    conn::connect_with(url, cluster::TIMEOUT, DEFRAG_TIMEOUT)
         .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))
+        .map_err(anyhow::Error::msg)
 }
 
 fn mb(n: i64) -> String {
@@ -515,7 +512,7 @@ async fn sizes(c: &mut etcd_client::Client) -> anyhow::Result<(i64, i64)> {
 /// own endpoint (followers first, leader last), disarm NOSPACE, verify a put works.
 pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
     let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
-    cluster::use_tls(&local);
+    conn::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
             "filc etcd defrag: no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER)"
@@ -538,7 +535,7 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
             "filc etcd defrag: the cluster has no quorum; compaction and alarm disarm need one (see `filc etcd status`)"
         );
     }
-    let (mut c, via) = cluster::connect_any(&cluster::endpoints(&local))
+    let (mut c, via) = conn::connect_any(&cluster::endpoints(&local))
         .await
         .map_err(|e| anyhow::anyhow!("filc etcd defrag: no member answers: {e}"))?;
 

@@ -133,6 +133,6 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
             }
         }
     }
-    super::cluster::use_tls(&out);
+    super::conn::use_tls(&out);
     out
 }

@@ -18,6 +18,7 @@
 //! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
 //! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
 //! - [`datadir`]: data dirs moved aside or copied, never deleted.
+//! - [`poll`]: `poll_until`, the one bounded wait every etcd wait uses.
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
@@ -37,6 +38,7 @@ pub mod guard;
 pub mod launch;
 pub mod members;
 pub mod membership;
+pub mod poll;
 pub mod programs;
 pub mod quorum;
 pub mod runtime;

@@ -3,13 +3,14 @@
 
 use anyhow::{Context, anyhow, bail};
 
-use super::{Say, cluster};
+use super::Say;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest, ProcessState};
 use crate::control::client::Client;
+use crate::etcd::conn;
 
 pub(crate) async fn members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
     let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
-    cluster::use_tls(&local);
+    conn::use_tls(&local);
     Ok(local)
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::cluster;
+use crate::etcd::conn;
 
 /// Length of the checksum etcd appends to a snapshot stream.
 const SHA_LEN: usize = 32;
@@ -39,7 +39,7 @@ fn file_name(member: &str, revision: i64) -> String {
 /// Take a snapshot from the member at `client_url` into `dir`; returns the new file.
 pub async fn take(client_url: &str, member: &str, dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut c = cluster::connect(client_url).await?;
+    let mut c = conn::connect(client_url).await?;
     let revision = c
         .get("fild-snapshot-probe", None)
         .await

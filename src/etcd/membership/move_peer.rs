@@ -1,6 +1,6 @@
 //! Recovery mode one: a member keeps its data and ID under a new peer URL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -12,6 +12,7 @@ use crate::control::client::Client;
 use crate::etcd::conn::{
     Conn, Mem, VERIFY_BUDGET, client_urls, cluster_list, read_works, retry, settled_health,
 };
+use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{find_local, members, restart};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy};
 use crate::etcd::{Say, cluster};
@@ -120,9 +121,8 @@ pub async fn move_peer(
     restart(ctl, say, &me.program).await.within(&what)?;
     // Wait until the cluster sees it at its new address and it serves.
     say(&format!("verify {}: healthy at {peer_url}", me.name));
-    let deadline = Instant::now() + VERIFY_BUDGET;
     let client_url = me.client_url.clone();
-    loop {
+    let moved = async || {
         let listed = conn
             .list()
             .await
@@ -131,16 +131,18 @@ pub async fn move_peer(
         let ok_list = listed
             .as_ref()
             .is_some_and(|m| m.peer_urls == [peer_url.to_string()] && m.started());
-        if ok_list && cluster::healthy(&client_url).await && read_works(&client_url).await {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{what}: {} did not come up healthy at {peer_url} within {VERIFY_BUDGET:?} (see its log: filc tail {program} stderr)",
-                me.name
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        (ok_list && cluster::healthy(&client_url).await && read_works(&client_url).await)
+            .then_some(())
+            .ok_or(())
+    };
+    if poll_until(VERIFY_BUDGET, Duration::from_millis(500), moved)
+        .await
+        .is_err()
+    {
+        bail!(
+            "{what}: {} did not come up healthy at {peer_url} within {VERIFY_BUDGET:?} (see its log: filc tail {program} stderr)",
+            me.name
+        );
     }
     sync_gateway(ctl, say, &mut conn).await.within(&what)?;
     say(&format!("move {program}: done"));

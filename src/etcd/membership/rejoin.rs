@@ -1,6 +1,6 @@
 //! The shared procedure: (re)join a member with a fresh data dir, as a learner, then promote.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use etcd_client::MemberAddOptions;
@@ -10,6 +10,7 @@ use crate::api::EtcdMember;
 use crate::control::client::Client;
 use crate::etcd::conn::{Conn, Mem, VERIFY_BUDGET, read_works, retry};
 use crate::etcd::datadir::move_aside;
+use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{start, stop};
 use crate::etcd::{Say, cluster};
 
@@ -167,36 +168,31 @@ pub(crate) async fn promote(
     say(&format!(
         "wait for learner {name} ({id:x}) to catch up, then promote it"
     ));
-    let deadline = Instant::now() + PROMOTE_BUDGET;
-    let mut last;
-    loop {
+    let promoted = async || {
         let r = match conn.client().await {
             Ok(c) => c.member_promote(id).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match r {
-            Ok(_) => {
-                say(&format!(
-                    "member promote {name} ({id:x}): voting member now"
-                ));
-                return Ok(());
-            }
-            Err(e) if e.contains("in sync") => last = e,
+            Ok(_) => Ok(format!("member promote {name} ({id:x}): voting member now")),
+            Err(e) if e.contains("in sync") => Err(e),
             Err(e) if e.contains("can only promote a learner member") => {
-                say(&format!("member promote {name}: already a voting member"));
-                return Ok(());
+                Ok(format!("member promote {name}: already a voting member"))
             }
             Err(e) => {
                 conn.failed();
-                last = e;
+                Err(e)
             }
         }
-        if Instant::now() > deadline {
-            bail!(
-                "member promote {name} ({id:x}): not promoted within {PROMOTE_BUDGET:?}: {last} (run the command again to continue)"
-            );
+    };
+    match poll_until(PROMOTE_BUDGET, Duration::from_secs(1), promoted).await {
+        Ok(done) => {
+            say(&done);
+            Ok(())
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        Err(last) => bail!(
+            "member promote {name} ({id:x}): not promoted within {PROMOTE_BUDGET:?}: {last} (run the command again to continue)"
+        ),
     }
 }
 
@@ -211,50 +207,45 @@ pub(crate) async fn verify(
         "verify {}: started voting member, healthy, serves reads at {}",
         me.name, me.client_url
     ));
-    let deadline = Instant::now() + VERIFY_BUDGET;
-    let mut why;
-    loop {
+    let verified = async || {
         let listed = match conn.list().await {
-            Ok(l) => Ok(l.into_iter().find(|m| m.id == id)),
+            Ok(l) => l.into_iter().find(|m| m.id == id),
             Err(e) => {
                 conn.failed();
-                Err(e)
+                return Err(e);
             }
         };
         match listed {
-            Err(e) => why = e,
-            Ok(listed) => match listed {
-                Some(m) if m.started() && !m.learner => {
-                    if !cluster::healthy(&me.client_url).await {
-                        why = format!("{} is not healthy yet", me.client_url);
-                    } else if !read_works(&me.client_url).await {
-                        why = format!("a read through {} fails", me.client_url);
-                    } else {
-                        say(&format!(
-                            "verified: {} ({id:x}) is a healthy voting member",
-                            me.name
-                        ));
-                        return Ok(());
-                    }
+            Some(m) if m.started() && !m.learner => {
+                if !cluster::healthy(&me.client_url).await {
+                    Err(format!("{} is not healthy yet", me.client_url))
+                } else if !read_works(&me.client_url).await {
+                    Err(format!("a read through {} fails", me.client_url))
+                } else {
+                    Ok(())
                 }
-                Some(m) => {
-                    why = format!(
-                        "{} is {}",
-                        me.name,
-                        if m.learner {
-                            "still a learner"
-                        } else {
-                            "not started"
-                        }
-                    )
+            }
+            Some(m) => Err(format!(
+                "{} is {}",
+                me.name,
+                if m.learner {
+                    "still a learner"
+                } else {
+                    "not started"
                 }
-                None => why = format!("{id:x} is not in the member list"),
-            },
+            )),
+            None => Err(format!("{id:x} is not in the member list")),
         }
-        if Instant::now() > deadline {
-            bail!("verify {}: {why} after {VERIFY_BUDGET:?}", me.name);
+    };
+    match poll_until(VERIFY_BUDGET, Duration::from_millis(500), verified).await {
+        Ok(()) => {
+            say(&format!(
+                "verified: {} ({id:x}) is a healthy voting member",
+                me.name
+            ));
+            Ok(())
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        Err(why) => bail!("verify {}: {why} after {VERIFY_BUDGET:?}", me.name),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Quorum lost for good: one survivor restarts with `--force-new-cluster`, once.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 
@@ -13,6 +13,7 @@ use crate::etcd::conn::{
     Conn, Mem, VERIFY_BUDGET, client_urls, settled_health, wait_healthy, wait_list,
 };
 use crate::etcd::datadir::copy_aside;
+use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{find_local, is_up, members, restart, start, stop};
 use crate::etcd::quorum::{describe_unhealthy, quorum_of};
 use crate::etcd::{Say, cluster, runtime};
@@ -172,8 +173,7 @@ pub async fn rescue(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result
 
 /// After `--force-new-cluster`: the member serves and is the only voting member.
 pub(crate) async fn wait_alone(conn: &mut Conn, id: u64, client_url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + VERIFY_BUDGET;
-    loop {
+    let alone = async || {
         let alone = conn
             .list()
             .await
@@ -181,10 +181,12 @@ pub(crate) async fn wait_alone(conn: &mut Conn, id: u64, client_url: &str) -> an
         if alone && cluster::healthy(client_url).await {
             return Ok(());
         }
-        if Instant::now() > deadline {
-            bail!("{client_url} did not come up as a one-member cluster within {VERIFY_BUDGET:?}");
-        }
         conn.failed();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(())
+    };
+    poll_until(VERIFY_BUDGET, Duration::from_millis(500), alone)
+        .await
+        .map_err(|()| {
+            anyhow!("{client_url} did not come up as a one-member cluster within {VERIFY_BUDGET:?}")
+        })
 }
