@@ -132,12 +132,13 @@ impl Running {
     }
 
     /// filc in fild's network and mount namespaces (its etcd checks reach the members there,
-    /// by the names fild's /etc/hosts gives), with only PRJ_ROOT (the config refers to it)
-    /// from the outside.
+    /// by the names fild's /etc/hosts gives), under fild's root directory (entering a mount
+    /// namespace would otherwise leave a chroot), with only PRJ_ROOT (the config refers to
+    /// it) from the outside.
     fn filc(&self, args: &[&str]) -> std::process::Output {
         Command::new("nsenter")
             .arg(format!("--target={}", self.child.id()))
-            .args(["--mount", "--net", "--"])
+            .args(["--mount", "--net", "--root", "--"])
             .arg(FILC)
             .arg("-c")
             .arg(self.root.join("etc/fild/fild.ini"))
