@@ -10,26 +10,6 @@ use common::*;
 
 const UP: Duration = Duration::from_secs(60);
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A healthy cluster with every member and the gateway running.
-fn up(name: &str) -> Cluster {
-    let c = Cluster::new(name);
-    c.start_all();
-    c.wait_healthy(UP);
-    c
-}
-
 /// Put through a member's own endpoint, retrying while the cluster settles.
 fn put(c: &Cluster, key: &str, value: &str) {
     let ok = wait_until(UP, || c.put(&c.endpoint(0), key, value));
@@ -139,7 +119,7 @@ fn backup_dir(c: &Cluster) -> PathBuf {
 
 #[test]
 fn snapshot_writes_a_verified_file_and_backups_lists_it() {
-    let c = up("bksnap");
+    let c = Cluster::up("bksnap");
     put(&c, "snap-key", "v1");
     let f = c.fild();
 
@@ -248,7 +228,7 @@ fn scheduled_backups_run_the_command_and_apply_retention() {
 
 #[test]
 fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
-    let c = up("bkrestore");
+    let c = Cluster::up("bkrestore");
     for i in 0..3 {
         put(&c, &format!("a{i}"), &format!("A{i}"));
     }
@@ -347,7 +327,7 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
 
 #[test]
 fn restore_refuses_bad_input_before_touching_anything() {
-    let c = up("bkbad");
+    let c = Cluster::up("bkbad");
     put(&c, "keep", "me");
     let good = snapshot_into(&c, Some(&c.root.join("snaps")));
     let data = std::fs::read(&good).unwrap();

@@ -13,31 +13,11 @@ use fild::api::ProcessState;
 const UP: Duration = Duration::from_secs(60);
 const MEMBERS: [&str; 3] = ["etcd-0", "etcd-1", "etcd-2"];
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Start members and gateway and wait until `filc etcd status` says healthy.
 fn up(c: &Cluster) {
     c.start_all();
     c.wait_healthy(UP);
-    let mut o = c.fild().filc(&["etcd", "status"]);
-    assert!(
-        wait_until(UP, || {
-            o = c.fild().filc(&["etcd", "status"]);
-            code(&o) == 0
-        }),
-        "cluster not healthy: {}",
-        text(&o)
-    );
+    c.wait_status_healthy(UP);
 }
 
 /// `filc etcd status --json`, parsed.

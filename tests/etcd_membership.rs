@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::etcd::*;
@@ -12,14 +11,6 @@ use common::*;
 use fild::api::ProcessState;
 
 const UP: Duration = Duration::from_secs(60);
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Member {

@@ -3,75 +3,16 @@
 //! addresses from the benchmarking range 198.18.0.0/15); nothing touches the real network.
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::etcd::*;
+use common::hosts::{Host, start_host};
 use common::netns::Net;
 use common::*;
 use fild::api::ProcessState;
 
 const UP: Duration = Duration::from_secs(40);
-
-/// One host: its own PRJ_ROOT with the kit, its member's template active, its own fild.
-struct Host {
-    root: TestDir,
-    data: std::path::PathBuf,
-    fild: Fild,
-}
-
-fn start_host(net: &Net, n: usize) -> Host {
-    let root = TestDir::new(&format!("host{n}"));
-    lay_out_kit(root.path());
-    activate(root.path(), &format!("etcd-{n}"));
-    let data = tempfile::Builder::new()
-        .prefix(&format!("fild-etcd-host{n}-"))
-        .tempdir_in("/dev/shm")
-        .unwrap()
-        .keep();
-    let mut env = vec![
-        ("PRJ_ROOT".to_string(), root.path().display().to_string()),
-        ("ETCD_DATA_ROOT".to_string(), data.display().to_string()),
-        ("ETCD_TOKEN".to_string(), format!("mode-two-{}", net.id)),
-    ];
-    for m in 0..3 {
-        env.push((format!("ETCD{m}_HOST"), net.addr(m)));
-    }
-    let config = root.join("etc/fild/fild.ini");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &net.hosts[n]])
-        .arg(FILD)
-        .arg("-c")
-        .arg(&config)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join("fild.stderr")).unwrap())
-        .spawn()
-        .expect("spawn fild in its namespace");
-    let fild = Fild {
-        child: Some(child),
-        dir: root.path().to_path_buf(),
-        config,
-        env,
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || fild
-            .filc(&["version"])
-            .status
-            .success()),
-        "host {n}'s fild did not come up"
-    );
-    Host { root, data, fild }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.fild.terminate();
-        let _ = std::fs::remove_dir_all(&self.data);
-        let _ = &self.root;
-    }
-}
 
 /// etcdctl run inside host `n`'s namespace against that host's own member.
 fn etcdctl(net: &Net, n: usize, args: &[&str]) -> std::process::Output {
@@ -100,7 +41,10 @@ fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
     require_etcd();
     let _slot = Slot::acquire();
     let net = Net::new("m");
-    let hosts: Vec<Host> = (0..3).map(|n| start_host(&net, n)).collect();
+    let token = format!("mode-two-{}", net.id);
+    let hosts: Vec<Host> = (0..3)
+        .map(|n| start_host(&net, n, "host", &token))
+        .collect();
     // The seeds' workflow on each host: the member is active but autostart=false.
     for (n, h) in hosts.iter().enumerate() {
         h.fild.filc_ok(&["start", &format!("etcd-{n}")]);

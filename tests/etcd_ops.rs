@@ -8,18 +8,6 @@ use common::*;
 
 const UP: Duration = Duration::from_secs(30);
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn etcd_status_rows_and_verdict_exit_codes() {
     let c = Cluster::new("etcdstatus");

@@ -13,18 +13,6 @@ use common::*;
 
 const UP: Duration = Duration::from_secs(60);
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Restart fild (nothing runs yet) with extra environment.
 fn restart_fild_with(c: &mut Cluster, extra: &[(&str, String)]) {
     drop(c.fild.take());

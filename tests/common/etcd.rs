@@ -192,6 +192,27 @@ impl Cluster {
         c
     }
 
+    /// A healthy cluster: [`Cluster::new`], every member and the gateway started, healthy.
+    pub fn up(name: &str) -> Cluster {
+        let c = Cluster::new(name);
+        c.start_all();
+        c.wait_healthy(Duration::from_secs(60));
+        c
+    }
+
+    /// Wait until `filc etcd status` says healthy (exit 0).
+    pub fn wait_status_healthy(&self, timeout: Duration) {
+        let mut o = self.fild().filc(&["etcd", "status"]);
+        assert!(
+            wait_until(timeout, || {
+                o = self.fild().filc(&["etcd", "status"]);
+                o.status.code() == Some(0)
+            }),
+            "cluster not healthy: {}",
+            text(&o)
+        );
+    }
+
     pub fn config(&self) -> PathBuf {
         self.root.join("etc/fild/fild.ini")
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod hosts;
 pub mod netns;
 pub mod pki;
 
@@ -14,6 +15,20 @@ use fild::api::{ProcessInfo, ProcessState};
 
 pub const FILD: &str = env!("CARGO_BIN_EXE_fild");
 pub const FILC: &str = env!("CARGO_BIN_EXE_filc");
+
+/// A command's exit code (-1 when a signal ended it).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// A command's stdout then stderr, as text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
 
 /// Poll `f` every 20 ms until it is true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {

@@ -3,13 +3,14 @@
 //! and hash_kv equal at one revision; then it emits its figures ([`Report`]).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fild::api::ProcessState;
 
 use super::*;
-use crate::common::etcd::{Slot, activate, lay_out_kit, require_etcd};
+use crate::common::etcd::{Slot, require_etcd};
+use crate::common::hosts::{Host, start_host};
 
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
@@ -473,65 +474,6 @@ pub fn concurrent_requests(case: &str, clients: usize, per_client: usize) {
 
 // ----- 7. three hosts: one host's link cut under load, then healed -----------------------------
 
-struct Host {
-    root: TestDir,
-    data: std::path::PathBuf,
-    fild: Fild,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.fild.terminate();
-        let _ = std::fs::remove_dir_all(&self.data);
-        let _ = &self.root;
-    }
-}
-
-fn start_host(net: &Net, n: usize) -> Host {
-    let root = TestDir::new(&format!("faulthost{n}"));
-    lay_out_kit(root.path());
-    activate(root.path(), &format!("etcd-{n}"));
-    let data = tempfile::Builder::new()
-        .prefix(&format!("fild-etcd-faulthost{n}-"))
-        .tempdir_in("/dev/shm")
-        .unwrap()
-        .keep();
-    let mut env = vec![
-        ("PRJ_ROOT".to_string(), root.path().display().to_string()),
-        ("ETCD_DATA_ROOT".to_string(), data.display().to_string()),
-        ("ETCD_TOKEN".to_string(), format!("fault-{}", net.id)),
-    ];
-    for m in 0..3 {
-        env.push((format!("ETCD{m}_HOST"), net.addr(m)));
-    }
-    let config = root.join("etc/fild/fild.ini");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &net.hosts[n]])
-        .arg(FILD)
-        .arg("-c")
-        .arg(&config)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join("fild.stderr")).unwrap())
-        .spawn()
-        .expect("spawn fild in its namespace");
-    let fild = Fild {
-        child: Some(child),
-        dir: root.path().to_path_buf(),
-        config,
-        env,
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || fild
-            .filc(&["version"])
-            .status
-            .success()),
-        "host {n}'s fild did not come up"
-    );
-    Host { root, data, fild }
-}
-
 /// Per member (by endpoint): whether it answers a status call, and whether it is the leader.
 fn roles(net: &Net) -> Vec<(bool, bool)> {
     let eps: Vec<String> = (0..3).map(|n| net.endpoint(n)).collect();
@@ -560,7 +502,9 @@ pub fn partition(case: &str, cut_secs: u64) {
     let _slot = Slot::acquire();
     let t0 = Instant::now();
     let net = Net::new("ff");
-    let hosts: Vec<Host> = (0..3).map(|n| start_host(&net, n)).collect();
+    let hosts: Vec<Host> = (0..3)
+        .map(|n| start_host(&net, n, "faulthost", &format!("fault-{}", net.id)))
+        .collect();
     for (n, h) in hosts.iter().enumerate() {
         h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
     }
