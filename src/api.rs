@@ -25,6 +25,22 @@ use serde::{Deserialize, Serialize};
 /// The path prefix of this protocol version.
 pub const PREFIX: &str = "/v1";
 
+/// The routes, as clients write them (the table above). The server matches the same paths.
+pub mod routes {
+    pub const VERSION: &str = "/v1/version";
+    pub const PROCESSES: &str = "/v1/processes";
+    pub const SIGNAL: &str = "/v1/processes/signal";
+    pub const RELOAD: &str = "/v1/reload";
+    pub const ETCD_MEMBERS: &str = "/v1/etcd/members";
+    pub const SHUTDOWN: &str = "/v1/shutdown";
+    pub const LOGS: &str = "/v1/logs";
+
+    /// `start`, `stop` or `restart`.
+    pub fn action(op: &str) -> String {
+        format!("{PROCESSES}/{op}")
+    }
+}
+
 /// Largest request body the server reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

@@ -8,6 +8,7 @@
 //! - [`api`]: the wire types of the control protocol, shared by server and client.
 //! - [`control`]: the HTTP server on the Unix socket and the client `filc` uses.
 //! - [`daemon`]: fild's start-up and shutdown around the loop (socket, pidfile, logging).
+//! - [`render`]: what filc prints (tables, sizes), as pure functions.
 //! - [`etcd`]: etcd cluster operations (status, membership, backups, guards) over
 //!   `etcd-client`, driving programs through the same control API as a person.
 //!
@@ -18,4 +19,5 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod etcd;
+pub mod render;
 pub mod supervisor;

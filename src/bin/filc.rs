@@ -6,10 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fild::api::{
-    Ack, ActionReply, EtcdMembers, LogChunk, NamesRequest, ProcessInfo, ProcessState, ReloadReply,
-    SignalRequest, VersionInfo,
-};
+use fild::api::{ActionReply, ProcessState};
 use fild::config::{self, Password};
 use fild::control::client::{Client, ClientError, Target};
 use fild::daemon;
@@ -222,68 +219,30 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => tail(&c, &name, &stream, follow, lines).await,
         Cmd::Pid { name } => pid(&c, name).await,
         Cmd::Signal { signal, names } => {
-            let reply: ActionReply = c
-                .post("/v1/processes/signal", &SignalRequest { signal, names })
-                .await?;
+            let reply = c.signal(signal, names).await?;
             Ok(print_results(&reply))
         }
         Cmd::Shutdown => shutdown(&c).await,
         Cmd::Etcd { cmd } => etcd(&c, cmd).await,
         Cmd::Version => {
             println!("filc {}", env!("CARGO_PKG_VERSION"));
-            let v: VersionInfo = c.get("/v1/version").await?;
+            let v = c.version().await?;
             println!("fild {} (api {}, pid {})", v.version, v.api, v.pid);
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' | b'*' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn status(c: &Client, json: bool, names: &[String]) -> anyhow::Result<ExitCode> {
     // The table shows no CPU or RSS: spare fild the /proc reads.
-    let stats = if json { "1" } else { "0" };
-    let path = if names.is_empty() {
-        format!("/v1/processes?stats={stats}")
-    } else {
-        let q: Vec<String> = names.iter().map(|n| encode(n)).collect();
-        format!("/v1/processes?names={}&stats={stats}", q.join(","))
-    };
-    let procs: Vec<ProcessInfo> = c.get(&path).await?;
+    let procs = c.processes(names, json).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&procs)?);
     } else {
         let color = std::io::stdout().is_terminal();
-        let width = procs
-            .iter()
-            .map(|p| p.name.len() + 1)
-            .max()
-            .unwrap_or(0)
-            .max(33);
-        let mut out = std::io::stdout().lock();
-        for p in &procs {
-            let state = format!("{:<10}", p.state.as_str());
-            let state = if color {
-                let code = match p.state {
-                    ProcessState::Running => "0;32",
-                    ProcessState::Backoff | ProcessState::Fatal => "0;31",
-                    _ => "1;33",
-                };
-                format!("\x1b[{code}m{state}\x1b[0m")
-            } else {
-                state
-            };
-            let _ = writeln!(out, "{:<width$}{state} {}", p.name, p.description);
-        }
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(fild::render::processes(&procs, color).as_bytes());
     }
     let all_running = procs.iter().all(|p| p.state == ProcessState::Running);
     Ok(if !names.is_empty() && !all_running {
@@ -319,17 +278,12 @@ async fn action(
     if names.is_empty() {
         anyhow::bail!("name a process to {verb} (NAME, group:*, or all)");
     }
-    let reply: ActionReply = c
-        .post(
-            &format!("/v1/processes/{verb}"),
-            &NamesRequest { names, force },
-        )
-        .await?;
+    let reply = c.action(verb, names, force).await?;
     Ok(print_results(&reply))
 }
 
 async fn reload(c: &Client) -> anyhow::Result<ExitCode> {
-    let r: ReloadReply = c.post("/v1/reload", &serde_json::json!({})).await?;
+    let r = c.reload().await?;
     for w in &r.warnings {
         println!("warning: {w}");
     }
@@ -351,13 +305,11 @@ async fn reload(c: &Client) -> anyhow::Result<ExitCode> {
 async fn pid(c: &Client, name: Option<String>) -> anyhow::Result<ExitCode> {
     match name {
         None => {
-            let v: VersionInfo = c.get("/v1/version").await?;
+            let v = c.version().await?;
             println!("{}", v.pid);
         }
         Some(n) => {
-            let procs: Vec<ProcessInfo> = c
-                .get(&format!("/v1/processes?names={}", encode(&n)))
-                .await?;
+            let procs = c.processes(std::slice::from_ref(&n), false).await?;
             if procs.len() != 1 {
                 anyhow::bail!("{n} names {} processes; name one", procs.len());
             }
@@ -374,12 +326,11 @@ async fn tail(
     follow: bool,
     lines: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let base = format!("/v1/logs/{}/{}", encode(name), encode(stream));
     let max = match lines {
         Some(n) => (n as u64 * 1024).clamp(1600, 1 << 20),
         None => 1600,
     };
-    let chunk: LogChunk = c.get(&format!("{base}?max={max}")).await?;
+    let chunk = c.logs(name, stream, None, max).await?;
     let mut text = chunk.data.as_str();
     if let Some(n) = lines {
         let trimmed = text.strip_suffix('\n').unwrap_or(text);
@@ -400,9 +351,7 @@ async fn tail(
     let mut offset = chunk.offset + chunk.data.len() as u64;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let chunk: LogChunk = c
-            .get(&format!("{base}?offset={offset}&max={}", 1 << 20))
-            .await?;
+        let chunk = c.logs(name, stream, Some(offset), 1 << 20).await?;
         // After a rotation the server answers from the new file's start; its offset says so.
         offset = chunk.offset + chunk.data.len() as u64;
         let mut out = std::io::stdout().lock();
@@ -413,17 +362,14 @@ async fn tail(
 }
 
 async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
-    match c
-        .post::<_, Ack>("/v1/shutdown", &serde_json::json!({}))
-        .await
-    {
+    match c.shutdown().await {
         // fild went away while answering: it is shutting down, which is what was asked.
         Ok(_) | Err(ClientError::Protocol(_)) => {}
         Err(e) => return Err(e.into()),
     }
     // Wait (bounded) until fild has stopped everything and its socket is gone.
     for _ in 0..1200 {
-        if c.get::<VersionInfo>("/v1/version").await.is_err() {
+        if c.version().await.is_err() {
             println!("Shut Down");
             return Ok(ExitCode::SUCCESS);
         }
@@ -435,7 +381,7 @@ async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
 async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         EtcdCmd::Status { json } => {
-            let local: EtcdMembers = c.get("/v1/etcd/members").await?;
+            let local = c.members().await?;
             for p in &local.problems {
                 eprintln!("warning: {p}");
             }
@@ -448,12 +394,12 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
-                print_etcd_status(&st);
+                print!("{}", fild::render::etcd_status(&st));
             }
             Ok(ExitCode::from(st.verdict.exit_code()))
         }
         EtcdCmd::Show { program, json } => {
-            let local: EtcdMembers = c.get("/v1/etcd/members").await?;
+            let local = c.members().await?;
             for p in &local.problems {
                 eprintln!("warning: {p}");
             }
@@ -519,7 +465,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                     println!(
                         "{}  {:>10}  {}",
                         humantime::format_rfc3339_seconds(when),
-                        human_bytes(b.size),
+                        fild::render::size(b.size),
                         b.path.display()
                     );
                 }
@@ -541,73 +487,4 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
 fn say(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
-}
-
-fn print_etcd_status(st: &fild::etcd::cluster::ClusterStatus) {
-    let mut rows = vec![
-        [
-            "PROGRAM",
-            "STATE",
-            "MEMBER",
-            "ID",
-            "CLIENT URL",
-            "LEADER",
-            "TERM",
-            "INDEX",
-            "DB SIZE",
-            "LEARNER",
-            "HEALTH",
-            "ALARMS",
-        ]
-        .map(String::from),
-    ];
-    for m in &st.members {
-        rows.push([
-            m.program.clone().unwrap_or_else(|| "-".into()),
-            m.program_state
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "-".into()),
-            m.name.clone(),
-            m.id.clone().unwrap_or_else(|| "-".into()),
-            m.client_url.clone(),
-            if m.leader { "*".into() } else { String::new() },
-            m.raft_term.to_string(),
-            m.raft_index.to_string(),
-            human_bytes(m.db_size.max(0) as u64),
-            if m.learner { "yes".into() } else { "no".into() },
-            match (&m.error, m.healthy) {
-                (_, true) => "ok".into(),
-                (Some(e), false) => format!("down: {e}"),
-                (None, false) if !st.members.iter().all(|m| m.alarms.is_empty()) => "alarm".into(),
-                (None, false) => "unhealthy".into(),
-            },
-            m.alarms.join(","),
-        ]);
-    }
-    let widths: Vec<usize> = (0..12)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                if i == 11 {
-                    cell.clone()
-                } else {
-                    format!("{cell:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-    println!("verdict: {}", st.summary());
-}
-
-fn human_bytes(n: u64) -> String {
-    match n {
-        0 => "-".into(),
-        n if n < 1 << 20 => format!("{:.0} kB", n as f64 / 1000.0),
-        n => format!("{:.1} MB", n as f64 / 1e6),
-    }
 }

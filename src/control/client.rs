@@ -8,7 +8,22 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::ErrorReply;
+use crate::api::{
+    Ack, ActionReply, ErrorReply, EtcdMembers, LogChunk, NamesRequest, ProcessInfo, ReloadReply,
+    SignalRequest, VersionInfo, routes,
+};
+
+/// What a name may hold unencoded in a query or a path segment.
+const NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b':')
+    .remove(b'*');
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, NAME).to_string()
+}
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +89,80 @@ impl Client {
             _ => None,
         };
         Client { target, auth }
+    }
+
+    /// fild's version, API and pid.
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        self.get(routes::VERSION).await
+    }
+
+    /// The named processes (all when `names` is empty); `stats` asks for CPU and RSS.
+    pub async fn processes(
+        &self,
+        names: &[String],
+        stats: bool,
+    ) -> Result<Vec<ProcessInfo>, ClientError> {
+        let stats = if stats { "1" } else { "0" };
+        let path = if names.is_empty() {
+            format!("{}?stats={stats}", routes::PROCESSES)
+        } else {
+            let q: Vec<String> = names.iter().map(|n| encode(n)).collect();
+            format!("{}?names={}&stats={stats}", routes::PROCESSES, q.join(","))
+        };
+        self.get(&path).await
+    }
+
+    /// `start`, `stop` or `restart` of `names` (`force`: past the quorum guard).
+    pub async fn action(
+        &self,
+        op: &str,
+        names: Vec<String>,
+        force: bool,
+    ) -> Result<ActionReply, ClientError> {
+        self.post(&routes::action(op), &NamesRequest { names, force })
+            .await
+    }
+
+    pub async fn signal(
+        &self,
+        signal: String,
+        names: Vec<String>,
+    ) -> Result<ActionReply, ClientError> {
+        self.post(routes::SIGNAL, &SignalRequest { signal, names })
+            .await
+    }
+
+    pub async fn reload(&self) -> Result<ReloadReply, ClientError> {
+        self.post(routes::RELOAD, &serde_json::json!({})).await
+    }
+
+    pub async fn shutdown(&self) -> Result<Ack, ClientError> {
+        self.post(routes::SHUTDOWN, &serde_json::json!({})).await
+    }
+
+    /// The etcd members and gateway as fild evaluates them.
+    pub async fn members(&self) -> Result<EtcdMembers, ClientError> {
+        self.get(routes::ETCD_MEMBERS).await
+    }
+
+    /// At most `max` bytes of a program's log, from `offset` (default: the end less `max`).
+    pub async fn logs(
+        &self,
+        name: &str,
+        stream: &str,
+        offset: Option<u64>,
+        max: u64,
+    ) -> Result<LogChunk, ClientError> {
+        let mut path = format!(
+            "{}/{}/{}?max={max}",
+            routes::LOGS,
+            encode(name),
+            encode(stream)
+        );
+        if let Some(o) = offset {
+            path.push_str(&format!("&offset={o}"));
+        }
+        self.get(&path).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

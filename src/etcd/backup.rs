@@ -72,7 +72,7 @@ const OUTPUT_TAIL: usize = 4096;
 
 /// The members fild runs, or a clear error when there are none.
 pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
-    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let local = ctl.members().await?;
     conn::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
@@ -197,7 +197,7 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
 
 /// `filc etcd backups`: the snapshots in the `[etcd] backup_dir`, newest first.
 pub async fn backups(ctl: &Client) -> anyhow::Result<Vec<BackupFile>> {
-    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let local = ctl.members().await?;
     conn::use_tls(&local);
     let dir = PathBuf::from(&local.backup_dir);
     list_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))

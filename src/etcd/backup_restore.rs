@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use super::Say;
 use super::backup::local_members;
 use super::{cluster, snapshot};
-use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest};
+use crate::api::{ActionReply, EtcdMember, EtcdMembers};
 use crate::control::client::Client;
 use crate::etcd::conn;
 
@@ -199,14 +199,8 @@ async fn action(
     names: &[String],
     say: Say<'_>,
 ) -> anyhow::Result<ActionReply> {
-    let reply: ActionReply = ctl
-        .post(
-            &format!("/v1/processes/{op}"),
-            &NamesRequest {
-                names: names.to_vec(),
-                force: true,
-            },
-        )
+    let reply = ctl
+        .action(op, names.to_vec(), true)
         .await
         .with_context(|| format!("{op} {}", names.join(" ")))?;
     for r in &reply.results {
@@ -345,7 +339,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         cleanup(&prepared);
         return Err(e.context("cannot stop the members; the restored data was discarded"));
     }
-    let now: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let now = ctl.members().await?;
     conn::use_tls(&now);
     let running: Vec<String> = now
         .members

@@ -483,15 +483,6 @@ async fn connect_long(url: &str) -> anyhow::Result<etcd_client::Client> {
         .map_err(anyhow::Error::msg)
 }
 
-fn mb(n: i64) -> String {
-    let n = n.max(0) as f64;
-    if n < 1e6 {
-        format!("{:.0} kB", n / 1e3)
-    } else {
-        format!("{:.1} MB", n / 1e6)
-    }
-}
-
 fn alarm_list(st: &ClusterStatus) -> String {
     let mut v: Vec<String> = st
         .members
@@ -511,7 +502,7 @@ async fn sizes(c: &mut etcd_client::Client) -> anyhow::Result<(i64, i64)> {
 /// `filc etcd defrag`: compact to the current revision, defragment each member through its
 /// own endpoint (followers first, leader last), disarm NOSPACE, verify a put works.
 pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
-    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let local = ctl.members().await?;
     conn::use_tls(&local);
     if local.members.is_empty() {
         anyhow::bail!(
@@ -593,8 +584,8 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
         };
         say(&format!(
             "defragmenting {who}: db size {} ({} in use)",
-            mb(before.0),
-            mb(before.1)
+            crate::render::size(before.0.max(0) as u64),
+            crate::render::size(before.1.max(0) as u64)
         ));
         let t = Instant::now();
         if let Err(e) = m.defragment().await {
@@ -604,9 +595,9 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
         say(&format!(
             "defragmented {who} in {:.1} s: db size {} -> {} ({} in use)",
             t.elapsed().as_secs_f64(),
-            mb(before.0),
-            mb(after.0),
-            mb(after.1)
+            crate::render::size(before.0.max(0) as u64),
+            crate::render::size(after.0.max(0) as u64),
+            crate::render::size(after.1.max(0) as u64)
         ));
     }
 

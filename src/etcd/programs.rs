@@ -4,12 +4,12 @@
 use anyhow::{Context, anyhow, bail};
 
 use super::Say;
-use crate::api::{ActionReply, EtcdMember, EtcdMembers, NamesRequest, ProcessState};
+use crate::api::{EtcdMember, EtcdMembers, ProcessState};
 use crate::control::client::Client;
 use crate::etcd::conn;
 
 pub(crate) async fn members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
-    let local: EtcdMembers = ctl.get("/v1/etcd/members").await?;
+    let local = ctl.members().await?;
     conn::use_tls(&local);
     Ok(local)
 }
@@ -44,14 +44,8 @@ pub(crate) async fn action(
     op: &str,
     program: &str,
 ) -> anyhow::Result<(bool, String)> {
-    let r: ActionReply = ctl
-        .post(
-            &format!("/v1/processes/{op}"),
-            &NamesRequest {
-                names: vec![program.to_string()],
-                force: true,
-            },
-        )
+    let r = ctl
+        .action(op, vec![program.to_string()], true)
         .await
         .with_context(|| format!("{op} {program}"))?;
     let res = r
