@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use etcd_client::{Client as Etcd, ConnectOptions};
 
+use super::errors::{self, Class};
 use super::poll::poll_until;
 use super::{Say, cluster};
 use crate::api::{EtcdMember, EtcdMembers};
@@ -228,38 +229,23 @@ impl Conn {
     }
 }
 
-/// Whether an etcd error is worth retrying (the cluster is settling, not refusing).
-pub(crate) fn transient(e: &str) -> bool {
-    let e = e.to_ascii_lowercase();
-    [
-        "unhealthy cluster",
-        "not enough started members",
-        "not ready",
-        "timed out",
-        "timeout",
-        "leader changed",
-        "no leader",
-        "too many requests",
-        "transport",
-        "unavailable",
-        "connect",
-        "deadline",
-        "broken pipe",
-        "reset",
-        "stopped",
-    ]
-    .iter()
-    .any(|p| e.contains(p))
+/// An operation's etcd request that failed for good: its class and the whole message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{text}")]
+pub(crate) struct OpError {
+    pub(crate) class: Class,
+    pub(crate) text: String,
 }
 
-/// Run `op` until it succeeds, retrying transient errors with backoff for `budget`.
+/// Run `op` until it succeeds, retrying transient errors (and failed connections) with
+/// backoff for `budget`.
 pub(crate) async fn retry<T, F, Fut>(
     say: Say<'_>,
     what: &str,
     budget: Duration,
     conn: &mut Conn,
     mut op: F,
-) -> anyhow::Result<T>
+) -> Result<T, OpError>
 where
     F: FnMut(Etcd) -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -268,19 +254,26 @@ where
     let mut delay = Duration::from_millis(500);
     let mut told = false;
     loop {
-        let e = match conn.client().await {
+        let (class, e) = match conn.client().await {
             Ok(c) => match op(c.clone()).await {
                 Ok(v) => return Ok(v),
-                Err(e) => e.to_string(),
+                Err(e) => (errors::classify(&e), e.to_string()),
             },
-            Err(e) => e,
+            // Not connected: the member may be starting or gone; another may answer.
+            Err(e) => (Class::Transient, e),
         };
-        if !transient(&e) {
-            bail!("{what}: {e}");
+        if class != Class::Transient {
+            return Err(OpError {
+                class,
+                text: format!("{what}: {e}"),
+            });
         }
         conn.failed();
         if Instant::now() + delay > deadline {
-            bail!("{what}: still refused after {budget:?}: {e}");
+            return Err(OpError {
+                class,
+                text: format!("{what}: still refused after {budget:?}: {e}"),
+            });
         }
         if !told {
             say(&format!("{what}: {e}; retrying for up to {budget:?}"));
@@ -396,14 +389,5 @@ mod tests {
         let e = tls("https://127.0.0.1:1", ConnectOptions::new()).unwrap_err();
         assert!(e.contains("/nonexistent/ca.crt"), "{e}");
         set_tls(None);
-    }
-
-    #[test]
-    fn transient_errors() {
-        assert!(transient(
-            "status: Unavailable, message: \"etcdserver: unhealthy cluster\""
-        ));
-        assert!(!transient("etcdserver: Peer URLs already exists"));
-        assert!(!transient("etcdserver: member not found"));
     }
 }

@@ -23,6 +23,7 @@ use etcd_client::{AlarmAction, AlarmOptions, AlarmType, CompactionOptions};
 use super::Say;
 use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::conn;
+use super::errors;
 use super::members;
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
 use crate::control::client::Client;
@@ -544,7 +545,7 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
             .await
         {
             Ok(_) => say(&format!("compacted to revision {rev}")),
-            Err(e) if e.to_string().contains("compacted") => {
+            Err(e) if errors::classify(&e) == errors::Class::Compacted => {
                 say(&format!("already compacted to revision {rev}"))
             }
             Err(e) => anyhow::bail!("filc etcd defrag: compaction to {rev} failed: {e}"),
@@ -643,7 +644,7 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!(
             "filc etcd defrag: a test write still fails: {e}{}",
-            if e.to_string().contains("space") {
+            if errors::classify(&e) == errors::Class::NoSpace {
                 " (the live data exceeds the quota: delete keys, or raise --quota-backend-bytes, then run defrag again)"
             } else {
                 ""

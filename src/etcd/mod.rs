@@ -18,6 +18,7 @@
 //! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
 //! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
 //! - [`datadir`]: data dirs moved aside or copied, never deleted.
+//! - [`errors`]: etcd errors classified by gRPC code and etcd's own strings (one table).
 //! - [`poll`]: `poll_until`, the one bounded wait every etcd wait uses.
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
@@ -34,6 +35,7 @@ pub mod cluster;
 pub mod conn;
 pub mod datadir;
 pub mod envfile;
+pub mod errors;
 pub mod guard;
 pub mod launch;
 pub mod members;

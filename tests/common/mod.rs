@@ -84,13 +84,27 @@ pub fn signal(pid: i32, sig: i32) {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (the kernel picks; released before use).
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range: a port the kernel
+/// hands out (as `bind(0)` would) can be taken meanwhile as the source port of any outgoing
+/// connection, an etcd member's own among them. Unique within a test binary (a counter,
+/// spread by pid across binaries); checked free by binding it, then released.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(LOW).max(1_000);
+    let base = std::process::id().wrapping_mul(7_919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + base.wrapping_add(n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A temporary directory for one test.

@@ -56,9 +56,9 @@ pub(crate) trait Within<T> {
     fn within(self, what: &str) -> anyhow::Result<T>;
 }
 
-impl<T> Within<T> for anyhow::Result<T> {
+impl<T, E: Into<anyhow::Error>> Within<T> for Result<T, E> {
     fn within(self, what: &str) -> anyhow::Result<T> {
-        self.map_err(|e| anyhow!("{what}: {e:#}"))
+        self.map_err(|e| anyhow!("{what}: {:#}", e.into()))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::api::EtcdMember;
 use crate::control::client::Client;
 use crate::etcd::conn::{Conn, Mem, VERIFY_BUDGET, read_works, retry};
 use crate::etcd::datadir::move_aside;
+use crate::etcd::errors::{self, Class};
 use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{start, stop};
 use crate::etcd::{Say, cluster};
@@ -101,11 +102,11 @@ pub(crate) async fn member_remove(say: Say<'_>, conn: &mut Conn, m: &Mem) -> any
     )
     .await;
     match r {
-        Err(e) if e.to_string().contains("member not found") => {
+        Err(e) if e.class == Class::MemberNotFound => {
             say("member remove: already removed");
             Ok(())
         }
-        other => other,
+        other => other.map_err(anyhow::Error::from),
     }
 }
 
@@ -141,7 +142,7 @@ pub(crate) async fn member_add(
             Ok((id, list))
         }
         Ok(_) => bail!("member add {}: etcd answered without a member", me.name),
-        Err(e) if e.to_string().contains("already exists") => {
+        Err(e) if e.class == Class::AlreadyExists => {
             // An earlier attempt went through after all.
             let list = conn.list().await.map_err(|e| anyhow!(e))?;
             let m = list
@@ -154,7 +155,7 @@ pub(crate) async fn member_add(
             ));
             Ok((m.id, list))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -170,16 +171,19 @@ pub(crate) async fn promote(
     ));
     let promoted = async || {
         let r = match conn.client().await {
-            Ok(c) => c.member_promote(id).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Ok(c) => c
+                .member_promote(id)
+                .await
+                .map_err(|e| (errors::classify(&e), e.to_string())),
+            Err(e) => Err((Class::Transient, e)),
         };
         match r {
             Ok(_) => Ok(format!("member promote {name} ({id:x}): voting member now")),
-            Err(e) if e.contains("in sync") => Err(e),
-            Err(e) if e.contains("can only promote a learner member") => {
+            Err((Class::LearnerNotInSync, e)) => Err(e),
+            Err((Class::NotALearner, _)) => {
                 Ok(format!("member promote {name}: already a voting member"))
             }
-            Err(e) => {
+            Err((_, e)) => {
                 conn.failed();
                 Err(e)
             }
