@@ -57,6 +57,19 @@ fn finish(
     .emit();
 }
 
+/// The write load of a single-host case, through the gateway, once it is going.
+fn gateway_load(c: &Cluster, prefix: &str) -> Load {
+    let load = Load::start(
+        prefix,
+        vec![c.gateway()],
+        None,
+        500_000,
+        Duration::from_secs(600),
+    );
+    assert!(load.wait_progress(100, UP), "the load never got going");
+    load
+}
+
 fn member_name(n: u64) -> String {
     format!("etcd-{n}")
 }
@@ -115,14 +128,7 @@ pub fn fild_kills(case: &str, rounds: u64) {
     let _s = serial();
     let t0 = Instant::now();
     let mut c = cluster(case, None);
-    let load = Load::start(
-        "fault/fild/",
-        vec![c.gateway()],
-        None,
-        500_000,
-        Duration::from_secs(600),
-    );
-    assert!(load.wait_progress(100, UP), "the load never got going");
+    let load = gateway_load(&c, "fault/fild/");
     let mut faults = 0;
     for _ in 0..rounds {
         let old: Vec<i32> = ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"]
@@ -157,14 +163,7 @@ pub fn gateway_kills(case: &str, rounds: u64) {
     let _s = serial();
     let t0 = Instant::now();
     let c = cluster(case, None);
-    let load = Load::start(
-        "fault/gw/",
-        vec![c.gateway()],
-        None,
-        500_000,
-        Duration::from_secs(600),
-    );
-    assert!(load.wait_progress(100, UP), "the load never got going");
+    let load = gateway_load(&c, "fault/gw/");
     let mut faults = 0;
     for _ in 0..rounds {
         let pid = c.pid("etcd-gw");
@@ -186,14 +185,7 @@ pub fn member_stops(case: &str, rounds: u64) {
     let t0 = Instant::now();
     let c = cluster(case, Some("3s"));
     let mut rng = Rng::new(case);
-    let load = Load::start(
-        "fault/stop/",
-        vec![c.gateway()],
-        None,
-        500_000,
-        Duration::from_secs(600),
-    );
-    assert!(load.wait_progress(100, UP), "the load never got going");
+    let load = gateway_load(&c, "fault/stop/");
     let mut faults = 0;
     let mut secs_to_restart = Vec::new();
     for _ in 0..rounds {
@@ -251,14 +243,7 @@ pub fn log_disk_full(case: &str) {
     c.start_all();
     c.wait_healthy(UP);
     let mut rng = Rng::new(case);
-    let load = Load::start(
-        "fault/full/",
-        vec![c.gateway()],
-        None,
-        500_000,
-        Duration::from_secs(600),
-    );
-    assert!(load.wait_progress(100, UP), "the load never got going");
+    let load = gateway_load(&c, "fault/full/");
 
     // Fill the filesystem.
     let filler = logdir.join("filler");
@@ -348,14 +333,7 @@ pub fn concurrent_requests(case: &str, clients: usize, per_client: usize) {
     c.start_fild();
     c.start_all();
     c.wait_healthy(UP);
-    let load = Load::start(
-        "fault/req/",
-        vec![c.gateway()],
-        None,
-        500_000,
-        Duration::from_secs(600),
-    );
-    assert!(load.wait_progress(100, UP), "the load never got going");
+    let load = gateway_load(&c, "fault/req/");
     let workers: Vec<String> = (0..clients).map(|k| format!("fw{k}")).collect();
     let fild_pid = c.fild().pid();
     // Warm up every path once, then count fild's descriptors with every worker stopped.
