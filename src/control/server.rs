@@ -24,9 +24,10 @@ use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, V
 use crate::config::{Credentials, Password};
 use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
+/// The future a hook returns.
+pub type HookFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 /// The future the quorum guard hook returns.
-pub type GuardFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<api::ActionReply, ApiError>> + Send>>;
+pub type GuardFuture = HookFuture<Result<api::ActionReply, ApiError>>;
 
 /// What the server asks of the etcd side, handed in by `daemon`, so that `control` never
 /// imports the etcd operations: the quorum guard in front of start/stop/restart, and the
@@ -37,7 +38,7 @@ pub struct EtcdHooks {
     pub action:
         std::sync::Arc<dyn Fn(Handle, UserOp, Vec<String>, bool) -> GuardFuture + Send + Sync>,
     /// The etcd members and gateway among the programs.
-    pub members: std::sync::Arc<dyn Fn(&ProgramsView) -> api::EtcdMembers + Send + Sync>,
+    pub members: std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdMembers> + Send + Sync>,
 }
 
 /// What every connection is served with: the way into the loop and the etcd hooks.
@@ -371,12 +372,12 @@ async fn route(req: HttpRequest<Incoming>, served: &Served, auth: Option<&Creden
             result(handle.call(|reply| Request::Signal { req, reply }).await)
         }
         (&Method::POST, "/reload") => result(handle.call(|reply| Request::Reload { reply }).await),
-        (&Method::GET, "/etcd/members") => result(
-            handle
-                .call(|reply| Request::Programs { reply })
-                .await
-                .map(|view| (served.etcd.members)(&view)),
-        ),
+        (&Method::GET, "/etcd/members") => {
+            match handle.call(|reply| Request::Programs { reply }).await {
+                Ok(view) => result(Ok::<_, ApiError>((served.etcd.members)(view).await)),
+                Err(e) => from_api_error(e),
+            }
+        }
         (&Method::POST, "/shutdown") => result(
             handle
                 .call(|reply| Request::Shutdown { reply })

@@ -297,7 +297,7 @@ pub async fn scheduler(handle: Handle) {
             }
             continue;
         }
-        let local = members::collect(&view);
+        let local = members::collect_off_loop(view.clone()).await;
         if local.members.is_empty() {
             tracing::debug!("Scheduled etcd backup: no etcd member configured; nothing to do.");
         } else {

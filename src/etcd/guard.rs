@@ -115,7 +115,7 @@ pub async fn action(
     let Ok(resolved) = v.resolve(&names) else {
         return run_action(handle, op, names).await;
     };
-    let local = members::collect(&v);
+    let local = members::collect_off_loop(v.clone()).await;
     let targets: Vec<String> = resolved
         .iter()
         .filter(|n| local.members.iter().any(|m| m.program == **n))
@@ -329,7 +329,7 @@ pub async fn liveness(handle: Handle) {
             }
         };
         let window = v.etcd.liveness_window;
-        let local = members::collect(&v);
+        let local = members::collect_off_loop(v.clone()).await;
         if window.is_zero() || local.members.is_empty() {
             silent.clear();
             // Nothing to watch until a reload changes the configuration: no polling.

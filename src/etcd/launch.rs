@@ -23,6 +23,13 @@ pub fn exec(file: &Path) -> String {
         Ok(s) => s,
         Err(e) => return e.to_string(),
     };
+    raise_nofile(s.get("nofile"));
+    if s.kind == Kind::Member
+        && let Err(e) = data_dir(Path::new(s.get("data_dir")))
+    {
+        return format!("{}: data_dir {}: {e}", file.display(), s.get("data_dir"));
+    }
+    // Last before the exec, so nothing that can still fail uses the flags up.
     let once = match runtime::take_once(&s.runtime_file, &s.file) {
         Ok(f) => f,
         Err(e) => return e,
@@ -33,12 +40,6 @@ pub fn exec(file: &Path) -> String {
             once.join(" "),
             s.runtime_file.display()
         );
-    }
-    raise_nofile(s.get("nofile"));
-    if s.kind == Kind::Member
-        && let Err(e) = data_dir(Path::new(s.get("data_dir")))
-    {
-        return format!("{}: data_dir {}: {e}", file.display(), s.get("data_dir"));
     }
     let mut argv = s.argv.clone();
     argv.extend(once);

@@ -74,6 +74,19 @@ fn learned(s: &Settings) -> Vec<EtcdLearned> {
         .collect()
 }
 
+/// [`collect`] on the blocking pool: it reads files and may resolve host names, which must
+/// never stall fild's one event-loop thread (a slow resolver would hold up the supervisor,
+/// the control API and the watchdog). Every caller inside fild uses this.
+pub async fn collect_off_loop(view: ProgramsView) -> EtcdMembers {
+    match tokio::task::spawn_blocking(move || collect(&view)).await {
+        Ok(m) => m,
+        Err(e) => EtcdMembers {
+            problems: vec![format!("reading the etcd members failed: {e}")],
+            ..Default::default()
+        },
+    }
+}
+
 /// The members and gateway among `view`'s programs.
 pub fn collect(view: &ProgramsView) -> EtcdMembers {
     let mut out = EtcdMembers {

@@ -56,6 +56,6 @@ pub fn hooks() -> crate::control::server::EtcdHooks {
         action: Arc::new(|handle, op, names, force| {
             Box::pin(async move { guard::action(&handle, op, names, force).await })
         }),
-        members: Arc::new(members::collect),
+        members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
     }
 }
