@@ -473,7 +473,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         EtcdCmd::Restore { snapshot } => {
-            fild::etcd::backup::restore(c, &snapshot, &say).await?;
+            fild::etcd::backup_restore::restore(c, &snapshot, &say).await?;
             Ok(ExitCode::SUCCESS)
         }
         EtcdCmd::Defrag => {

@@ -54,14 +54,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::Say;
-use super::{cluster, members, snapshot};
+use super::{members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::config::EtcdSettings;
 use crate::control::client::Client;
 use crate::etcd::conn;
 use crate::supervisor::{Handle, Request};
-
-pub use super::backup_restore::restore;
 
 /// How long `backup_command` may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -70,24 +68,12 @@ const STALE_PART: Duration = Duration::from_secs(3600);
 /// How much of a failed command's output is logged.
 const OUTPUT_TAIL: usize = 4096;
 
-/// The members fild runs, or a clear error when there are none.
-pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
-    let local = ctl.members().await?;
-    conn::use_tls(&local);
-    if local.members.is_empty() {
-        anyhow::bail!(
-            "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
-        );
-    }
-    Ok(local)
-}
-
 /// The first member (in configuration order) whose `/health` says true; all are asked at once.
 pub async fn pick_healthy(members: &[EtcdMember]) -> Option<EtcdMember> {
     let mut set = tokio::task::JoinSet::new();
     for (i, m) in members.iter().enumerate() {
         let url = m.client_url.clone();
-        set.spawn(async move { (i, !url.is_empty() && cluster::healthy(&url).await) });
+        set.spawn(async move { (i, !url.is_empty() && conn::healthy(&url).await) });
     }
     let mut ok = vec![false; members.len()];
     while let Some(Ok((i, h))) = set.join_next().await {
@@ -114,7 +100,7 @@ fn no_healthy_member(members: &[EtcdMember]) -> String {
 /// `filc etcd snapshot [DIR]`: a verified snapshot from a healthy member into DIR (default
 /// the `[etcd] backup_dir`).
 pub async fn snapshot(ctl: &Client, dir: Option<PathBuf>, say: Say<'_>) -> anyhow::Result<PathBuf> {
-    let local = local_members(ctl).await?;
+    let local = super::programs::local_members(ctl).await?;
     let dir = dir.unwrap_or_else(|| PathBuf::from(&local.backup_dir));
     say("checking member health");
     let Some(m) = pick_healthy(&local.members).await else {

@@ -33,8 +33,8 @@ use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 use super::Say;
-use super::backup::local_members;
-use super::{cluster, snapshot};
+use super::programs::local_members;
+use super::snapshot;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
 use crate::control::client::Client;
 use crate::etcd::conn;
@@ -427,7 +427,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
     loop {
         let mut all = true;
         for m in &local.members {
-            if !cluster::healthy(&m.client_url).await {
+            if !conn::healthy(&m.client_url).await {
                 all = false;
                 break;
             }
@@ -454,7 +454,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         let rev = r.header().map(|h| h.revision()).unwrap_or(0);
         say(&format!("{}: healthy, read ok at revision {rev}", m.name));
     }
-    let (mut c, _) = conn::connect_any(&cluster::endpoints(&local))
+    let (mut c, _) = conn::connect_any(&conn::endpoints(&local))
         .await
         .map_err(|e| anyhow!("member list: {e}"))?;
     let ml = c.member_list().await?;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use etcd_client::{Client as Etcd, ConnectOptions};
 
+use super::Say;
 use super::errors::{self, Class};
 use super::poll::poll_until;
-use super::{Say, cluster};
 use crate::api::{EtcdMember, EtcdMembers};
 
 pub use crate::api::EtcdClientTls as ClientTls;
@@ -103,9 +103,9 @@ pub async fn connect_with(
         .map_err(|e| format!("{url}: {e}"))
 }
 
-/// Connect to exactly one endpoint with the usual timeouts ([`cluster::TIMEOUT`]).
+/// Connect to exactly one endpoint with the usual timeouts ([`TIMEOUT`]).
 pub async fn connect(url: &str) -> Result<Etcd, String> {
-    connect_with(url, cluster::TIMEOUT, cluster::TIMEOUT).await
+    connect_with(url, TIMEOUT, TIMEOUT).await
 }
 
 /// Connect to the first of `urls` that answers a member list.
@@ -125,6 +125,85 @@ pub async fn connect_any(urls: &[String]) -> Result<(Etcd, String), String> {
 
 /// How long a (re)started member may take to show up healthy.
 pub(crate) const VERIFY_BUDGET: Duration = Duration::from_secs(60);
+/// How long one request to one member may take.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `host:port` of a URL like `http://127.0.0.1:2079`.
+pub fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
+/// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
+/// raised, and a linearizable read answered.
+pub async fn healthy(client_url: &str) -> bool {
+    if client_url.starts_with("https://") {
+        return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url))
+            .await
+            .unwrap_or(false);
+    }
+    let addr = host_port(client_url).to_string();
+    let fut = async move {
+        use http_body_util::{BodyExt, Empty};
+        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/health")
+            .header(hyper::header::HOST, addr)
+            .body(Empty::<bytes::Bytes>::new())
+            .ok()?;
+        let resp = send.send_request(req).await.ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        Some(v.get("health").and_then(|h| h.as_str()) == Some("true"))
+    };
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// etcd 3.4's `/health`: false while any alarm is raised or without a leader, else whether a
+/// quorum read answers.
+async fn healthy_grpc(client_url: &str) -> bool {
+    let Ok(mut c) = connect(client_url).await else {
+        return false;
+    };
+    match c
+        .alarm(
+            etcd_client::AlarmAction::Get,
+            etcd_client::AlarmType::None,
+            None,
+        )
+        .await
+    {
+        Ok(a) if a.alarms().is_empty() => {}
+        _ => return false,
+    }
+    c.get("health", None).await.is_ok()
+}
+
+/// The endpoints worth asking: the local members' client URLs, then the gateway.
+/// The gateway only forwards TCP, so it speaks whatever the members speak.
+pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
+    use_tls(local);
+    let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
+    if let Some(gw) = &local.gateway {
+        let https = local
+            .members
+            .iter()
+            .any(|m| m.client_url.starts_with("https://"));
+        let scheme = if https { "https" } else { "http" };
+        urls.push(format!("{scheme}://{}", gw.listen_addr));
+    }
+    urls
+}
+
 /// Timeout of one membership request.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -192,7 +271,7 @@ impl Conn {
         }
         if self.client.is_none() {
             let url = &self.urls[self.at % self.urls.len()];
-            let c = connect_with(url, cluster::TIMEOUT, REQUEST_TIMEOUT).await;
+            let c = connect_with(url, TIMEOUT, REQUEST_TIMEOUT).await;
             match c {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
@@ -289,7 +368,7 @@ pub(crate) async fn cluster_list(
     local: &EtcdMembers,
     exclude: Option<&EtcdMember>,
 ) -> anyhow::Result<Vec<Mem>> {
-    let mut urls: Vec<String> = cluster::endpoints(local)
+    let mut urls: Vec<String> = endpoints(local)
         .into_iter()
         .filter(|u| exclude.is_none_or(|m| *u != m.client_url))
         .collect();
@@ -336,7 +415,7 @@ pub(crate) async fn health_of(ms: &[&Mem]) -> Vec<bool> {
         let url = m.client_urls.first().cloned();
         set.spawn(async move {
             let ok = match url {
-                Some(u) => cluster::healthy(&u).await,
+                Some(u) => healthy(&u).await,
                 None => false,
             };
             (i, ok)
@@ -366,7 +445,7 @@ pub(crate) async fn read_works(client_url: &str) -> bool {
 pub(crate) async fn wait_healthy(say: Say<'_>, name: &str, client_url: &str) -> anyhow::Result<()> {
     say(&format!("wait for {name} to be healthy at {client_url}"));
     let serves = async || {
-        (cluster::healthy(client_url).await && read_works(client_url).await)
+        (healthy(client_url).await && read_works(client_url).await)
             .then_some(())
             .ok_or(())
     };
@@ -378,7 +457,47 @@ pub(crate) async fn wait_healthy(say: Say<'_>, name: &str, client_url: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ProcessState;
 
+    #[test]
+    fn the_gateway_speaks_the_members_scheme() {
+        let m = |url: &str| crate::api::EtcdMember {
+            program: "etcd-0".into(),
+            state: ProcessState::Running,
+            pid: 1,
+            env_file: String::new(),
+            name: "boot0".into(),
+            client_url: url.into(),
+            peer_url: String::new(),
+            data_dir: String::new(),
+            initial_cluster: String::new(),
+            cluster_token: String::new(),
+            cluster_state: String::new(),
+            runtime_file: String::new(),
+            argv: vec![],
+            next_start_flags: vec![],
+            learned: vec![],
+            client_tls: Default::default(),
+        };
+        let gw = Some(crate::api::EtcdGateway {
+            program: "etcd-gw".into(),
+            state: ProcessState::Running,
+            env_file: String::new(),
+            listen_addr: "127.0.0.1:2379".into(),
+            endpoints: vec![],
+            runtime_file: String::new(),
+            argv: vec![],
+            learned: vec![],
+        });
+        let mut local = EtcdMembers {
+            members: vec![m("https://127.0.0.1:2079")],
+            gateway: gw,
+            ..Default::default()
+        };
+        assert_eq!(endpoints(&local)[1], "https://127.0.0.1:2379");
+        local.members = vec![m("http://127.0.0.1:2079")];
+        assert_eq!(endpoints(&local)[1], "http://127.0.0.1:2379");
+    }
     #[test]
     fn tls_options_only_for_https_and_errors_name_the_file() {
         assert!(tls("http://127.0.0.1:1", ConnectOptions::new()).is_ok());

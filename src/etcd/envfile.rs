@@ -242,4 +242,74 @@ mod tests {
         let e = evaluate("a=${b\n", &BTreeMap::new()).unwrap_err();
         assert!(e.contains("line 1"), "{e}");
     }
+
+    // The kit's own files, with and without TLS settings from the environment.
+    fn kit(file: &str, env: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        read(&path, &env).unwrap()
+    }
+
+    #[test]
+    fn kit_env_files_are_plain_http_by_default() {
+        let v = kit("apps/etcd/etcd-0.env", &[("ETCD_DATA_ROOT", "/d")]);
+        assert_eq!(v["tls"], "off");
+        assert_eq!(v["client_url"], "http://127.0.0.1:2079");
+        assert_eq!(v["peer_url"], "http://127.0.0.1:2080");
+        assert!(v["initial_cluster"].starts_with("boot0=http://127.0.0.1:2080,"));
+        for k in [
+            "cert_file",
+            "key_file",
+            "trusted_ca_file",
+            "client_cert_file",
+        ] {
+            assert_eq!(v[k], "", "{k}");
+        }
+        let g = kit("apps/etcd/etcd-gw.env", &[]);
+        assert_eq!(g["scheme"], "http");
+        assert_eq!(g["cacert"], "");
+    }
+
+    #[test]
+    fn kit_env_files_with_tls_files() {
+        let env = [
+            ("ETCD_DATA_ROOT", "/d"),
+            ("ETCD_TLS", "files"),
+            ("ETCD_SCHEME", "https"),
+            ("ETCD_CERT_FILE", "/pki/m.crt"),
+            ("ETCD_KEY_FILE", "/pki/m.key"),
+            ("ETCD_TRUSTED_CA_FILE", "/pki/ca.crt"),
+            ("ETCD2_CERT_FILE", "/pki/m2.crt"),
+        ];
+        let v = kit("apps/etcd/etcd-2.env", &env);
+        assert_eq!(v["tls"], "files");
+        assert_eq!(v["client_url"], "https://127.0.0.1:2279");
+        assert_eq!(v["peer_url"], "https://127.0.0.1:2280");
+        assert!(
+            v["initial_cluster"]
+                .split(',')
+                .all(|m| m.contains("=https://"))
+        );
+        assert_eq!(v["cert_file"], "/pki/m2.crt");
+        assert_eq!(v["peer_cert_file"], "/pki/m2.crt");
+        assert_eq!(v["peer_key_file"], "/pki/m.key");
+        assert_eq!(v["peer_trusted_ca_file"], "/pki/ca.crt");
+        assert_eq!(v["client_trusted_ca_file"], "/pki/ca.crt");
+        assert_eq!(v["client_cert_file"], "/pki/m2.crt");
+        assert_eq!(v["client_key_file"], "/pki/m.key");
+        let g = kit("apps/etcd/etcd-gw.env", &env);
+        assert_eq!(g["scheme"], "https");
+        assert_eq!(g["cacert"], "/pki/ca.crt");
+        assert_eq!(g["cert"], "/pki/m.crt");
+        // Peer-only TLS (tls=auto): clients stay on http.
+        let v = kit(
+            "apps/etcd/etcd-0.env",
+            &[("ETCD_TLS", "auto"), ("ETCD_PEER_SCHEME", "https")],
+        );
+        assert_eq!(v["client_url"], "http://127.0.0.1:2079");
+        assert_eq!(v["peer_url"], "https://127.0.0.1:2080");
+    }
 }

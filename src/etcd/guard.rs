@@ -479,7 +479,7 @@ async fn restart_silent(
 const DEFRAG_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn connect_long(url: &str) -> anyhow::Result<etcd_client::Client> {
-    conn::connect_with(url, cluster::TIMEOUT, DEFRAG_TIMEOUT)
+    conn::connect_with(url, conn::TIMEOUT, DEFRAG_TIMEOUT)
         .await
         .map_err(anyhow::Error::msg)
 }
@@ -527,7 +527,7 @@ pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
             "filc etcd defrag: the cluster has no quorum; compaction and alarm disarm need one (see `filc etcd status`)"
         );
     }
-    let (mut c, via) = conn::connect_any(&cluster::endpoints(&local))
+    let (mut c, via) = conn::connect_any(&conn::endpoints(&local))
         .await
         .map_err(|e| anyhow::anyhow!("filc etcd defrag: no member answers: {e}"))?;
 

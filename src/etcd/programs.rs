@@ -14,6 +14,18 @@ pub(crate) async fn members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
     Ok(local)
 }
 
+/// The members fild runs, or a clear error when there are none.
+pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
+    let local = ctl.members().await?;
+    conn::use_tls(&local);
+    if local.members.is_empty() {
+        anyhow::bail!(
+            "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
+        );
+    }
+    Ok(local)
+}
+
 pub(crate) fn find_local(local: &EtcdMembers, program: &str) -> anyhow::Result<EtcdMember> {
     if let Some(m) = local.members.iter().find(|m| m.program == program) {
         return Ok(m.clone());

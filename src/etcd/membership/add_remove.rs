@@ -9,11 +9,11 @@ use super::rejoin::{member_remove, rejoin};
 use super::*;
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::control::client::Client;
-use crate::etcd::conn::{Conn, Mem, client_urls, cluster_list, settled_health};
+use crate::etcd::Say;
+use crate::etcd::conn::{self, Conn, Mem, client_urls, cluster_list, settled_health};
 use crate::etcd::datadir::move_aside;
 use crate::etcd::programs::{find_local, members, stop};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy, refuse_other_change};
-use crate::etcd::{Say, cluster};
 
 /// Add a configured member that is not in the cluster yet (learner, then promote).
 pub async fn add(ctl: &Client, program: &str, say: Say<'_>) -> anyhow::Result<()> {
@@ -156,7 +156,7 @@ pub(crate) fn url_port(url: &str) -> Option<u16> {
     if scheme != "http" && scheme != "https" {
         return None;
     }
-    let hp = cluster::host_port(url);
+    let hp = conn::host_port(url);
     let (host, port) = hp.rsplit_once(':')?;
     if host.is_empty() {
         return None;

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::control::client::Client;
-use crate::etcd::conn::Conn;
+use crate::etcd::Say;
+use crate::etcd::conn::{self, Conn};
 use crate::etcd::programs::{is_up, members, restart};
-use crate::etcd::{Say, cluster};
 
 /// Point the gateway at the voting members' client URLs; restart it when they changed.
 pub(crate) async fn sync_gateway(
@@ -30,7 +30,7 @@ pub(crate) async fn sync_gateway(
         .iter()
         .filter(|m| m.voter())
         .filter_map(|m| m.client_urls.first())
-        .map(|u| cluster::host_port(u).to_string())
+        .map(|u| conn::host_port(u).to_string())
         .collect();
     // Keep the configured order for endpoints that stay.
     want.sort_by_key(|e| {

@@ -9,13 +9,13 @@ use super::gateway::sync_gateway;
 use super::*;
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::control::client::Client;
+use crate::etcd::Say;
 use crate::etcd::conn::{
-    Conn, Mem, VERIFY_BUDGET, client_urls, cluster_list, read_works, retry, settled_health,
+    self, Conn, Mem, VERIFY_BUDGET, client_urls, cluster_list, read_works, retry, settled_health,
 };
 use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{find_local, members, restart};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy};
-use crate::etcd::{Say, cluster};
 
 /// Recovery mode one: the member's data moved to a new address; tell the cluster its new
 /// peer URL, rewrite its env file, (re)start it.
@@ -42,7 +42,7 @@ pub async fn move_peer(
         );
     }
     if url_port(&me.client_url) == Some(port)
-        && cluster::host_port(&me.client_url) == cluster::host_port(peer_url)
+        && conn::host_port(&me.client_url) == conn::host_port(peer_url)
     {
         bail!("{what}: refused: {peer_url} is the member's own client URL. Nothing changed.");
     }
@@ -61,7 +61,7 @@ pub async fn move_peer(
         if m.peer_urls
             .iter()
             .chain(&m.client_urls)
-            .any(|u| cluster::host_port(u) == cluster::host_port(peer_url))
+            .any(|u| conn::host_port(u) == conn::host_port(peer_url))
         {
             bail!(
                 "{what}: refused: {peer_url} is already used by member {} ({:x}). Nothing changed.",
@@ -131,7 +131,7 @@ pub async fn move_peer(
         let ok_list = listed
             .as_ref()
             .is_some_and(|m| m.peer_urls == [peer_url.to_string()] && m.started());
-        (ok_list && cluster::healthy(&client_url).await && read_works(&client_url).await)
+        (ok_list && conn::healthy(&client_url).await && read_works(&client_url).await)
             .then_some(())
             .ok_or(())
     };

@@ -8,12 +8,12 @@ use etcd_client::MemberAddOptions;
 use super::*;
 use crate::api::EtcdMember;
 use crate::control::client::Client;
-use crate::etcd::conn::{Conn, Mem, VERIFY_BUDGET, read_works, retry};
+use crate::etcd::Say;
+use crate::etcd::conn::{self, Conn, Mem, VERIFY_BUDGET, read_works, retry};
 use crate::etcd::datadir::move_aside;
 use crate::etcd::errors::{self, Class};
 use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{start, stop};
-use crate::etcd::{Say, cluster};
 
 /// Stop the program, remove the old member (when `remove_old` and it is a started voter),
 /// move the data dir aside, add a learner (or reuse one left by an interrupted run), rewrite
@@ -221,7 +221,7 @@ pub(crate) async fn verify(
         };
         match listed {
             Some(m) if m.started() && !m.learner => {
-                if !cluster::healthy(&me.client_url).await {
+                if !conn::healthy(&me.client_url).await {
                     Err(format!("{} is not healthy yet", me.client_url))
                 } else if !read_works(&me.client_url).await {
                     Err(format!("a read through {} fails", me.client_url))

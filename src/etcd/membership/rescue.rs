@@ -10,13 +10,13 @@ use super::rejoin::rejoin;
 use super::*;
 use crate::control::client::Client;
 use crate::etcd::conn::{
-    Conn, Mem, VERIFY_BUDGET, client_urls, settled_health, wait_healthy, wait_list,
+    self, Conn, Mem, VERIFY_BUDGET, client_urls, settled_health, wait_healthy, wait_list,
 };
 use crate::etcd::datadir::copy_aside;
 use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{find_local, is_up, members, restart, start, stop};
 use crate::etcd::quorum::{describe_unhealthy, quorum_of};
-use crate::etcd::{Say, cluster, runtime};
+use crate::etcd::{Say, runtime};
 
 /// Quorum lost for good: restart `program` (whose data is good) alone with
 /// `--force-new-cluster` once, then without, then re-add the other local members one at a
@@ -178,7 +178,7 @@ pub(crate) async fn wait_alone(conn: &mut Conn, id: u64, client_url: &str) -> an
             .list()
             .await
             .is_ok_and(|l| l.len() == 1 && l[0].id == id);
-        if alone && cluster::healthy(client_url).await {
+        if alone && conn::healthy(client_url).await {
             return Ok(());
         }
         conn.failed();
