@@ -1,5 +1,6 @@
-//! The kit's member env files (`apps/etcd/etcd-N.env`): `key=value` lines that the launch
-//! script sources with `/bin/sh`. fild reads them without a shell, understanding the subset
+//! The kit's settings files (`apps/etcd/etcd-N.env`): `key=value` lines in sh syntax. fild
+//! reads them without a shell (only `etcdctl.sh` sources the gateway's, for its address and
+//! TLS files, which no operation learns), understanding the subset
 //! they use (`$VAR`, `${VAR}`, `${VAR:-default}` with nested defaults, earlier keys). fild
 //! never writes them: what operations learn goes to the runtime layer ([`super::runtime`]);
 //! The evaluation itself is [`super::settings`]'s.

@@ -18,7 +18,7 @@ use crate::etcd::programs::{find_local, members, restart};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy};
 
 /// Recovery mode one: the member's data moved to a new address; tell the cluster its new
-/// peer URL, rewrite its env file, (re)start it.
+/// peer URL, record it in the runtime layer, (re)start it.
 pub async fn move_peer(
     ctl: &Client,
     program: &str,

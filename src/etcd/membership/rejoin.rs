@@ -16,8 +16,9 @@ use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{start, stop};
 
 /// Stop the program, remove the old member (when `remove_old` and it is a started voter),
-/// move the data dir aside, add a learner (or reuse one left by an interrupted run), rewrite
-/// the env file, start, promote, verify. Each step looks at the state first.
+/// move the data dir aside, add a learner (or reuse one left by an interrupted run), record
+/// `cluster_state=existing` and the cluster it joins in the runtime layer, start, promote,
+/// verify. Each step looks at the state first.
 pub(crate) async fn rejoin(
     ctl: &Client,
     say: Say<'_>,
