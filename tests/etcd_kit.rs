@@ -97,8 +97,7 @@ fn a_killed_member_is_restarted_at_once_and_catches_up() {
             "write {i} while etcd-1 is down"
         );
     }
-    let info = f.wait_state("etcd-1", ProcessState::Running, UP);
-    assert_ne!(info.pid as i32, old);
+    let info = f.wait_new_pid("etcd-1", old, UP);
     assert!(info.restarts >= 1);
     for i in 0..20 {
         c.wait_value(1, &format!("down/{i}"), "v", UP);
@@ -129,8 +128,7 @@ fn all_members_killed_come_back_with_every_acknowledged_write() {
     }
     for (n, old_pid) in old.iter().enumerate() {
         let name = format!("etcd-{n}");
-        let info = c.fild().wait_state(&name, ProcessState::Running, UP);
-        assert_ne!(info.pid as i32, *old_pid);
+        c.fild().wait_new_pid(&name, *old_pid, UP);
     }
     c.wait_healthy(UP);
     for n in 0..3 {

@@ -83,10 +83,7 @@ fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
     )
     .status
     .success()));
-    let info = hosts[1]
-        .fild
-        .wait_state("etcd-1", ProcessState::Running, UP);
-    assert_ne!(info.pid as i32, old);
+    hosts[1].fild.wait_new_pid("etcd-1", old, UP);
     assert!(
         wait_until(UP, || get_local(&net, 1, "while/down").as_deref()
             == Some("1")),

@@ -221,8 +221,7 @@ fn members_restart_after_fild_s_binary_is_replaced_on_disk() {
     std::fs::remove_dir_all(&bin).unwrap();
     let old = c.pid("etcd-1");
     signal(old, libc::SIGKILL);
-    let info = c.fild().wait_state("etcd-1", ProcessState::Running, UP);
-    assert_ne!(info.pid as i32, old);
+    let info = c.fild().wait_new_pid("etcd-1", old, UP);
     assert!(cmdline(info.pid as i32).contains("--name boot1"));
     c.wait_healthy(UP);
 }

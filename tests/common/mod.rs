@@ -228,6 +228,24 @@ impl Fild {
     }
 
     /// Wait until `name` is in `state`; panics with the status table if it never is.
+    /// Wait until `name` runs again under a pid other than `old` (after a kill, its state
+    /// reads RUNNING with the old pid until fild has reaped it: waiting for RUNNING alone
+    /// races).
+    pub fn wait_new_pid(&self, name: &str, old: i32, timeout: Duration) -> ProcessInfo {
+        let mut last = None;
+        let ok = wait_until(timeout, || {
+            let i = self.info(name);
+            let done = i.pid as i32 != old && i.pid != 0 && i.state == ProcessState::Running;
+            last = Some(i);
+            done
+        });
+        assert!(
+            ok,
+            "{name} was not running again (new pid) within {timeout:?}: {last:?}"
+        );
+        last.unwrap()
+    }
+
     pub fn wait_state(&self, name: &str, state: ProcessState, timeout: Duration) -> ProcessInfo {
         let mut last = None;
         let ok = wait_until(timeout, || {

@@ -521,20 +521,8 @@ pub fn set_etcd_option(c: &Cluster, key: &str, value: &str) {
     std::fs::write(&path, text).unwrap();
 }
 
-/// Wait until fild shows `name` RUNNING with a pid other than `old`; returns the new pid.
 pub fn wait_new_pid(f: &Fild, name: &str, old: i32, timeout: Duration) -> i32 {
-    let mut last = None;
-    let ok = wait_until(timeout, || {
-        let i = f.info(name);
-        let done = i.pid as i32 != old && i.pid != 0 && i.state == fild::api::ProcessState::Running;
-        last = Some(i);
-        done
-    });
-    assert!(
-        ok,
-        "{name} was not running again (new pid) within {timeout:?}: {last:?}"
-    );
-    last.unwrap().pid as i32
+    f.wait_new_pid(name, old, timeout).pid as i32
 }
 
 // ----- a tmpfs --------------------------------------------------------------------------------
