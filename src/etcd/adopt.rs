@@ -62,30 +62,40 @@ pub fn rewritten(line: &str, shipped: &str) -> bool {
     line != shipped && !line.contains('$')
 }
 
+/// The keys of `current` whose line an older fild rewrote, compared with the shipped text's.
+fn rewritten_keys(current: &Settings, shipped_text: &str) -> Vec<&'static str> {
+    let shipped = envfile::raw_lines(shipped_text);
+    REWRITTEN_KEYS
+        .iter()
+        .copied()
+        .filter(|k| {
+            current
+                .lines
+                .get(*k)
+                .is_some_and(|l| rewritten(&l.raw, shipped.get(*k).map_or("", String::as_str)))
+        })
+        .collect()
+}
+
 /// What to adopt from a rewritten file: for each rewritten key, its value and the lines
 /// (rewritten, shipped) it applies over. Pure: `current` is the evaluated file.
 pub fn plan(current: &Settings, shipped_text: &str) -> Vec<(String, Learned)> {
     let shipped = envfile::raw_lines(shipped_text);
     let mut out = Vec::new();
-    for key in REWRITTEN_KEYS {
-        let Some(line) = current.lines.get(*key) else {
-            continue;
-        };
-        let was = shipped.get(*key).cloned().unwrap_or_default();
-        if !rewritten(&line.raw, &was) {
-            continue;
-        }
+    for key in rewritten_keys(current, shipped_text) {
+        let line = &current.lines[key];
+        let was = shipped.get(key).cloned().unwrap_or_default();
         if current
             .runtime
             .learned
-            .get(*key)
+            .get(key)
             .is_some_and(|l| l.over.contains(&line.raw))
         {
             continue; // adopted already (or learned since)
         }
         let mut value = current.get(key).to_string();
         let mut over = vec![line.raw.clone(), was];
-        if *key == "extra_flags" {
+        if key == "extra_flags" {
             // An older fild wrote extra_flags only for a rescue's one start: once the file is
             // restored, the shipped line (and ETCD_EXTRA_FLAGS) applies again.
             over.truncate(1);
@@ -119,16 +129,7 @@ pub fn adopt(s: &Settings) -> Result<Option<String>, String> {
     let Some((text, restore)) = shipped(&s.file) else {
         return Ok(None);
     };
-    let shipped_lines = envfile::raw_lines(&text);
-    let differs: Vec<&str> = REWRITTEN_KEYS
-        .iter()
-        .copied()
-        .filter(|k| {
-            s.lines.get(*k).is_some_and(|l| {
-                rewritten(&l.raw, shipped_lines.get(*k).map_or("", String::as_str))
-            })
-        })
-        .collect();
+    let differs = rewritten_keys(s, &text);
     if differs.is_empty() {
         return Ok(None);
     }

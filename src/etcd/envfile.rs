@@ -6,7 +6,6 @@
 //! The evaluation itself is [`super::settings`]'s.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// One `key=value` line as written: its 1-based line number and its text after `key=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,15 +92,6 @@ pub fn raw_lines(text: &str) -> BTreeMap<String, String> {
         }
     }
     out
-}
-
-/// Read and evaluate an env file.
-pub fn read(
-    path: &Path,
-    env: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    evaluate(&text, env).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn is_name(s: &str) -> bool {
@@ -251,7 +241,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        read(&path, &env).unwrap()
+        evaluate(&std::fs::read_to_string(&path).unwrap(), &env).unwrap()
     }
 
     #[test]

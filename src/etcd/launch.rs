@@ -19,7 +19,7 @@ use super::settings::{self, Kind};
 /// Exec etcd; returns only with the reason it could not.
 pub fn exec(file: &Path) -> String {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let s = match settings::evaluate(file, &env) {
+    let mut s = match settings::evaluate(file, &env) {
         Ok(s) => s,
         Err(e) => return e.to_string(),
     };
@@ -30,19 +30,18 @@ pub fn exec(file: &Path) -> String {
         return format!("{}: data_dir {}: {e}", file.display(), s.get("data_dir"));
     }
     // Last before the exec, so nothing that can still fail uses the flags up.
-    let once = match runtime::take_once(&s.runtime_file, &s.file) {
+    s.once = match runtime::take_once(&s.runtime_file, &s.file) {
         Ok(f) => f,
         Err(e) => return e,
     };
-    if !once.is_empty() {
+    if !s.once.is_empty() {
         eprintln!(
             "fild --exec-etcd: using the next-start flags {} (now removed from {})",
-            once.join(" "),
+            s.once.join(" "),
             s.runtime_file.display()
         );
     }
-    let mut argv = s.argv.clone();
-    argv.extend(once);
+    let argv = s.launch_argv();
     eprintln!("fild --exec-etcd: {}: {}", file.display(), argv.join(" "));
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);

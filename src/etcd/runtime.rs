@@ -193,15 +193,6 @@ pub fn learn_in(
     )
 }
 
-/// Drop learned keys (an operation that makes them obsolete).
-pub fn forget(path: &Path, settings_file: &Path, keys: &[&str]) -> Result<Runtime, String> {
-    update(path, settings_file, |rt| {
-        for k in keys {
-            rt.learned.remove(*k);
-        }
-    })
-}
-
 /// Set flags for the next start only.
 pub fn set_once(
     path: &Path,
@@ -263,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn learn_forget_and_once_round_trip() {
+    fn learn_and_once_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let settings = dir.path().join("apps/etcd/etcd-0.env");
         let path = path_for(dir.path(), &settings);
@@ -299,10 +290,6 @@ mod tests {
         );
         assert!(load(&path).unwrap().once.is_none(), "used up");
         assert!(take_once(&path, &settings).unwrap().is_empty());
-
-        let rt = forget(&path, &settings, &["initial_cluster"]).unwrap();
-        assert!(!rt.learned.contains_key("initial_cluster"));
-        assert!(rt.learned.contains_key("cluster_state"));
     }
 
     #[test]

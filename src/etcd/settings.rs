@@ -68,7 +68,6 @@ pub enum SettingsError {
 pub struct Settings {
     pub kind: Kind,
     pub file: PathBuf,
-    pub prj_root: PathBuf,
     pub runtime_file: PathBuf,
     /// Every key's effective value (file, then runtime layer, then [`DEFAULTS`]).
     pub values: BTreeMap<String, String>,
@@ -294,7 +293,6 @@ pub fn from_text(
     Ok(Settings {
         kind,
         file: file.to_path_buf(),
-        prj_root: prj_root.to_path_buf(),
         runtime_file,
         values,
         lines: ev.lines,
