@@ -43,12 +43,12 @@ echo "quickstart: starting the members (all three at once) and the gateway"
 filc start 'etcd:*' || true
 filc start etcd-gw || true
 
-# Healthy as fild sees it: its own members running, each answering, quorum held (a port held
-# by some other etcd does not count).
+# Healthy as fild sees it: its own members and gateway RUNNING (exit 3 otherwise, so another
+# etcd already holding these ports does not pass for ours), and the cluster healthy.
 printf 'quickstart: waiting for a healthy cluster'
 healthy=0
 for _ in $(seq 1 120); do
-    if filc etcd status >/dev/null 2>&1; then
+    if filc status etcd-0 etcd-1 etcd-2 etcd-gw >/dev/null 2>&1 && filc etcd status >/dev/null 2>&1; then
         healthy=1
         break
     fi
