@@ -416,6 +416,10 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                     print!("{}", fild::etcd::show::gateway(g));
                 }
             } else {
+                let prefix = format!("{program}: ");
+                if let Some(p) = local.problems.iter().find_map(|p| p.strip_prefix(&prefix)) {
+                    anyhow::bail!("{program}'s settings cannot be evaluated: {p}");
+                }
                 let mut known: Vec<&str> =
                     local.members.iter().map(|m| m.program.as_str()).collect();
                 known.extend(local.gateway.iter().map(|g| g.program.as_str()));
