@@ -3,12 +3,10 @@
 //! fild. Used by the mode-two test and the fault suite's partition case.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use super::etcd::{activate, lay_out_kit};
 use super::netns::Net;
-use super::{FILD, Fild, TestDir, wait_until};
+use super::{Fild, TestDir, start_fild_in};
 
 /// One host; dropping it stops its fild (by pid) and removes its data.
 pub struct Host {
@@ -44,29 +42,6 @@ pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
         env.push((format!("ETCD{m}_HOST"), net.addr(m)));
     }
     let config = root.join("etc/fild/fild.ini");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &net.hosts[n]])
-        .arg(FILD)
-        .arg("-c")
-        .arg(&config)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join("fild.stderr")).unwrap())
-        .spawn()
-        .expect("spawn fild in its namespace");
-    let fild = Fild {
-        child: Some(child),
-        dir: root.path().to_path_buf(),
-        config,
-        env,
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || fild
-            .filc(&["version"])
-            .status
-            .success()),
-        "host {n}'s fild did not come up"
-    );
+    let fild = start_fild_in(Some(&net.hosts[n]), root.path(), &config, &env);
     Host { root, data, fild }
 }

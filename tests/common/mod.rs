@@ -345,7 +345,26 @@ impl Drop for Fild {
 
 /// Start fild on `config` with extra environment, waiting until filc gets an answer.
 pub fn start_fild_env(dir: &Path, config: &Path, env: &[(String, String)]) -> Fild {
-    let child = Command::new(FILD)
+    start_fild_in(None, dir, config, env)
+}
+
+/// [`start_fild_env`] inside network namespace `ns` (`ip netns exec` execs fild, so the
+/// child's pid is fild's).
+pub fn start_fild_in(
+    ns: Option<&str>,
+    dir: &Path,
+    config: &Path,
+    env: &[(String, String)],
+) -> Fild {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(FILD);
+            c
+        }
+        None => Command::new(FILD),
+    };
+    let child = cmd
         .arg("-c")
         .arg(config)
         .envs(env.iter().map(|(k, v)| (k, v)))
