@@ -352,16 +352,12 @@ fn split_url(url: &str) -> Result<(&str, &str, u16), String> {
 }
 
 /// etcd binds IP addresses only: a host name in a listen URL is resolved here (it is still
-/// what peers and clients are told). `localhost` is 127.0.0.1 without a lookup.
+/// what peers and clients are told).
 fn bind_url(url: &str, machine: &dyn Resolve) -> Result<String, String> {
     let (scheme, host, port) = split_url(url)?;
     let literal = host.chars().all(|c| c.is_ascii_digit() || c == '.') || host.starts_with('[');
-    let lower = host.to_ascii_lowercase();
     let host = if literal {
         host.to_string()
-    } else if lower == "localhost" || lower.ends_with(".localhost") {
-        // Loopback by definition (RFC 6761), also where /etc/hosts is missing.
-        "127.0.0.1".to_string()
     } else {
         machine
             .host(host)
@@ -711,23 +707,6 @@ mod tests {
             "{a}"
         );
         assert!(a.ends_with("--max-txn-ops 256 --log-level warn"), "{a}");
-
-        // localhost needs no lookup (RFC 6761): the offline resolver knows no name at all.
-        let s = from_text(
-            &kit("etcd-1.env"),
-            Path::new("/prj/apps/etcd/etcd-1.env"),
-            Path::new("/prj"),
-            PathBuf::from("/r"),
-            Runtime::default(),
-            &env(&[("ETCD1_HOST", "LocalHost")]),
-            &Offline,
-        )
-        .unwrap();
-        let a = s.argv.join(" ");
-        assert!(
-            a.contains("--listen-client-urls http://127.0.0.1:2179 --advertise-client-urls http://LocalHost:2179"),
-            "{a}"
-        );
     }
 
     #[test]
