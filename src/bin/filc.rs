@@ -385,11 +385,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             for p in &local.problems {
                 eprintln!("warning: {p}");
             }
-            if local.members.is_empty() {
-                anyhow::bail!(
-                    "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
-                );
-            }
+            fild::etcd::programs::require_members(&local)?;
             let st = fild::etcd::cluster::status(&local).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);

@@ -503,13 +503,9 @@ async fn sizes(c: &mut etcd_client::Client) -> anyhow::Result<(i64, i64)> {
 /// `filc etcd defrag`: compact to the current revision, defragment each member through its
 /// own endpoint (followers first, leader last), disarm NOSPACE, verify a put works.
 pub async fn defrag(ctl: &Client, say: Say<'_>) -> anyhow::Result<()> {
-    let local = ctl.members().await?;
-    conn::use_tls(&local);
-    if local.members.is_empty() {
-        anyhow::bail!(
-            "filc etcd defrag: no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER)"
-        );
-    }
+    let local = super::programs::local_members(ctl)
+        .await
+        .map_err(|e| anyhow::anyhow!("filc etcd defrag: {e:#}"))?;
     let st = cluster::status(&local).await;
     say(&format!("cluster: {}", st.summary()));
     if st.members.iter().any(|m| !m.alarms.is_empty()) {

@@ -16,14 +16,19 @@ pub(crate) async fn members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
 
 /// The members fild runs, or a clear error when there are none.
 pub(crate) async fn local_members(ctl: &Client) -> anyhow::Result<EtcdMembers> {
-    let local = ctl.members().await?;
-    conn::use_tls(&local);
+    let local = members(ctl).await?;
+    require_members(&local)?;
+    Ok(local)
+}
+
+/// The error for a fild that runs no etcd member, saying what makes a program one.
+pub fn require_members(local: &EtcdMembers) -> anyhow::Result<()> {
     if local.members.is_empty() {
         anyhow::bail!(
             "no etcd member among fild's programs (a member is a program whose environment= names its settings file in FILD_ETCD_MEMBER; see tpl/etcd-0.ini)"
         );
     }
-    Ok(local)
+    Ok(())
 }
 
 pub(crate) fn find_local(local: &EtcdMembers, program: &str) -> anyhow::Result<EtcdMember> {
