@@ -431,7 +431,8 @@ fn nospace_shows_in_status_and_defrag_recovers() {
     assert_eq!(code(&o), 0, "{out}");
     assert!(out.contains("disarmed the NOSPACE alarm"), "{out}");
     assert!(out.contains("a test write succeeded"), "{out}");
-    assert!(c.put(&c.endpoint(1), "nospace/k", "v"));
+    // Right after the defrag the members may still settle: a put goes through within UP.
+    assert!(wait_until(UP, || c.put(&c.endpoint(1), "nospace/k", "v")));
     let mut o = c.fild().filc(&["etcd", "status"]);
     assert!(
         wait_until(UP, || {
