@@ -28,10 +28,7 @@ pub fn socket_path(config: &Config) -> PathBuf {
 
 /// Where the socket is when the config has no `[unix_http_server]`.
 pub fn default_socket(config_path: &Path) -> PathBuf {
-    config_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("fild.sock")
+    config::default_socket(config_path)
 }
 
 /// Load the config or explain every problem.
@@ -285,7 +282,7 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
         policy,
     ));
     tokio::spawn(crate::etcd::backup::scheduler(handle.clone()));
-    tokio::spawn(crate::etcd::guard::liveness(handle.clone()));
+    tokio::spawn(crate::etcd::liveness::liveness(handle.clone()));
     if let Some(inet) = inet {
         match inet.auth {
             Some(auth) => {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use fild::api::{ActionReply, ProcessState};
-use fild::config::{self, Password};
-use fild::control::client::{Client, ClientError, Target};
+use fild::config;
+use fild::control::client::{self, Client, ClientError};
 use fild::daemon;
 
 #[derive(Parser)]
@@ -166,41 +166,12 @@ fn client(args: &Args) -> anyhow::Result<Client> {
         Some(p) => Some(config::load_client(p, &env).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
-    let target = match (&args.server, &settings) {
-        (Some(s), _) => Target::parse(s).map_err(anyhow::Error::msg)?,
-        (None, Some(s)) => match (&s.ctl.serverurl, &s.unix_http_server) {
-            (Some(url), _) => Target::parse(url).map_err(anyhow::Error::msg)?,
-            (None, Some(u)) => Target::Unix(u.file.clone()),
-            (None, None) => Target::Unix(daemon::default_socket(&s.path)),
-        },
-        (None, None) => anyhow::bail!(
-            "no configuration file found and no -s given; pass -c FILE, set FILD_CONFIG, or -s unix:///path/to/fild.sock"
-        ),
+    let flags = client::Flags {
+        server: args.server.clone(),
+        username: args.username.clone(),
+        password: args.password.clone(),
     };
-    let from_server = settings
-        .as_ref()
-        .and_then(|s| s.unix_http_server.as_ref())
-        .and_then(|u| u.auth.as_ref())
-        .and_then(|a| match &a.password {
-            Password::Plain(p) => Some((a.username.clone(), p.clone())),
-            Password::Sha1Hex(_) => None,
-        });
-    let ctl = settings.as_ref().map(|s| s.ctl.clone()).unwrap_or_default();
-    let username = args
-        .username
-        .clone()
-        .or(ctl.username)
-        .or(from_server.as_ref().map(|a| a.0.clone()));
-    let password = args
-        .password
-        .clone()
-        .or(ctl.password)
-        .or(from_server.map(|a| a.1));
-    Ok(Client::new(
-        target,
-        username.as_deref(),
-        password.as_deref(),
-    ))
+    client::from_settings(&flags, settings.as_ref()).map_err(anyhow::Error::msg)
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -477,7 +448,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         EtcdCmd::Defrag => {
-            fild::etcd::guard::defrag(c, &say).await?;
+            fild::etcd::defrag::defrag(c, &say).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -34,6 +34,14 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     load::load(path, env)
 }
 
+/// The socket fild serves when `[unix_http_server]` names none: `fild.sock` beside the config.
+pub fn default_socket(config_path: &Path) -> PathBuf {
+    config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("fild.sock")
+}
+
 /// Load only what a client needs (`[unix_http_server]`, `[inet_http_server]`,
 /// `[supervisorctl]`); program sections are not expanded or validated, includes are not read.
 pub fn load_client(path: &Path, env: &Env) -> Result<ClientSettings, ConfigErrors> {

@@ -127,41 +127,8 @@ pub(crate) fn exitcodes(s: &str) -> Result<Vec<i32>, Problem> {
 }
 
 /// Standard Linux signal names (without the `SIG` prefix) and their numbers.
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGABRT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", 16),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGIO),
-    ("PWR", 30),
-    ("SYS", libc::SIGSYS),
-];
+/// Names supervisord accepts that nix's `Signal` does not spell: the aliases.
+const SIGNAL_ALIASES: &[(&str, &str)] = &[("IOT", "ABRT"), ("POLL", "IO"), ("CLD", "CHLD")];
 
 /// Highest signal number accepted in numeric form (Linux `SIGRTMAX`).
 const MAX_SIGNAL: i32 = 64;
@@ -175,8 +142,12 @@ pub(crate) fn signal(s: &str) -> Result<i32, Problem> {
     } else {
         let upper = s.to_ascii_uppercase();
         let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-        if let Some((_, n)) = SIGNALS.iter().find(|(known, _)| *known == name) {
-            return Ok(*n);
+        let name = SIGNAL_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, real)| real);
+        if let Ok(sig) = format!("SIG{name}").parse::<nix::sys::signal::Signal>() {
+            return Ok(sig as i32);
         }
     }
     Err(Problem::new(format!("invalid signal '{s}'"))
@@ -325,26 +296,29 @@ fn environment_value(s: &str) -> Result<(String, &str), Problem> {
     }
 }
 
-/// A duration: a number with `s`, `m`, `h` or `d` (bare numbers are seconds), e.g. `90s`,
-/// `30m`, `24h`, `7d`.
+/// A duration in whole seconds: bare digits are seconds; otherwise humantime's syntax
+/// (`90s`, `30m`, `24h`, `7d`, `1h 30m`, `2weeks`), units in any case (`M` is minutes, as
+/// it always was here, not humantime's months).
 pub(crate) fn duration(s: &str) -> Result<std::time::Duration, Problem> {
     let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
+    let bad = || {
+        Problem::new(format!("{s:?} is not a duration"))
+            .hint("use a number with s, m, h or d, e.g. 30s, 24h, 7d")
     };
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => 0,
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| bad())?
+    } else {
+        humantime::parse_duration(&t.to_ascii_lowercase()).map_err(|_| bad())?
     };
-    match num.parse::<u64>() {
-        Ok(n) if mult > 0 && !num.is_empty() => Ok(std::time::Duration::from_secs(n * mult)),
-        _ => Err(Problem::new(format!("{s:?} is not a duration"))
-            .hint("use a number with s, m, h or d, e.g. 30s, 24h, 7d")),
+    if d.subsec_nanos() != 0 {
+        return Err(
+            Problem::new(format!("{s:?} is not a whole number of seconds"))
+                .hint("use whole seconds, e.g. 1s, 30s, 24h"),
+        );
     }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -377,6 +351,32 @@ mod tests {
     }
 
     #[test]
+    fn durations() {
+        let secs = |s: &str| duration(s).map(|d| d.as_secs()).map_err(|p| p.message);
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("30m"), Ok(1800));
+        assert_eq!(secs("30M"), Ok(1800), "minutes, whatever the case");
+        assert_eq!(secs("24h"), Ok(86_400));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert_eq!(secs(" 2d "), Ok(172_800));
+        assert_eq!(secs("1h 30m"), Ok(5400));
+        assert_eq!(secs("0"), Ok(0));
+        assert_eq!(secs("1.5h"), Ok(5400));
+        for bad in ["", "daily", "-1s", "10x", "s"] {
+            assert!(
+                secs(bad).unwrap_err().contains("is not a duration"),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            secs("500ms")
+                .unwrap_err()
+                .contains("whole number of seconds")
+        );
+    }
+
+    #[test]
     fn signal_names() {
         assert_eq!(signal("TERM"), Ok(15));
         assert_eq!(signal("sigterm"), Ok(15));
@@ -385,6 +385,12 @@ mod tests {
         assert_eq!(signal("9"), Ok(9));
         assert!(signal("0").is_err());
         assert!(signal("TERMINATE").is_err());
+        assert!(signal("SIGSIGTERM").is_err());
+        assert_eq!(signal("iot"), Ok(6), "supervisord's aliases");
+        assert_eq!(signal("SIGPOLL"), Ok(29));
+        assert_eq!(signal("cld"), Ok(17));
+        assert_eq!(signal("STKFLT"), Ok(16));
+        assert_eq!(signal("PWR"), Ok(30));
         assert_eq!(signals("INT TERM"), Ok(vec![2, 15]));
         assert!(signals("").is_err());
     }

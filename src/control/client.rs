@@ -72,6 +72,62 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// What a person gave on the command line; each wins over the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `-s URL`
+    pub server: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// The server and credentials for `flags` and the configuration's client sections, as
+/// supervisorctl picks them: the server from `-s`, else `[supervisorctl] serverurl`, else the
+/// unix socket (`[unix_http_server] file`, else `fild.sock` beside the config); credentials
+/// from the flags, else `[supervisorctl]`, else the socket's own plain-text ones.
+pub fn from_settings(
+    flags: &Flags,
+    settings: Option<&crate::config::ClientSettings>,
+) -> Result<Client, String> {
+    let target = match (&flags.server, settings) {
+        (Some(s), _) => Target::parse(s)?,
+        (None, Some(s)) => match (&s.ctl.serverurl, &s.unix_http_server) {
+            (Some(url), _) => Target::parse(url)?,
+            (None, Some(u)) => Target::Unix(u.file.clone()),
+            (None, None) => Target::Unix(crate::config::default_socket(&s.path)),
+        },
+        (None, None) => {
+            return Err(
+                "no configuration file found and no -s given; pass -c FILE, set FILD_CONFIG, or -s unix:///path/to/fild.sock"
+                    .into(),
+            );
+        }
+    };
+    let from_server = settings
+        .and_then(|s| s.unix_http_server.as_ref())
+        .and_then(|u| u.auth.as_ref())
+        .and_then(|a| match &a.password {
+            crate::config::Password::Plain(p) => Some((a.username.clone(), p.clone())),
+            crate::config::Password::Sha1Hex(_) => None,
+        });
+    let ctl = settings.map(|s| s.ctl.clone()).unwrap_or_default();
+    let username = flags
+        .username
+        .clone()
+        .or(ctl.username)
+        .or(from_server.as_ref().map(|a| a.0.clone()));
+    let password = flags
+        .password
+        .clone()
+        .or(ctl.password)
+        .or(from_server.map(|a| a.1));
+    Ok(Client::new(
+        target,
+        username.as_deref(),
+        password.as_deref(),
+    ))
+}
+
 /// A connection-per-request client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -246,4 +302,78 @@ where
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClientSettings, Credentials, CtlSettings, Password, UnixHttpServer};
+
+    fn settings(serverurl: Option<&str>, socket: Option<&str>) -> ClientSettings {
+        ClientSettings {
+            path: "/etc/fild/fild.ini".into(),
+            unix_http_server: socket.map(|f| UnixHttpServer {
+                file: f.into(),
+                chmod: 0o600,
+                chown: None,
+                auth: Some(Credentials {
+                    username: "sock".into(),
+                    password: Password::Plain("sockpw".into()),
+                }),
+            }),
+            inet_http_server: None,
+            ctl: CtlSettings {
+                serverurl: serverurl.map(String::from),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn basic(u: &str, p: &str) -> Option<String> {
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        ))
+    }
+
+    #[test]
+    fn the_flag_wins_then_serverurl_then_the_socket_then_the_default() {
+        let s = settings(Some("http://127.0.0.1:9001"), Some("/run/fild.sock"));
+        let flags = Flags {
+            server: Some("unix:///tmp/x.sock".into()),
+            ..Default::default()
+        };
+        let c = from_settings(&flags, Some(&s)).unwrap();
+        assert_eq!(c.target, Target::Unix("/tmp/x.sock".into()));
+        let c = from_settings(&Flags::default(), Some(&s)).unwrap();
+        assert_eq!(c.target, Target::Tcp("127.0.0.1:9001".into()));
+        let c = from_settings(
+            &Flags::default(),
+            Some(&settings(None, Some("/run/f.sock"))),
+        )
+        .unwrap();
+        assert_eq!(c.target, Target::Unix("/run/f.sock".into()));
+        let c = from_settings(&Flags::default(), Some(&settings(None, None))).unwrap();
+        assert_eq!(c.target, Target::Unix("/etc/fild/fild.sock".into()));
+        let e = from_settings(&Flags::default(), None).unwrap_err();
+        assert!(e.contains("no configuration file found"), "{e}");
+    }
+
+    #[test]
+    fn credentials_from_the_flags_then_supervisorctl_then_the_socket() {
+        let mut s = settings(None, Some("/run/f.sock"));
+        let c = from_settings(&Flags::default(), Some(&s)).unwrap();
+        assert_eq!(c.auth, basic("sock", "sockpw"));
+        s.ctl.username = Some("ctl".into());
+        s.ctl.password = Some("ctlpw".into());
+        let c = from_settings(&Flags::default(), Some(&s)).unwrap();
+        assert_eq!(c.auth, basic("ctl", "ctlpw"));
+        let flags = Flags {
+            username: Some("me".into()),
+            password: Some("mine".into()),
+            ..Default::default()
+        };
+        let c = from_settings(&flags, Some(&s)).unwrap();
+        assert_eq!(c.auth, basic("me", "mine"));
+    }
 }

@@ -57,8 +57,8 @@ use super::Say;
 use super::{members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::config::EtcdSettings;
-use crate::control::client::Client;
 use crate::etcd::conn;
+use crate::etcd::programs::Programs;
 use crate::supervisor::{Handle, Request};
 
 /// How long `backup_command` may run.
@@ -69,11 +69,12 @@ const STALE_PART: Duration = Duration::from_secs(3600);
 const OUTPUT_TAIL: usize = 4096;
 
 /// The first member (in configuration order) whose `/health` says true; all are asked at once.
-pub async fn pick_healthy(members: &[EtcdMember]) -> Option<EtcdMember> {
+pub async fn pick_healthy(members: &[EtcdMember], tls: &conn::Tls) -> Option<EtcdMember> {
     let mut set = tokio::task::JoinSet::new();
     for (i, m) in members.iter().enumerate() {
         let url = m.client_url.clone();
-        set.spawn(async move { (i, !url.is_empty() && conn::healthy(&url).await) });
+        let tls = tls.clone();
+        set.spawn(async move { (i, !url.is_empty() && conn::healthy(&url, &tls).await) });
     }
     let mut ok = vec![false; members.len()];
     while let Some(Ok((i, h))) = set.join_next().await {
@@ -99,11 +100,16 @@ fn no_healthy_member(members: &[EtcdMember]) -> String {
 
 /// `filc etcd snapshot [DIR]`: a verified snapshot from a healthy member into DIR (default
 /// the `[etcd] backup_dir`).
-pub async fn snapshot(ctl: &Client, dir: Option<PathBuf>, say: Say<'_>) -> anyhow::Result<PathBuf> {
+pub async fn snapshot(
+    ctl: &impl Programs,
+    dir: Option<PathBuf>,
+    say: Say<'_>,
+) -> anyhow::Result<PathBuf> {
     let local = super::programs::local_members(ctl).await?;
     let dir = dir.unwrap_or_else(|| PathBuf::from(&local.backup_dir));
     say("checking member health");
-    let Some(m) = pick_healthy(&local.members).await else {
+    let tls = conn::Tls::of(&local);
+    let Some(m) = pick_healthy(&local.members, &tls).await else {
         anyhow::bail!(no_healthy_member(&local.members));
     };
     say(&format!(
@@ -113,7 +119,7 @@ pub async fn snapshot(ctl: &Client, dir: Option<PathBuf>, say: Say<'_>) -> anyho
         m.client_url,
         dir.display()
     ));
-    let path = snapshot::take(&m.client_url, &m.name, &dir)
+    let path = snapshot::take(&m.client_url, &tls, &m.name, &dir)
         .await
         .map_err(|e| anyhow::anyhow!("snapshot from {} failed: {e}", m.name))?;
     let size = std::fs::metadata(&path).map(|md| md.len()).unwrap_or(0);
@@ -182,9 +188,8 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
 }
 
 /// `filc etcd backups`: the snapshots in the `[etcd] backup_dir`, newest first.
-pub async fn backups(ctl: &Client) -> anyhow::Result<Vec<BackupFile>> {
+pub async fn backups(ctl: &impl Programs) -> anyhow::Result<Vec<BackupFile>> {
     let local = ctl.members().await?;
-    conn::use_tls(&local);
     let dir = PathBuf::from(&local.backup_dir);
     list_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))
 }
@@ -311,7 +316,8 @@ pub async fn scheduler(handle: Handle) {
 async fn round(local: EtcdMembers, s: EtcdSettings) {
     let dir = s.backup_dir.clone();
     tracing::info!(dir = %dir.display(), "Scheduled etcd backup: starting.");
-    let Some(m) = pick_healthy(&local.members).await else {
+    let tls = conn::Tls::of(&local);
+    let Some(m) = pick_healthy(&local.members, &tls).await else {
         tracing::warn!(
             "Scheduled etcd backup skipped: {}.",
             no_healthy_member(&local.members)
@@ -319,7 +325,7 @@ async fn round(local: EtcdMembers, s: EtcdSettings) {
         return;
     };
     tracing::info!(member = %m.name, program = %m.program, url = %m.client_url, "Scheduled etcd backup: taking a snapshot.");
-    let file = match snapshot::take(&m.client_url, &m.name, &dir).await {
+    let file = match snapshot::take(&m.client_url, &tls, &m.name, &dir).await {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(member = %m.name, error = %e, "Scheduled etcd backup failed: no snapshot taken.");

@@ -36,8 +36,9 @@ use super::Say;
 use super::programs::local_members;
 use super::snapshot;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
-use crate::control::client::Client;
 use crate::etcd::conn;
+use crate::etcd::programs::Programs;
+use crate::supervisor::UserOp;
 
 /// How long the restored cluster may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
@@ -194,15 +195,15 @@ fn offline_restore(
 }
 
 async fn action(
-    ctl: &Client,
-    op: &str,
+    ctl: &impl Programs,
+    op: UserOp,
     names: &[String],
     say: Say<'_>,
 ) -> anyhow::Result<ActionReply> {
     let reply = ctl
-        .action(op, names.to_vec(), true)
+        .act(op, names.to_vec())
         .await
-        .with_context(|| format!("{op} {}", names.join(" ")))?;
+        .with_context(|| format!("{} {}", op.as_str(), names.join(" ")))?;
     for r in &reply.results {
         say(&format!(
             "  {}: {} ({})",
@@ -219,7 +220,7 @@ fn program_names(local: &EtcdMembers) -> Vec<String> {
 }
 
 /// Recovery mode three: see the module docs.
-pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<()> {
+pub async fn restore(ctl: &impl Programs, file: &Path, say: Say<'_>) -> anyhow::Result<()> {
     let refuse = |why: String| {
         anyhow!(
             "filc etcd restore {}: {why}; nothing was changed",
@@ -335,12 +336,11 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
     }
     stop.extend(program_names(&local));
     say(&format!("stopping {}", stop.join(" ")));
-    if let Err(e) = action(ctl, "stop", &stop, say).await {
+    if let Err(e) = action(ctl, UserOp::Stop, &stop, say).await {
         cleanup(&prepared);
         return Err(e.context("cannot stop the members; the restored data was discarded"));
     }
     let now = ctl.members().await?;
-    conn::use_tls(&now);
     let running: Vec<String> = now
         .members
         .iter()
@@ -350,7 +350,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
     if !running.is_empty() {
         cleanup(&prepared);
         say("starting the stopped programs again");
-        let _ = action(ctl, "start", &stop, say).await;
+        let _ = action(ctl, UserOp::Start, &stop, say).await;
         bail!(
             "filc etcd restore: {} still running after stop; no data dir was touched",
             running.join(", ")
@@ -417,17 +417,18 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
     // 6. Start, wait, verify.
     let members = program_names(&local);
     say(&format!("starting {}", members.join(" ")));
-    action(ctl, "start", &members, say).await?;
+    action(ctl, UserOp::Start, &members, say).await?;
     if let Some(gw) = &local.gateway {
         say(&format!("starting {}", gw.program));
-        action(ctl, "start", std::slice::from_ref(&gw.program), say).await?;
+        action(ctl, UserOp::Start, std::slice::from_ref(&gw.program), say).await?;
     }
     say("waiting for every member to be healthy");
+    let tls = conn::Tls::of(&local);
     let start = Instant::now();
     loop {
         let mut all = true;
         for m in &local.members {
-            if !conn::healthy(&m.client_url).await {
+            if !conn::healthy(&m.client_url, &tls).await {
                 all = false;
                 break;
             }
@@ -444,7 +445,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for m in &local.members {
-        let mut c = conn::connect(&m.client_url)
+        let mut c = conn::connect(&m.client_url, &tls)
             .await
             .map_err(|e| anyhow!("{}: {e}", m.name))?;
         let r = c
@@ -454,7 +455,7 @@ pub async fn restore(ctl: &Client, file: &Path, say: Say<'_>) -> anyhow::Result<
         let rev = r.header().map(|h| h.revision()).unwrap_or(0);
         say(&format!("{}: healthy, read ok at revision {rev}", m.name));
     }
-    let (mut c, _) = conn::connect_any(&conn::endpoints(&local))
+    let (mut c, _) = conn::connect_any(&conn::endpoints(&local), &tls)
         .await
         .map_err(|e| anyhow!("member list: {e}"))?;
     let ml = c.member_list().await?;

@@ -88,11 +88,11 @@ fn alarm_name(a: i32) -> String {
 
 /// Ask the cluster about every member; `local` says which programs run which member here.
 pub async fn status(local: &EtcdMembers) -> ClusterStatus {
-    super::conn::use_tls(local);
+    let tls = super::conn::Tls::of(local);
     let mut rows: Vec<MemberStatus> = Vec::new();
     let mut asked = None;
     let mut alarms: Vec<(u64, i32)> = Vec::new();
-    if let Ok((mut c, url)) = super::conn::connect_any(&super::conn::endpoints(local)).await {
+    if let Ok((mut c, url)) = super::conn::connect_any(&super::conn::endpoints(local), &tls).await {
         asked = Some(url);
         if let Ok(list) = c.member_list().await {
             for m in list.members() {
@@ -165,15 +165,16 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
     for (i, r) in rows.iter().enumerate() {
         let url = r.client_url.clone();
         let listed = r.id.is_some();
+        let tls = tls.clone();
         set.spawn(async move {
             if url.is_empty() {
                 return (i, Err("not started yet (no client URL)".to_string()), false);
             }
-            let st = match super::conn::connect(&url).await {
+            let st = match super::conn::connect(&url, &tls).await {
                 Ok(mut c) => c.status().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
-            let ok = listed && super::conn::healthy(&url).await;
+            let ok = listed && super::conn::healthy(&url, &tls).await;
             (i, st, ok)
         });
     }

@@ -1,7 +1,8 @@
 //! etcd connections for the operations: the member list as the cluster sees it ([`Mem`]), one
 //! connection at a time with failover ([`Conn`]), retries of transient errors, and the
 //! health and read checks the operations wait on. Every etcd connection in the process is
-//! opened here ([`connect_with`]), with the client TLS files of the configured members.
+//! opened here ([`connect_with`]), with the client TLS files of the configured members
+//! ([`Tls`], a value passed along).
 
 use std::time::{Duration, Instant};
 
@@ -15,104 +16,102 @@ use crate::api::{EtcdMember, EtcdMembers};
 
 pub use crate::api::EtcdClientTls as ClientTls;
 
-static CLIENT_TLS: std::sync::RwLock<Option<ClientTls>> = std::sync::RwLock::new(None);
+/// The client TLS files every connection to an `https://` member is opened with: a value the
+/// operations carry (from the members' settings, [`Tls::of`]), never process-wide state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tls(Option<ClientTls>);
 
-/// Remember the client TLS files of the configured members (the first member that names any):
-/// later connections to `https://` URLs use them. Called wherever the members are read.
-pub fn use_tls(local: &EtcdMembers) {
-    let found = local
-        .members
-        .iter()
-        .map(|m| &m.client_tls)
-        .find(|t| !t.is_empty())
-        .cloned();
-    if let Some(t) = found {
-        set_tls(Some(t));
-    }
-}
-
-/// Set (or clear) the client TLS files used for `https://` URLs.
-pub fn set_tls(tls: Option<ClientTls>) {
-    *CLIENT_TLS.write().unwrap_or_else(|e| e.into_inner()) = tls;
-}
-
-/// The client TLS files in use: the members' (see [`use_tls`]), else etcdctl's environment
-/// variables `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`.
-pub fn client_tls() -> Option<ClientTls> {
-    if let Some(t) = CLIENT_TLS.read().unwrap_or_else(|e| e.into_inner()).clone() {
-        return Some(t);
-    }
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let t = ClientTls {
-        trusted_ca_file: var("ETCDCTL_CACERT"),
-        cert_file: var("ETCDCTL_CERT"),
-        key_file: var("ETCDCTL_KEY"),
-    };
-    (!t.is_empty()).then_some(t)
-}
-
-/// `opts` with TLS added when `url` is `https://`: the CA (and client certificate) from
-/// [`client_tls`]. An https URL without a known CA is an error naming what to set.
-pub fn tls(url: &str, opts: ConnectOptions) -> Result<ConnectOptions, String> {
-    if !url.starts_with("https://") {
-        return Ok(opts);
-    }
-    let t = client_tls().unwrap_or_default();
-    if t.trusted_ca_file.is_empty() {
-        return Err(format!(
-            "{url}: an https member needs a CA to verify it: set client_trusted_ca_file \
-             (or trusted_ca_file) in the member env files, or ETCDCTL_CACERT"
-        ));
-    }
-    let read = |what: &str, path: &str| {
-        std::fs::read(path).map_err(|e| format!("{url}: cannot read the {what} {path}: {e}"))
-    };
-    let ca = read("CA certificate", &t.trusted_ca_file)?;
-    let mut cfg =
-        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
-    match (t.cert_file.is_empty(), t.key_file.is_empty()) {
-        (true, true) => {}
-        (false, false) => {
-            let cert = read("client certificate", &t.cert_file)?;
-            let key = read("client key", &t.key_file)?;
-            cfg = cfg.identity(etcd_client::Identity::from_pem(cert, key));
+impl Tls {
+    /// The client TLS files of the configured members (the first member that names any),
+    /// else etcdctl's environment variables `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`.
+    pub fn of(local: &EtcdMembers) -> Tls {
+        let found = local
+            .members
+            .iter()
+            .map(|m| &m.client_tls)
+            .find(|t| !t.is_empty())
+            .cloned();
+        if found.is_some() {
+            return Tls(found);
         }
-        _ => {
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let t = ClientTls {
+            trusted_ca_file: var("ETCDCTL_CACERT"),
+            cert_file: var("ETCDCTL_CERT"),
+            key_file: var("ETCDCTL_KEY"),
+        };
+        Tls((!t.is_empty()).then_some(t))
+    }
+
+    /// Exactly these files (`None`: plain `http://` only).
+    pub fn new(tls: Option<ClientTls>) -> Tls {
+        Tls(tls)
+    }
+
+    /// `opts` with TLS added when `url` is `https://`. An https URL without a known CA is an
+    /// error naming what to set.
+    pub fn options(&self, url: &str, opts: ConnectOptions) -> Result<ConnectOptions, String> {
+        if !url.starts_with("https://") {
+            return Ok(opts);
+        }
+        let t = self.0.clone().unwrap_or_default();
+        if t.trusted_ca_file.is_empty() {
             return Err(format!(
-                "{url}: a client certificate needs both files (cert {:?}, key {:?})",
-                t.cert_file, t.key_file
+                "{url}: an https member needs a CA to verify it: set client_trusted_ca_file \
+                 (or trusted_ca_file) in the member env files, or ETCDCTL_CACERT"
             ));
         }
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| format!("{url}: cannot read the {what} {path}: {e}"))
+        };
+        let ca = read("CA certificate", &t.trusted_ca_file)?;
+        let mut cfg =
+            etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
+        match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                let cert = read("client certificate", &t.cert_file)?;
+                let key = read("client key", &t.key_file)?;
+                cfg = cfg.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            _ => {
+                return Err(format!(
+                    "{url}: a client certificate needs both files (cert {:?}, key {:?})",
+                    t.cert_file, t.key_file
+                ));
+            }
+        }
+        Ok(opts.with_tls(cfg))
     }
-    Ok(opts.with_tls(cfg))
 }
 
 /// The one way to open an etcd connection: exactly `url` (over TLS when it is `https://`),
 /// with these connect and request timeouts.
 pub async fn connect_with(
     url: &str,
+    tls: &Tls,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Etcd, String> {
     let opts = ConnectOptions::new()
         .with_connect_timeout(connect_timeout)
         .with_timeout(request_timeout);
-    let opts = tls(url, opts)?;
+    let opts = tls.options(url, opts)?;
     Etcd::connect([url], Some(opts))
         .await
         .map_err(|e| format!("{url}: {e}"))
 }
 
 /// Connect to exactly one endpoint with the usual timeouts ([`TIMEOUT`]).
-pub async fn connect(url: &str) -> Result<Etcd, String> {
-    connect_with(url, TIMEOUT, TIMEOUT).await
+pub async fn connect(url: &str, tls: &Tls) -> Result<Etcd, String> {
+    connect_with(url, tls, TIMEOUT, TIMEOUT).await
 }
 
 /// Connect to the first of `urls` that answers a member list.
-pub async fn connect_any(urls: &[String]) -> Result<(Etcd, String), String> {
+pub async fn connect_any(urls: &[String], tls: &Tls) -> Result<(Etcd, String), String> {
     let mut last = String::from("no endpoint to try");
     for url in urls {
-        match connect(url).await {
+        match connect(url, tls).await {
             Ok(mut c) => match c.member_list().await {
                 Ok(_) => return Ok((c, url.clone())),
                 Err(e) => last = format!("{url}: {e}"),
@@ -137,9 +136,9 @@ pub fn host_port(url: &str) -> &str {
 /// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
 /// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
 /// raised, and a linearizable read answered.
-pub async fn healthy(client_url: &str) -> bool {
+pub async fn healthy(client_url: &str, tls: &Tls) -> bool {
     if client_url.starts_with("https://") {
-        return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url))
+        return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url, tls))
             .await
             .unwrap_or(false);
     }
@@ -170,8 +169,8 @@ pub async fn healthy(client_url: &str) -> bool {
 
 /// etcd 3.4's `/health`: false while any alarm is raised or without a leader, else whether a
 /// quorum read answers.
-async fn healthy_grpc(client_url: &str) -> bool {
-    let Ok(mut c) = connect(client_url).await else {
+async fn healthy_grpc(client_url: &str, tls: &Tls) -> bool {
+    let Ok(mut c) = connect(client_url, tls).await else {
         return false;
     };
     match c
@@ -191,7 +190,6 @@ async fn healthy_grpc(client_url: &str) -> bool {
 /// The endpoints worth asking: the local members' client URLs, then the gateway.
 /// The gateway only forwards TCP, so it speaks whatever the members speak.
 pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
-    use_tls(local);
     let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
     if let Some(gw) = &local.gateway {
         let https = local
@@ -208,7 +206,7 @@ pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A member as the cluster lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mem {
     pub(crate) id: u64,
     pub(crate) name: String,
@@ -252,17 +250,24 @@ impl Mem {
 /// One connection at a time to one of `urls`, moving on to the next after a failure.
 pub(crate) struct Conn {
     urls: Vec<String>,
+    tls: Tls,
     at: usize,
     client: Option<Etcd>,
 }
 
 impl Conn {
-    pub(crate) fn new(urls: Vec<String>) -> Conn {
+    pub(crate) fn new(urls: Vec<String>, tls: &Tls) -> Conn {
         Conn {
             urls,
+            tls: tls.clone(),
             at: 0,
             client: None,
         }
+    }
+
+    /// The TLS files this connection uses, for the checks made beside it.
+    pub(crate) fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     pub(crate) async fn client(&mut self) -> Result<&mut Etcd, String> {
@@ -271,7 +276,7 @@ impl Conn {
         }
         if self.client.is_none() {
             let url = &self.urls[self.at % self.urls.len()];
-            let c = connect_with(url, TIMEOUT, REQUEST_TIMEOUT).await;
+            let c = connect_with(url, &self.tls, TIMEOUT, REQUEST_TIMEOUT).await;
             match c {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
@@ -375,7 +380,7 @@ pub(crate) async fn cluster_list(
     if let Some(m) = exclude {
         urls.push(m.client_url.clone());
     }
-    let mut conn = Conn::new(urls);
+    let mut conn = Conn::new(urls, &Tls::of(local));
     conn.list()
         .await
         .map_err(|e| anyhow!("no member answers a member list: {e}"))
@@ -394,9 +399,12 @@ pub(crate) async fn wait_list(conn: &mut Conn, budget: Duration) -> anyhow::Resu
 pub(crate) const SETTLE: Duration = Duration::from_secs(10);
 
 /// `/health` of each member, asked again (for up to [`SETTLE`]) until `need` are healthy.
-pub(crate) async fn settled_health(ms: &[&Mem], need: usize) -> Vec<bool> {
+pub(crate) async fn settled_health(ms: &[&Mem], need: usize, tls: &Tls) -> Vec<bool> {
+    if ms.is_empty() {
+        return Vec::new();
+    }
     let enough = async || {
-        let h = health_of(ms).await;
+        let h = health_of(ms, tls).await;
         if h.iter().filter(|ok| **ok).count() >= need {
             Ok(h)
         } else {
@@ -409,13 +417,14 @@ pub(crate) async fn settled_health(ms: &[&Mem], need: usize) -> Vec<bool> {
 }
 
 /// `/health` of each member, all at once (an unstarted member is not healthy).
-pub(crate) async fn health_of(ms: &[&Mem]) -> Vec<bool> {
+pub(crate) async fn health_of(ms: &[&Mem], tls: &Tls) -> Vec<bool> {
     let mut set = tokio::task::JoinSet::new();
     for (i, m) in ms.iter().enumerate() {
         let url = m.client_urls.first().cloned();
+        let tls = tls.clone();
         set.spawn(async move {
             let ok = match url {
-                Some(u) => healthy(&u).await,
+                Some(u) => healthy(&u, &tls).await,
                 None => false,
             };
             (i, ok)
@@ -435,17 +444,22 @@ pub(crate) fn client_urls(ms: &[&Mem]) -> Vec<String> {
 }
 
 /// A linearizable read through this member's own endpoint.
-pub(crate) async fn read_works(client_url: &str) -> bool {
-    match connect(client_url).await {
+pub(crate) async fn read_works(client_url: &str, tls: &Tls) -> bool {
+    match connect(client_url, tls).await {
         Ok(mut c) => c.get("fild-membership-probe", None).await.is_ok(),
         Err(_) => false,
     }
 }
 
-pub(crate) async fn wait_healthy(say: Say<'_>, name: &str, client_url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(
+    say: Say<'_>,
+    name: &str,
+    client_url: &str,
+    tls: &Tls,
+) -> anyhow::Result<()> {
     say(&format!("wait for {name} to be healthy at {client_url}"));
     let serves = async || {
-        (healthy(client_url).await && read_works(client_url).await)
+        (healthy(client_url, tls).await && read_works(client_url, tls).await)
             .then_some(())
             .ok_or(())
     };
@@ -500,13 +514,21 @@ mod tests {
     }
     #[test]
     fn tls_options_only_for_https_and_errors_name_the_file() {
-        assert!(tls("http://127.0.0.1:1", ConnectOptions::new()).is_ok());
-        set_tls(Some(ClientTls {
+        let tls = Tls::new(Some(ClientTls {
             trusted_ca_file: "/nonexistent/ca.crt".into(),
             ..Default::default()
         }));
-        let e = tls("https://127.0.0.1:1", ConnectOptions::new()).unwrap_err();
+        assert!(
+            tls.options("http://127.0.0.1:1", ConnectOptions::new())
+                .is_ok()
+        );
+        let e = tls
+            .options("https://127.0.0.1:1", ConnectOptions::new())
+            .unwrap_err();
         assert!(e.contains("/nonexistent/ca.crt"), "{e}");
-        set_tls(None);
+        let e = Tls::new(None)
+            .options("https://127.0.0.1:1", ConnectOptions::new())
+            .unwrap_err();
+        assert!(e.contains("ETCDCTL_CACERT"), "{e}");
     }
 }

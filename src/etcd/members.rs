@@ -146,6 +146,5 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
             }
         }
     }
-    super::conn::use_tls(&out);
     out
 }

@@ -23,7 +23,9 @@
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
-//! - [`guard`]: quorum guard, rolling restart, liveness, defrag.
+//! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
+//! - [`liveness`]: restarts of members that stopped answering.
+//! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
 
 /// Where an operation reports each step as it runs.
 pub type Say<'a> = &'a dyn Fn(&str);
@@ -34,10 +36,12 @@ pub mod backup_restore;
 pub mod cluster;
 pub mod conn;
 pub mod datadir;
+pub mod defrag;
 pub mod envfile;
 pub mod errors;
 pub mod guard;
 pub mod launch;
+pub mod liveness;
 pub mod members;
 pub mod membership;
 pub mod poll;

@@ -37,9 +37,14 @@ fn file_name(member: &str, revision: i64) -> String {
 }
 
 /// Take a snapshot from the member at `client_url` into `dir`; returns the new file.
-pub async fn take(client_url: &str, member: &str, dir: &Path) -> Result<PathBuf, String> {
+pub async fn take(
+    client_url: &str,
+    tls: &conn::Tls,
+    member: &str,
+    dir: &Path,
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut c = conn::connect(client_url).await?;
+    let mut c = conn::connect(client_url, tls).await?;
     let revision = c
         .get("fild-snapshot-probe", None)
         .await

@@ -94,6 +94,17 @@ pub enum UserOp {
     Restart,
 }
 
+impl UserOp {
+    /// The verb as the API's routes and the messages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserOp::Start => "start",
+            UserOp::Stop => "stop",
+            UserOp::Restart => "restart",
+        }
+    }
+}
+
 /// A request to the loop.
 pub enum Request {
     Status {

@@ -1,14 +1,14 @@
 //! The gateway follows the voting members' client URLs.
 
 use super::*;
-use crate::control::client::Client;
 use crate::etcd::Say;
 use crate::etcd::conn::{self, Conn};
+use crate::etcd::programs::Programs;
 use crate::etcd::programs::{is_up, members, restart};
 
 /// Point the gateway at the voting members' client URLs; restart it when they changed.
 pub(crate) async fn sync_gateway(
-    ctl: &Client,
+    ctl: &impl Programs,
     say: Say<'_>,
     conn: &mut Conn,
 ) -> anyhow::Result<()> {

@@ -17,17 +17,23 @@
 //!   the data dir, skips what is done, and finishes the job.
 //! - New members join as learners and are promoted once etcd says they caught up.
 //!
-//! Each operation has its file; they share the rejoin procedure ([`rejoin`]), the connection
-//! ([`super::conn`]), the quorum refusals ([`super::quorum`]), data-dir moves
-//! ([`super::datadir`]) and the programs interface ([`super::programs`]).
+//! Each operation has its file, and each runs the same way: observe (fild's members view,
+//! the cluster's member list, the other voters' health), plan ([`plan`]: a pure function that
+//! returns a refusal or the ordered steps, with a unit test per decision), execute ([`exec`]:
+//! the steps one by one, each said as it runs). Under them: etcd's membership calls
+//! ([`member_api`]), the connection ([`super::conn`]), the quorum arithmetic
+//! ([`super::quorum`]), data-dir moves ([`super::datadir`]) and the programs interface
+//! ([`super::programs`]), which the control client and the supervisor's `Handle` both serve.
 //!
 //! After `remove`, the member's runtime state keeps `cluster_state=existing`; bringing it back goes
 //! through `filc etcd add`, which moves any data dir aside and joins it afresh.
 
 mod add_remove;
+mod exec;
 mod gateway;
+mod member_api;
 mod move_peer;
-mod rejoin;
+mod plan;
 mod replace;
 mod rescue;
 
@@ -36,7 +42,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 
-use super::conn::Mem;
+use super::conn::{Mem, Tls};
 use super::{Say, runtime, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 
@@ -93,7 +99,7 @@ pub(crate) async fn take_snapshot_from(
         "snapshot from {name} ({url}) into {}",
         local.backup_dir
     ));
-    let path = snapshot::take(url, name, Path::new(&local.backup_dir))
+    let path = snapshot::take(url, &Tls::of(local), name, Path::new(&local.backup_dir))
         .await
         .map_err(|e| anyhow!("snapshot: {e}"))?;
     say(&format!("snapshot: {}", path.display()));

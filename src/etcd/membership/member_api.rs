@@ -1,4 +1,6 @@
-//! The shared procedure: (re)join a member with a fresh data dir, as a learner, then promote.
+//! etcd's membership calls as the operations make them: remove and add (each idempotent: an
+//! earlier attempt that went through counts as done), and the waits for a learner to be
+//! promoted and for a joined member to serve.
 
 use std::time::Duration;
 
@@ -7,89 +9,10 @@ use etcd_client::MemberAddOptions;
 
 use super::*;
 use crate::api::EtcdMember;
-use crate::control::client::Client;
 use crate::etcd::Say;
 use crate::etcd::conn::{self, Conn, Mem, VERIFY_BUDGET, read_works, retry};
-use crate::etcd::datadir::move_aside;
 use crate::etcd::errors::{self, Class};
 use crate::etcd::poll::poll_until;
-use crate::etcd::programs::{start, stop};
-
-/// Stop the program, remove the old member (when `remove_old` and it is a started voter),
-/// move the data dir aside, add a learner (or reuse one left by an interrupted run), record
-/// `cluster_state=existing` and the cluster it joins in the runtime layer, start, promote,
-/// verify. Each step looks at the state first.
-pub(crate) async fn rejoin(
-    ctl: &Client,
-    say: Say<'_>,
-    conn: &mut Conn,
-    me: &EtcdMember,
-    mine: Option<Mem>,
-    remove_old: bool,
-    by: &str,
-) -> anyhow::Result<()> {
-    stop(ctl, say, &me.program).await?;
-    // What is there now decides what is left to do.
-    let mut mine = mine;
-    let mut removed_now = false;
-    if let Some(m) = &mine
-        && m.voter()
-        && m.started()
-    {
-        if !remove_old {
-            bail!("{} is a started voting member; not removing it", me.name);
-        }
-        member_remove(say, conn, m).await?;
-        mine = None;
-        removed_now = true;
-    }
-    match &mine {
-        None => {
-            if remove_old && !removed_now {
-                say(&format!(
-                    "member remove {}: not in the member list (already removed), skipped",
-                    me.name
-                ));
-            }
-            move_aside(say, &me.data_dir)?;
-        }
-        Some(m) if !m.started() => {
-            say(&format!(
-                "member add {}: an unstarted {} with peer URL {} exists ({:x}), reused",
-                me.name,
-                if m.learner { "learner" } else { "member" },
-                me.peer_url,
-                m.id
-            ));
-            move_aside(say, &me.data_dir)?;
-        }
-        Some(m) => say(&format!(
-            "member add {}: it is a started learner already ({:x}), reused with its data dir",
-            me.name, m.id
-        )),
-    }
-    let (id, list) = match mine {
-        Some(m) => (m.id, conn.list().await.map_err(|e| anyhow!(e))?),
-        None => member_add(say, conn, me).await?,
-    };
-    let learner = list.iter().any(|m| m.id == id && m.learner);
-    let initial = initial_cluster(&list, id, &me.name);
-    learn(
-        say,
-        &me.env_file,
-        &me.runtime_file,
-        &[("cluster_state", "existing"), ("initial_cluster", &initial)],
-        by,
-    )?;
-    if !me.next_start_flags.is_empty() {
-        clear_once(me)?;
-    }
-    start(ctl, say, &me.program).await?;
-    if learner {
-        promote(say, conn, id, &me.name).await?;
-    }
-    verify(say, conn, id, me).await
-}
 
 pub(crate) async fn member_remove(say: Say<'_>, conn: &mut Conn, m: &Mem) -> anyhow::Result<()> {
     say(&format!("member remove {} ({:x})", m.label(), m.id));
@@ -212,6 +135,7 @@ pub(crate) async fn verify(
         "verify {}: started voting member, healthy, serves reads at {}",
         me.name, me.client_url
     ));
+    let tls = conn.tls().clone();
     let verified = async || {
         let listed = match conn.list().await {
             Ok(l) => l.into_iter().find(|m| m.id == id),
@@ -222,9 +146,9 @@ pub(crate) async fn verify(
         };
         match listed {
             Some(m) if m.started() && !m.learner => {
-                if !conn::healthy(&me.client_url).await {
+                if !conn::healthy(&me.client_url, &tls).await {
                     Err(format!("{} is not healthy yet", me.client_url))
-                } else if !read_works(&me.client_url).await {
+                } else if !read_works(&me.client_url, &tls).await {
                     Err(format!("a read through {} fails", me.client_url))
                 } else {
                     Ok(())
