@@ -145,6 +145,15 @@ fn failed_reload_changes_nothing() {
             "stdout_logfile_maxbytes=1.5MB",
             "stdout_logfile_maxbytes",
         ),
+        // Once accepted, then a panic at reload (Instant + Duration overflow) that took fild
+        // and, through its guard, every program down.
+        (
+            "[program:a]\ncommand=sleep 1001\nstartsecs=18446744073709551615\nstopwaitsecs=5\n"
+                .to_string()
+                + &prog("b", "sleep 1002", ""),
+            "startsecs=18446744073709551615",
+            "startsecs",
+        ),
     ];
     for (programs, bad_line, key) in attempts {
         assert!(std::env::var_os("NOPE_VAR").is_none());

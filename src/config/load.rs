@@ -527,7 +527,7 @@ fn daemon_settings(
     let s = &mut settings;
     s.logfile = r.or("logfile", std::mem::take(&mut s.logfile), log_sinks);
     s.logfile_maxbytes = r.or("logfile_maxbytes", s.logfile_maxbytes, values::size);
-    s.logfile_backups = r.or("logfile_backups", s.logfile_backups, values::integer);
+    s.logfile_backups = r.or("logfile_backups", s.logfile_backups, values::backups);
     s.loglevel = r.or(
         "loglevel",
         std::mem::take(&mut s.loglevel),

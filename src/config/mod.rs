@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use values::{MAX_BACKUPS, MAX_SECS};
 
 /// The process environment snapshot used for expansion (fild's own start-up environment).
 pub type Env = std::collections::BTreeMap<String, String>;

@@ -268,11 +268,11 @@ fn process(r: &mut Reader, daemon: &DaemonSettings) -> ProgramSpec {
         priority: r.or("priority", 999, values::integer),
         autostart: r.bool_or("autostart", true),
         autorestart: r.or("autorestart", AutoRestart::Unexpected, values::autorestart),
-        startsecs: r.or("startsecs", 1, values::integer),
+        startsecs: r.or("startsecs", 1, values::seconds),
         startretries: r.or("startretries", StartRetries::Count(3), values::startretries),
         exitcodes: r.or("exitcodes", vec![0], values::exitcodes),
         stopsignals: r.or("stopsignal", vec![libc::SIGTERM], values::signals),
-        stopwaitsecs: r.or("stopwaitsecs", 10, values::integer),
+        stopwaitsecs: r.or("stopwaitsecs", 10, values::seconds),
         stopasgroup,
         killasgroup,
         redirect_stderr: r.bool_or("redirect_stderr", false),
@@ -351,7 +351,7 @@ fn log_spec(r: &mut Reader, stream: &str, name: &str, childlogdir: &Path) -> Log
             DEFAULT_LOG_MAXBYTES,
             values::size,
         ),
-        backups: r.or(&format!("{key}_backups"), 10, values::integer),
+        backups: r.or(&format!("{key}_backups"), 10, values::backups),
     }
 }
 

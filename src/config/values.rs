@@ -31,6 +31,35 @@ impl From<String> for Problem {
     }
 }
 
+/// The longest time any duration in the configuration may be: ten years. Every timer adds a
+/// configured time to now; bounding each where it is parsed keeps that arithmetic far from
+/// overflow (and no operator means more).
+pub const MAX_SECS: u64 = 10 * 365 * 86_400;
+
+/// The most rotated files one log may keep (each rotation renames them all).
+pub const MAX_BACKUPS: u32 = 1000;
+
+/// A whole number of seconds, at most [`MAX_SECS`].
+pub(crate) fn seconds(s: &str) -> Result<u64, Problem> {
+    let n: u64 = integer(s)?;
+    if n > MAX_SECS {
+        return Err(Problem::new(format!("{s} seconds is too long"))
+            .hint(format!("use at most {MAX_SECS} seconds (ten years)")));
+    }
+    Ok(n)
+}
+
+/// How many rotated log files to keep, at most [`MAX_BACKUPS`].
+pub(crate) fn backups(s: &str) -> Result<u32, Problem> {
+    match integer::<u32>(s) {
+        Ok(n) if n <= MAX_BACKUPS => Ok(n),
+        Ok(_) => Err(Problem::new(format!("{s} backups is too many"))
+            .hint(format!("keep at most {MAX_BACKUPS} rotated files"))),
+        Err(_) => Err(Problem::new(format!("invalid number '{s}'"))
+            .hint(format!("use a whole number from 0 to {MAX_BACKUPS}"))),
+    }
+}
+
 const SIZE_HINT: &str = "use a byte count or a KB/MB/GB suffix, e.g. 50MB";
 
 /// A byte size: bare digits, or digits followed by K/KB/M/MB/G/GB in any case (1024-based).
@@ -316,6 +345,11 @@ pub(crate) fn duration(s: &str) -> Result<std::time::Duration, Problem> {
         return Err(
             Problem::new(format!("{s:?} is not a whole number of seconds"))
                 .hint("use whole seconds, e.g. 1s, 30s, 24h"),
+        );
+    }
+    if d.as_secs() > MAX_SECS {
+        return Err(
+            Problem::new(format!("{s:?} is too long")).hint("use at most ten years (3650d)")
         );
     }
     Ok(d)

@@ -279,7 +279,8 @@ pub async fn scheduler(handle: Handle) {
             last = Instant::now();
             continue;
         }
-        let due = last + settings.backup_interval;
+        let due: Instant =
+            crate::supervisor::state::deadline(last.into_std(), settings.backup_interval).into();
         if Instant::now() < due {
             // Wake when due, or when a reload may have changed the interval.
             tokio::select! {

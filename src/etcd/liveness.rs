@@ -71,7 +71,9 @@ pub async fn liveness(handle: Handle) {
             continue;
         }
         let every = (window / 6).max(Duration::from_secs(1));
-        let timeout = (every * 2).clamp(Duration::from_secs(2), Duration::from_secs(5));
+        let timeout = every
+            .saturating_mul(2)
+            .clamp(Duration::from_secs(2), Duration::from_secs(5));
         let round = Instant::now();
 
         let running: Vec<_> = local
@@ -191,7 +193,10 @@ async fn restart_silent(
         .unwrap_or_default();
     let tls = conn::Tls::of(local);
     // An explicit loop, as in wait_cluster_healthy (a Send future in fild's tasks).
-    let end = Instant::now() + (window * 2).max(Duration::from_secs(60));
+    let end = crate::supervisor::state::deadline(
+        Instant::now(),
+        window.saturating_mul(2).max(Duration::from_secs(60)),
+    );
     while Instant::now() < end {
         let running = view(handle).await.ok().is_some_and(|v| {
             v.programs

@@ -314,7 +314,7 @@ impl Supervisor {
             .table
             .values()
             .any(|e| e.proc.leftovers)
-            .then(|| Instant::now() + LEFTOVER_RECHECK);
+            .then(|| state::deadline(Instant::now(), LEFTOVER_RECHECK));
         [t, d, l].into_iter().flatten().min()
     }
 
@@ -492,7 +492,7 @@ impl Supervisor {
                 e.timer_gen += 1;
                 self.timer_seq += 1;
                 self.timers.insert(
-                    (Instant::now() + after, self.timer_seq),
+                    (state::deadline(Instant::now(), after), self.timer_seq),
                     TimerRef {
                         name: name.to_string(),
                         generation: e.timer_gen,
@@ -580,7 +580,8 @@ impl Supervisor {
             }
             Request::FileChanged { name } => {
                 if self.table.contains_key(&name) {
-                    self.debounce.insert(name, Instant::now() + WATCH_DEBOUNCE);
+                    self.debounce
+                        .insert(name, state::deadline(Instant::now(), WATCH_DEBOUNCE));
                 }
             }
         }

@@ -116,6 +116,15 @@ impl Default for Proc {
     }
 }
 
+/// When a timer armed at `now` for `after` fires. Checked: a time past what `Instant` can
+/// hold fires at the latest time it can (the configuration bounds every duration, so this
+/// is defence, never the rule).
+pub fn deadline(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(now)
+}
+
 /// Backoff before the next spawn after `failures` consecutive failures (>= 1).
 pub fn backoff_delay(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
@@ -771,6 +780,21 @@ mod tests {
         step(&mut p, &s, Input::SpawnFailed, t);
         assert_eq!(p.state, ProcessState::Fatal);
         assert!(start_settled(&p));
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let t = Instant::now();
+        assert_eq!(
+            deadline(t, Duration::from_secs(5)),
+            t + Duration::from_secs(5)
+        );
+        let far = deadline(t, Duration::MAX);
+        assert!(far > t + Duration::from_secs(100 * 365 * 86_400), "{far:?}");
+        assert!(
+            deadline(far, Duration::MAX) >= far,
+            "still no panic, never earlier"
+        );
     }
 
     #[test]

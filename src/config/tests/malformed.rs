@@ -344,3 +344,42 @@ fn never_panics_on_odd_input() {
 fn bad_etcd_duration() {
     check("[etcd]\nbackup_interval=daily\n", 2, "backup_interval");
 }
+
+#[test]
+fn times_and_counts_past_their_bounds() {
+    // Each once crashed fild at reload (an Instant overflow) or stalled it (a rotation loop).
+    check(
+        &format!("{P}startsecs=18446744073709551615\n"),
+        3,
+        "startsecs",
+    );
+    check(&format!("{P}stopwaitsecs=315360001\n"), 3, "stopwaitsecs");
+    check(
+        &format!("{P}stdout_logfile_backups=4294967295\n"),
+        3,
+        "stdout_logfile_backups",
+    );
+    check(
+        "[supervisord]\nlogfile_backups=1001\n",
+        2,
+        "logfile_backups",
+    );
+    check(
+        "[etcd]\nbackup_interval=213503982334601d\n",
+        2,
+        "backup_interval",
+    );
+    check(
+        "[etcd]\nbackup_max_age=18446744073709551615s\n",
+        2,
+        "backup_max_age",
+    );
+    check("[etcd]\nliveness_window=3651d\n", 2, "liveness_window");
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", &format!("{P}startsecs=315360001\n"));
+    let errors = errors_of(&main, &Env::new());
+    assert!(
+        errors[0].to_string().contains("at most 315360000 seconds"),
+        "{errors:?}"
+    );
+}

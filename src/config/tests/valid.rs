@@ -453,3 +453,16 @@ fn etcd_section_defaults_and_values() {
     assert!(cfg.etcd.liveness_window.is_zero());
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
+
+#[test]
+fn the_largest_times_and_counts_are_accepted() {
+    let fx = Fixture::new();
+    let main = fx.write(
+        "fild.ini",
+        "[program:p]\ncommand=/bin/true\nstartsecs=315360000\nstopwaitsecs=0\nstdout_logfile_backups=1000\n\
+         [etcd]\nbackup_interval=3650d\nbackup_max_age=87600h\n",
+    );
+    let c = load_ok(&main, &Env::new());
+    assert_eq!(c.programs[0].startsecs, 315_360_000);
+    assert_eq!(c.etcd.backup_interval.as_secs(), 315_360_000);
+}
