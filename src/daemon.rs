@@ -63,6 +63,50 @@ fn claim_socket(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Take the pidfile for this fild's whole life: an exclusive `flock` on it, held by the
+/// returned value (the descriptor is close-on-exec: no program inherits it). A second fild
+/// naming the same pidfile (and so the same groups record) is refused here, before it binds
+/// a socket, starts a guard or reads the record, whatever its socket path: it touches
+/// nothing of the first one's.
+fn lock_pidfile(pidfile: &Path) -> anyhow::Result<nix::fcntl::Flock<fs::File>> {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = pidfile.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(pidfile)
+        .with_context(|| format!("cannot open pidfile {}", pidfile.display()))?;
+    let mut held = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
+        Ok(held) => held,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let pid = fs::read_to_string(pidfile).unwrap_or_default();
+            let pid = pid.trim();
+            bail!(
+                "another fild{} holds the pidfile {}; refusing to start, nothing was touched (stop it with `filc shutdown`, or give this one another [supervisord] pidfile)",
+                if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+                pidfile.display()
+            );
+        }
+        Err((_, e)) => bail!("cannot lock pidfile {}: {e}", pidfile.display()),
+    };
+    held.set_len(0)
+        .and_then(|()| held.rewind())
+        .and_then(|()| writeln!(held, "{}", std::process::id()))
+        .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    Ok(held)
+}
+
 /// Bind the control socket with mode 0600 (or `chmod`) from the first instant.
 fn bind_socket(config: &Config, path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
@@ -247,14 +291,11 @@ pub fn run(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
+    let pidfile = config.daemon.pidfile.clone();
+    // First of all: nothing below may run beside another fild of the same pidfile.
+    let _pidfile_lock = lock_pidfile(&pidfile)?;
     let socket = socket_path(&config);
     let listener = bind_socket(&config, &socket)?;
-    let pidfile = config.daemon.pidfile.clone();
-    if let Some(dir) = pidfile.parent() {
-        let _ = fs::create_dir_all(dir);
-    }
-    fs::write(&pidfile, format!("{}\n", std::process::id()))
-        .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
     let mut record = pidfile.clone().into_os_string();
     record.push(".groups");
     let guard = guard::Guard::start(PathBuf::from(record));

@@ -131,6 +131,59 @@ fn second_daemon_is_refused_and_stale_socket_is_replaced() {
     assert_eq!(v.trim(), g.pid().to_string());
 }
 
+/// A second fild that shares the first one's pidfile (and so its groups record) but not its
+/// socket once killed the first one's programs (its recorded-groups cleanup) and started
+/// copies; so did a restart after the socket file was deleted. The pidfile's flock refuses it.
+#[test]
+fn a_second_fild_on_the_same_pidfile_is_refused_whatever_its_socket() {
+    let dir = TestDir::new("second-pidfile");
+    let f = Fild::start(&dir, &prog("a", "sleep 100077", ""));
+    let a = f.wait_state("a", ProcessState::Running, T);
+    let first = std::fs::read_to_string(dir.join("fild.ini")).unwrap();
+    let other = dir.write(
+        "other.ini",
+        &first.replace(
+            &format!("file={}/fild.sock", dir.path().display()),
+            &format!("file={}/other.sock", dir.path().display()),
+        ),
+    );
+    assert_ne!(first, std::fs::read_to_string(&other).unwrap());
+
+    let refused = |config: &std::path::Path| {
+        let o = run_bounded(Command::new(FILD).arg("-c").arg(config), T);
+        assert!(!o.status.success(), "a second fild started: {:?}", o.status);
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("holds the pidfile") && err.contains(&f.pid().to_string()),
+            "the refusal must name the pidfile and the fild holding it: {err}"
+        );
+    };
+    refused(&other);
+    assert!(
+        !dir.join("other.sock").exists(),
+        "the refused fild bound a socket"
+    );
+    // The socket deleted, the same config started again.
+    std::fs::remove_file(f.socket()).unwrap();
+    refused(&f.config);
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(a.pid as i32), "the first fild's program was killed");
+    assert!(alive(f.pid()));
+    let children: Vec<i32> = children_of(f.pid());
+    assert!(
+        children.contains(&(a.pid as i32)),
+        "a is no longer fild's child"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("fild.pid"))
+            .unwrap()
+            .trim(),
+        f.pid().to_string(),
+        "the pidfile must still name the first fild"
+    );
+}
+
 #[test]
 fn socket_mode_is_0600_by_default_and_chmod_applies() {
     let dir = TestDir::new("mode");
