@@ -129,3 +129,81 @@ fn no_tcp_listener_without_credentials_and_passwords_never_logged() {
         assert!(!log.contains(secret), "fild.log holds a password");
     }
 }
+
+/// One raw HTTP/1.1 request over TCP; the status code of the answer.
+fn raw_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req =
+        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"))
+}
+
+/// What a page elsewhere can make a browser send to the TCP listener, with the Basic
+/// credentials it cached, once stopped a program. Now: refused, the program untouched; the
+/// same request with fild's JSON content type and no Origin (filc, curl) still works.
+#[test]
+fn a_web_page_elsewhere_cannot_stop_a_program_over_tcp() {
+    use base64::Engine;
+    let dir = TestDir::new("csrf");
+    let port = free_port();
+    let config = dir.write(
+        "fild.ini",
+        &format!(
+            "{}[inet_http_server]\nport=127.0.0.1:{port}\nusername=bob\npassword=tcp-pw\n\n[program:a]\ncommand=sleep 100079\nstartsecs=0\n",
+            preamble(dir.path())
+        ),
+    );
+    let f = Fild::start_with(dir.path(), &config);
+    let a = f.wait_state(
+        "a",
+        fild::api::ProcessState::Running,
+        std::time::Duration::from_secs(20),
+    );
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("bob:tcp-pw")
+    );
+    let body = r#"{"names":["a"]}"#;
+    let page = [
+        ("Authorization", auth.as_str()),
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "text/plain"),
+    ];
+    assert_eq!(raw_post(port, "/v1/processes/stop", &page, body), 415);
+    let page_json = [
+        ("Authorization", auth.as_str()),
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "application/json"),
+    ];
+    assert_eq!(raw_post(port, "/v1/processes/stop", &page_json, body), 403);
+    let still = f.info("a");
+    assert_eq!(
+        (still.state, still.pid),
+        (fild::api::ProcessState::Running, a.pid),
+        "a page elsewhere stopped a program"
+    );
+    // The README's curl form: JSON content type, no Origin.
+    let curl = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    assert_eq!(raw_post(port, "/v1/processes/stop", &curl, body), 200);
+    assert_eq!(f.info("a").state, fild::api::ProcessState::Stopped);
+}

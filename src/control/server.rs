@@ -54,15 +54,62 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most bytes one log read returns.
 const MAX_LOG_READ: u64 = 1 << 20;
 
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The Unix socket: no browser can reach it.
+    Unix,
+    /// `[inet_http_server]`: a browser can, so state-changing requests are checked for
+    /// cross-site use ([`cross_site`]).
+    Tcp,
+}
+
+/// On the TCP listener, why a request that may change state must be refused as one a web
+/// page elsewhere could have made a browser send (with its cached Basic credentials): it
+/// must say `Content-Type: application/json` (which a page cannot send without CORS, and
+/// fild answers no CORS preflight), and an `Origin` it carries must be the listener's own
+/// (`http://` and the `Host` it was asked at). Reads (GET, HEAD) pass; so does any request
+/// on the Unix socket.
+pub fn cross_site(via: Via, method: &Method, headers: &hyper::HeaderMap) -> Option<(u16, String)> {
+    if via == Via::Unix || method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some((
+            415,
+            "a request that changes state needs the header Content-Type: application/json".into(),
+        ));
+    }
+    // No Origin: not a browser's cross-site request (filc, curl).
+    let origin = headers.get(header::ORIGIN)?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let own = host.map(|h| format!("http://{h}"));
+    match (origin.to_str().ok(), own) {
+        (Some(o), Some(own)) if o.eq_ignore_ascii_case(&own) => None,
+        (o, _) => Some((
+            403,
+            format!(
+                "refused: a request from the web page origin {} (fild only takes state changes from its own origin or from clients that send no Origin)",
+                o.unwrap_or("(unreadable)")
+            ),
+        )),
+    }
+}
+
 /// Serve one accepted connection until the client closes it.
-pub async fn serve_connection<S>(io: S, served: Served, auth: Option<Credentials>)
+pub async fn serve_connection<S>(io: S, served: Served, auth: Option<Credentials>, via: Via)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let served = served.clone();
         let auth = auth.clone();
-        async move { Ok::<_, Infallible>(route(req, &served, auth.as_ref()).await) }
+        async move { Ok::<_, Infallible>(route(req, &served, auth.as_ref(), via).await) }
     });
     // Headers beyond 64 KiB get 431; bodies are limited separately (api::MAX_BODY_BYTES).
     // A client that stalls mid-request is dropped instead of holding a connection forever.
@@ -129,7 +176,12 @@ pub async fn serve_unix(
                     .peer_cred()
                     .is_ok_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
                 if allowed {
-                    tokio::spawn(serve_connection(stream, served.clone(), auth.clone()));
+                    tokio::spawn(serve_connection(
+                        stream,
+                        served.clone(),
+                        auth.clone(),
+                        Via::Unix,
+                    ));
                 } else {
                     let who = stream
                         .peer_cred()
@@ -167,7 +219,12 @@ pub async fn serve_tcp(listener: tokio::net::TcpListener, served: Served, auth: 
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, served.clone(), Some(auth.clone())));
+                tokio::spawn(serve_connection(
+                    stream,
+                    served.clone(),
+                    Some(auth.clone()),
+                    Via::Tcp,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Accept failed on the TCP control port.");
@@ -305,8 +362,17 @@ fn query(req: &HttpRequest<Incoming>, key: &str) -> Option<String> {
     })
 }
 
-async fn route(req: HttpRequest<Incoming>, served: &Served, auth: Option<&Credentials>) -> Resp {
+async fn route(
+    req: HttpRequest<Incoming>,
+    served: &Served,
+    auth: Option<&Credentials>,
+    via: Via,
+) -> Resp {
     let handle = &served.handle;
+    if let Some((status, why)) = cross_site(via, req.method(), req.headers()) {
+        tracing::warn!(path = %req.uri().path(), "{why}");
+        return error(status, why);
+    }
     if !authorized(&req, auth) {
         return error(
             401,
@@ -467,4 +533,54 @@ pub fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn a_page_elsewhere_cannot_change_state_over_tcp() {
+        let post = Method::POST;
+        // What any page can make a browser send.
+        let page = headers(&[
+            ("host", "127.0.0.1:9001"),
+            ("origin", "http://evil.example"),
+            ("content-type", "text/plain"),
+        ]);
+        assert_eq!(cross_site(Via::Tcp, &post, &page).unwrap().0, 415);
+        let page_json = headers(&[
+            ("host", "127.0.0.1:9001"),
+            ("origin", "http://evil.example"),
+            ("content-type", "application/json"),
+        ]);
+        let (status, why) = cross_site(Via::Tcp, &post, &page_json).unwrap();
+        assert_eq!(status, 403);
+        assert!(why.contains("http://evil.example"), "{why}");
+        let null = headers(&[("origin", "null"), ("content-type", "application/json")]);
+        assert_eq!(cross_site(Via::Tcp, &post, &null).unwrap().0, 403);
+        // filc and curl: JSON, no Origin; a page of fild's own origin.
+        let client = headers(&[("content-type", "application/json; charset=utf-8")]);
+        assert_eq!(cross_site(Via::Tcp, &post, &client), None);
+        let own = headers(&[
+            ("host", "127.0.0.1:9001"),
+            ("origin", "http://127.0.0.1:9001"),
+            ("content-type", "application/json"),
+        ]);
+        assert_eq!(cross_site(Via::Tcp, &post, &own), None);
+        // Reads, and the Unix socket, are not checked.
+        assert_eq!(cross_site(Via::Tcp, &Method::GET, &page), None);
+        assert_eq!(cross_site(Via::Unix, &post, &page), None);
+    }
 }
