@@ -315,6 +315,8 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let served = server::Served {
         handle: handle.clone(),
         etcd: crate::etcd::hooks(),
+        slots: Default::default(),
+        brake: Default::default(),
     };
     tokio::spawn(server::serve_unix(
         listener,

@@ -207,3 +207,86 @@ fn a_web_page_elsewhere_cannot_stop_a_program_over_tcp() {
     assert_eq!(raw_post(port, "/v1/processes/stop", &curl, body), 200);
     assert_eq!(f.info("a").state, fild::api::ProcessState::Stopped);
 }
+
+/// More connections than fild serves at once: the ones past the cap are closed at once, and
+/// root's `filc status` on the Unix socket is still answered from the slots kept for it.
+/// Refused logins end their connection, and repeated ones are answered later and later
+/// (counted in fild's log, not timed).
+#[test]
+fn connections_are_capped_with_room_for_root_and_failed_logins_are_braked() {
+    use std::io::{Read, Write};
+    let dir = TestDir::new("cap");
+    let port = free_port();
+    let config = dir.write(
+        "fild.ini",
+        &format!(
+            "{}[inet_http_server]\nport=127.0.0.1:{port}\nusername=bob\npassword=tcp-pw\n\n[program:a]\ncommand=sleep 100080\nstartsecs=0\n",
+            preamble(dir.path())
+        ),
+    );
+    let f = Fild::start_with(dir.path(), &config);
+    f.wait_state(
+        "a",
+        fild::api::ProcessState::Running,
+        std::time::Duration::from_secs(20),
+    );
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // A wrong password: 401, then the connection is closed (read reaches EOF).
+    let wrong = |n: usize| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        // Keep-alive asked for: fild closes anyway.
+        s.write_all(format!("GET /v1/processes HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Ym9iOndyb25n{n}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .expect("the refused connection is closed");
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    };
+    for n in 0..6 {
+        wrong(n);
+    }
+    let log = std::fs::read_to_string(dir.join("fild.log")).unwrap();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("Failed login")).collect();
+    assert_eq!(failed.len(), 6, "{failed:#?}");
+    let held = failed.iter().filter(|l| !l.contains("delay_ms=0")).count();
+    assert_eq!(
+        held, 3,
+        "three free failures, then three held-back replies: {failed:#?}"
+    );
+    assert!(
+        failed[5].contains("failures=6") && failed[5].contains("delay_ms=1000"),
+        "{}",
+        failed[5]
+    );
+
+    // Hold every general slot (and then some) with idle TCP connections.
+    let total = fild::control::admission::GENERAL_SLOTS + 20;
+    let mut held_conns = Vec::new();
+    for _ in 0..total {
+        held_conns.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut closed = 0;
+    for s in &mut held_conns {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        closed += usize::from(matches!(s.read(&mut [0u8; 1]), Ok(0)));
+    }
+    assert!(
+        closed >= 20,
+        "only {closed} of {total} connections past the cap were closed"
+    );
+    let root = f.filc(&["status", "a"]);
+    assert!(
+        root.status.success(),
+        "root's status was not answered: {}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+    drop(held_conns);
+}

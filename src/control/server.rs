@@ -20,8 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::admission::{Brake, Slots, credentials_match};
 use crate::api::{self, Ack, ErrorReply, LogChunk, NamesRequest, SignalRequest, VersionInfo};
-use crate::config::{Credentials, Password};
+use crate::config::Credentials;
 use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
 /// The future a hook returns.
@@ -41,11 +42,14 @@ pub struct EtcdHooks {
     pub members: std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdMembers> + Send + Sync>,
 }
 
-/// What every connection is served with: the way into the loop and the etcd hooks.
+/// What every connection is served with: the way into the loop, the etcd hooks, and the
+/// admission state every listener shares.
 #[derive(Clone)]
 pub struct Served {
     pub handle: Handle,
     pub etcd: EtcdHooks,
+    pub slots: Slots,
+    pub brake: Brake,
 }
 
 /// How long a client may take to send a request's headers, and then its body.
@@ -101,15 +105,24 @@ pub fn cross_site(via: Via, method: &Method, headers: &hyper::HeaderMap) -> Opti
     }
 }
 
+/// The peer of one connection: which listener, and who (a TCP peer's address, a Unix peer's
+/// uid), as the failed-login brake counts it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub via: Via,
+    pub source: String,
+}
+
 /// Serve one accepted connection until the client closes it.
-pub async fn serve_connection<S>(io: S, served: Served, auth: Option<Credentials>, via: Via)
+pub async fn serve_connection<S>(io: S, served: Served, auth: Option<Credentials>, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let served = served.clone();
         let auth = auth.clone();
-        async move { Ok::<_, Infallible>(route(req, &served, auth.as_ref(), via).await) }
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(route(req, &served, auth.as_ref(), &peer).await) }
     });
     // Headers beyond 64 KiB get 431; bodies are limited separately (api::MAX_BODY_BYTES).
     // A client that stalls mid-request is dropped instead of holding a connection forever.
@@ -172,23 +185,34 @@ pub async fn serve_unix(
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let allowed = stream
-                    .peer_cred()
-                    .is_ok_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
+                let cred = stream.peer_cred().ok();
+                let allowed = cred.is_some_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
+                let local_root = cred.is_some_and(|c| c.uid() == 0 || c.uid() == policy.own_uid);
+                // No slot: closed at once (dropped), before a byte is read.
+                let Some(slot) = served.slots.admit(local_root) else {
+                    tracing::debug!("Control connection closed: every slot is taken.");
+                    continue;
+                };
                 if allowed {
-                    tokio::spawn(serve_connection(
-                        stream,
-                        served.clone(),
-                        auth.clone(),
-                        Via::Unix,
-                    ));
+                    let peer = Peer {
+                        via: Via::Unix,
+                        source: cred.map_or("uid ?".into(), |c| format!("uid {}", c.uid())),
+                    };
+                    let conn = serve_connection(stream, served.clone(), auth.clone(), peer);
+                    tokio::spawn(async move {
+                        conn.await;
+                        drop(slot);
+                    });
                 } else {
                     let who = stream
                         .peer_cred()
                         .map(|c| format!("uid {} (pid {:?})", c.uid(), c.pid()))
                         .unwrap_or_else(|_| "an unknown peer".into());
                     tracing::warn!(peer = %who, "Refused a control connection.");
-                    tokio::spawn(refuse_connection(stream, who));
+                    tokio::spawn(async move {
+                        refuse_connection(stream, who).await;
+                        drop(slot);
+                    });
                 }
             }
             Err(e) => {
@@ -199,7 +223,7 @@ pub async fn serve_unix(
     }
 }
 
-/// Answer every request on a connection with 403.
+/// Answer the first request on a connection with 403, then close it.
 async fn refuse_connection(stream: tokio::net::UnixStream, who: String) {
     let service = service_fn(move |_req| {
         let msg = format!(
@@ -218,13 +242,20 @@ async fn refuse_connection(stream: tokio::net::UnixStream, who: String) {
 pub async fn serve_tcp(listener: tokio::net::TcpListener, served: Served, auth: Credentials) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_connection(
-                    stream,
-                    served.clone(),
-                    Some(auth.clone()),
-                    Via::Tcp,
-                ));
+            Ok((stream, addr)) => {
+                let Some(slot) = served.slots.admit(false) else {
+                    tracing::debug!(peer = %addr, "TCP control connection closed: every slot is taken.");
+                    continue;
+                };
+                let peer = Peer {
+                    via: Via::Tcp,
+                    source: addr.ip().to_string(),
+                };
+                let conn = serve_connection(stream, served.clone(), Some(auth.clone()), peer);
+                tokio::spawn(async move {
+                    conn.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Accept failed on the TCP control port.");
@@ -285,6 +316,13 @@ fn reply_error(status: StatusCode, body: ErrorReply) -> Resp {
             header::HeaderValue::from_static("Basic realm=\"fild\""),
         );
     }
+    // A refused client gets its answer and the connection ends: it holds no slot.
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     resp
 }
 
@@ -319,18 +357,7 @@ fn authorized(req: &HttpRequest<Incoming>, auth: Option<&Credentials>) -> bool {
     let Some((user, pass)) = decoded.split_once(':') else {
         return false;
     };
-    user == creds.username && password_matches(&creds.password, pass)
-}
-
-/// Compare a password with a configured one (plain or `{SHA}` hex SHA-1).
-pub fn password_matches(configured: &Password, given: &str) -> bool {
-    match configured {
-        Password::Plain(p) => p == given,
-        Password::Sha1Hex(h) => {
-            use sha1::Digest;
-            hex::encode(sha1::Sha1::digest(given.as_bytes())) == *h
-        }
-    }
+    credentials_match(creds, user, pass)
 }
 
 async fn body<T: DeserializeOwned>(req: HttpRequest<Incoming>) -> Result<T, Resp> {
@@ -366,18 +393,29 @@ async fn route(
     req: HttpRequest<Incoming>,
     served: &Served,
     auth: Option<&Credentials>,
-    via: Via,
+    peer: &Peer,
 ) -> Resp {
     let handle = &served.handle;
-    if let Some((status, why)) = cross_site(via, req.method(), req.headers()) {
+    if let Some((status, why)) = cross_site(peer.via, req.method(), req.headers()) {
         tracing::warn!(path = %req.uri().path(), "{why}");
         return error(status, why);
     }
     if !authorized(&req, auth) {
+        let (failures, delay) = served.brake.failed(&peer.source, std::time::Instant::now());
+        tracing::warn!(
+            source = %peer.source,
+            failures,
+            delay_ms = delay.as_millis() as u64,
+            "Failed login to the control API."
+        );
+        tokio::time::sleep(delay).await;
         return error(
             401,
             "authentication required (username/password from the config)",
         );
+    }
+    if auth.is_some() {
+        served.brake.succeeded(&peer.source);
     }
     let path = req.uri().path().to_string();
     let Some(rest) = path.strip_prefix(api::PREFIX) else {
