@@ -96,6 +96,10 @@ pub struct ProcessInfo {
     pub description: String,
     pub stdout_logfile: Option<String>,
     pub stderr_logfile: Option<String>,
+    /// The program's cgroup (its directory), when fild contains programs by cgroup v2;
+    /// `None` under the process-group fallback.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 /// Names as typed by the user: `name`, `group:name`, `group:*` or `all`.
@@ -157,8 +161,12 @@ pub struct LogChunk {
     pub file: String,
     /// Where `data` starts in the live file.
     pub offset: u64,
-    /// The live file's size when read; poll again from `offset + len(data)`.
+    /// The live file's size when read.
     pub size: u64,
+    /// How many bytes of the file `data` holds (it is decoded lossily, so its own length
+    /// can differ): poll again from `offset + read`.
+    #[serde(default)]
+    pub read: u64,
     pub data: String,
 }
 

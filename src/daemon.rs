@@ -257,7 +257,8 @@ pub fn sd_notify(state: &str) {
 }
 
 /// Who may connect: derived from the socket as bound, chmod-ed and chown-ed.
-fn peer_policy(meta: &Option<fs::Metadata>) -> server::PeerPolicy {
+/// `chown_group`: whether `[unix_http_server] chown` names a group.
+fn peer_policy(meta: &Option<fs::Metadata>, chown_group: bool) -> server::PeerPolicy {
     use std::os::unix::fs::MetadataExt;
     let own_uid = nix::unistd::geteuid().as_raw();
     let own_gid = nix::unistd::getegid().as_raw();
@@ -265,8 +266,10 @@ fn peer_policy(meta: &Option<fs::Metadata>) -> server::PeerPolicy {
         Some(m) => server::PeerPolicy {
             own_uid,
             owner_uid: m.uid(),
-            // The group counts only when it was set on purpose (chown) and may use the socket.
-            group: (m.gid() != own_gid && m.mode() & 0o060 != 0).then_some(m.gid()),
+            // The group counts only when it was set on purpose (chown names it, fild's own
+            // group included) and may use the socket.
+            group: ((chown_group || m.gid() != own_gid) && m.mode() & 0o060 != 0)
+                .then_some(m.gid()),
         },
         None => server::PeerPolicy {
             own_uid,
@@ -298,20 +301,40 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let listener = bind_socket(&config, &socket)?;
     let mut record = pidfile.clone().into_os_string();
     record.push(".groups");
-    let guard = guard::Guard::start(PathBuf::from(record));
+    let cgroups = match crate::supervisor::cgroup::Cgroups::detect() {
+        Ok(c) => {
+            tracing::info!(cgroup = %c.base().display(), "Containment: each program in a cgroup of its own (cgroup v2).");
+            Some(c)
+        }
+        Err(why) => {
+            tracing::warn!(
+                "Containment: process groups and the child subreaper only ({why}); a process that leaves its program's process group can outlive a stop."
+            );
+            None
+        }
+    };
+    let guard = guard::Guard::start(
+        PathBuf::from(record),
+        cgroups.as_ref().map(|c| c.base().to_path_buf()),
+    );
 
     let inet = config.inet_http_server.clone();
     let unix_auth = config
         .unix_http_server
         .as_ref()
         .and_then(|u| u.auth.clone());
+    let chown_group = config
+        .unix_http_server
+        .as_ref()
+        .and_then(|u| u.chown.as_ref())
+        .is_some_and(|(_, group)| group.is_some());
     let server_url = format!("unix://{}", socket.display());
     // Settings files an older fild rewrote: their values move to the runtime layer before
     // any member starts.
     crate::etcd::adopt::at_start(&config.programs, &env);
-    let sup = Supervisor::new(path, env, config, guard, server_url);
+    let sup = Supervisor::new(path, env, config, guard, cgroups.clone(), server_url);
     let handle = sup.handle();
-    let policy = peer_policy(&fs::metadata(&socket).ok());
+    let policy = peer_policy(&fs::metadata(&socket).ok(), chown_group);
     let served = server::Served {
         handle: handle.clone(),
         etcd: crate::etcd::hooks(),
@@ -370,6 +393,10 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     // Let replies already handed to connection tasks (`filc shutdown`'s) reach their clients.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     sd_notify("STOPPING=1");
+    if let Some(c) = &cgroups {
+        // Every program is stopped: its cgroups are empty (anything left is killed).
+        crate::supervisor::cgroup::kill_tree(c.base(), std::time::Duration::from_secs(2));
+    }
     let _ = fs::remove_file(&socket);
     let _ = fs::remove_file(&pidfile);
     tracing::info!("fild stopped.");

@@ -211,3 +211,223 @@ fn tail_prints_the_last_lines_of_stdout_and_reads_stderr() {
         "problem 2\n"
     );
 }
+
+/// A `user=nobody` program whose log lies in a directory nobody owns: a symlink placed
+/// there to a root-owned file once made root fild append the program's output to that
+/// file. Now the program does not start, the error names the key, and the file is untouched.
+#[test]
+fn a_symlink_a_less_privileged_user_placed_is_never_followed() {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+    let dir = TestDir::new("log-symlink");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = dir.join("nobody-logs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let roots = dir.join("root-owned.conf");
+    std::fs::write(&roots, "root's own\n").unwrap();
+    symlink(&roots, theirs.join("out.log")).unwrap();
+    let f = Fild::start(
+        &dir,
+        &format!(
+            "[program:p]\ncommand=/bin/echo written-through-the-link\nuser=nobody\nstartsecs=0\nstartretries=0\nautorestart=false\nstdout_logfile={}\n",
+            theirs.join("out.log").display()
+        ),
+    );
+    let p = f.wait_state("p", ProcessState::Fatal, T);
+    assert!(
+        p.description.contains("stdout_logfile") && p.description.contains("symbolic link"),
+        "{}",
+        p.description
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        read(&roots),
+        "root's own\n",
+        "fild wrote through the symlink"
+    );
+}
+
+/// A FIFO at a program's (predictable) log path once blocked fild's loop in open() until the
+/// watchdog killed it. Now the open never blocks: the program is refused, fild answers.
+#[test]
+fn a_fifo_at_the_log_path_is_refused_without_blocking() {
+    let dir = TestDir::new("log-fifo");
+    let fifo = dir.join("p-stdout.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let config = dir.write(
+        "fild.ini",
+        &(preamble(dir.path()).replace(
+            "[supervisord]\n",
+            &format!("[supervisord]\nchildlogdir={}\n", dir.path().display()),
+        ) + "[program:p]\ncommand=sleep 100195\nstartsecs=0\nstartretries=0\nstdout_logfile=AUTO\n\n[program:q]\ncommand=sleep 100196\nstartsecs=0\n"),
+    );
+    let f = Fild::start_with(dir.path(), &config);
+    let p = f.wait_state("p", ProcessState::Fatal, T);
+    assert!(p.description.contains("FIFO"), "{}", p.description);
+    // The loop was never stuck: another program runs and fild answers.
+    f.wait_state("q", ProcessState::Running, T);
+    f.filc_ok(&["status"]);
+}
+
+/// Two programs sharing one log file, and `logrotate copytruncate`: writes land at the
+/// file's current end, so no line is overwritten and a truncated file holds no NUL bytes.
+#[test]
+fn shared_log_files_and_copytruncate_lose_nothing() {
+    let dir = TestDir::new("log-shared");
+    let shared = dir.join("shared.log");
+    let script = |name: &str, tag: &str| {
+        dir.script(
+            &format!("{name}.sh"),
+            &format!(
+                "i=1\nwhile [ $i -le 2000 ]; do echo \"{tag} $i\"; i=$((i+1)); done\nexec sleep 1000"
+            ),
+        )
+    };
+    let a = script("a", "from-a");
+    let b = script("b", "from-b");
+    let f = Fild::start(
+        &dir,
+        &format!(
+            "[program:a]\ncommand={}\nstartsecs=0\nstdout_logfile={}\nstdout_logfile_maxbytes=0\n\n[program:b]\ncommand={}\nstartsecs=0\nstdout_logfile={}\nstdout_logfile_maxbytes=0\n",
+            a.display(),
+            shared.display(),
+            b.display(),
+            shared.display()
+        ),
+    );
+    f.wait_state("a", ProcessState::Running, T);
+    f.wait_state("b", ProcessState::Running, T);
+    let done = |t: &str| read(&shared).lines().filter(|l| l.starts_with(t)).count();
+    assert!(
+        wait_until(T, || done("from-a ") == 2000 && done("from-b ") == 2000),
+        "lines lost: {} from a, {} from b",
+        done("from-a "),
+        done("from-b ")
+    );
+    // copytruncate while a program writes on: truncated in place mid-flow, the file holds
+    // no NUL bytes afterwards (writes go to the current end, not to fild's old offset).
+    let slow = dir.script(
+        "c.sh",
+        "i=0\nwhile [ $i -lt 100 ]; do echo \"from-c $i\"; i=$((i+1)); sleep 0.02; done\nexec sleep 1000",
+    );
+    let c_log = dir.join("c.log");
+    std::fs::write(
+        dir.join("fild.ini"),
+        read(&dir.join("fild.ini"))
+            + &format!(
+                "\n[program:c]\ncommand={}\nstartsecs=0\nstdout_logfile={}\nstdout_logfile_maxbytes=0\n",
+                slow.display(),
+                c_log.display()
+            ),
+    )
+    .unwrap();
+    f.filc_ok(&["reload"]);
+    assert!(wait_until(T, || read(&c_log).contains("from-c 30\n")));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&c_log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert!(
+        wait_until(T, || read(&c_log).contains("from-c 99\n")),
+        "c's last line"
+    );
+    let bytes = std::fs::read(&c_log).unwrap();
+    assert!(
+        !bytes.contains(&0),
+        "NUL bytes after copytruncate: {:?}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+    );
+}
+
+/// `filc tail -f` counted its offset on decoded text: bytes that are not UTF-8 (replaced by
+/// U+FFFD, three bytes each) pushed it past the file's end, and the next poll printed the
+/// whole log again. Now it counts the bytes read.
+#[test]
+fn tail_follow_is_not_fooled_by_invalid_utf8() {
+    use std::io::Read;
+    let dir = TestDir::new("tail-utf8");
+    let s = dir.script(
+        "t.sh",
+        "echo first-line\nprintf 'bad \\377\\376 bytes\\n'\nsleep 1.5\necho later-line\nexec sleep 1000",
+    );
+    let out = dir.join("t.out");
+    let f = Fild::start(
+        &dir,
+        &format!(
+            "[program:t]\ncommand={}\nstartsecs=0\nstdout_logfile={}\n",
+            s.display(),
+            out.display()
+        ),
+    );
+    f.wait_state("t", ProcessState::Running, T);
+    let has = |what: &str| {
+        std::fs::read(&out)
+            .unwrap_or_default()
+            .windows(what.len())
+            .any(|w| w == what.as_bytes())
+    };
+    assert!(wait_until(T, || has("bytes")));
+    let mut tail = std::process::Command::new(FILC)
+        .arg("-c")
+        .arg(&f.config)
+        .args(["tail", "-f", "t"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Polls (every 200 ms) while the file does not grow, then the later line comes.
+    assert!(wait_until(T, || has("later-line")));
+    std::thread::sleep(Duration::from_millis(800));
+    signal(tail.id() as i32, libc::SIGKILL);
+    let _ = tail.wait();
+    let mut printed = String::new();
+    tail.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut printed)
+        .unwrap();
+    assert_eq!(
+        printed.matches("first-line").count(),
+        1,
+        "printed again:\n{printed}"
+    );
+    assert_eq!(printed.matches("later-line").count(), 1, "{printed}");
+}
+
+/// A numeric real-time `stopsignal` passed the config check but was never sent: the program
+/// was SIGKILLed after stopwaitsecs instead. Now it gets the signal.
+#[test]
+fn a_real_time_stopsignal_is_sent() {
+    let dir = TestDir::new("rt-signal");
+    let got = dir.join("got");
+    let s = dir.script(
+        "rt.sh",
+        &format!(
+            "#!/bin/bash\ntrap 'echo got-40 > {}; exit 0' 40\nwhile :; do sleep 0.1; done",
+            got.display()
+        ),
+    );
+    let f = Fild::start(
+        &dir,
+        &format!(
+            "[program:rt]\ncommand=/bin/bash {}\nstartsecs=0\nstopsignal=40\nstopwaitsecs=30\n",
+            s.display()
+        ),
+    );
+    f.wait_state("rt", ProcessState::Running, T);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    f.filc_ok(&["stop", "rt"]);
+    assert_eq!(
+        read(&got),
+        "got-40\n",
+        "signal 40 never reached the program"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "stopped by the SIGKILL fallback"
+    );
+    let info = f.info("rt");
+    assert_eq!(info.exit_status, Some(0), "{info:?}");
+}

@@ -290,3 +290,28 @@ fn connections_are_capped_with_room_for_root_and_failed_logins_are_braked() {
     );
     drop(held_conns);
 }
+
+/// `chown` naming fild's own group (root's, here) was ignored: that group's members were
+/// refused. Now a group chown names counts, whichever it is.
+#[test]
+fn a_chown_naming_filds_own_group_lets_that_group_in() {
+    let dir = TestDir::new("owngroup");
+    open_dir(&dir);
+    let config = dir.write(
+        "fild.ini",
+        &format!(
+            "[unix_http_server]\nfile={d}/fild.sock\nchmod=0660\nchown=root:root\n\n[supervisord]\nlogfile={d}/fild.log\npidfile={d}/fild.pid\n\n[program:a]\ncommand=sleep 1000\nstartsecs=0\n",
+            d = dir.path().display()
+        ),
+    );
+    let f = Fild::start_with(dir.path(), &config);
+    let out = filc_as_nobody(&f.socket(), Some("0"));
+    assert!(
+        out.status.success(),
+        "a member of root's group, named by chown, is refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Someone outside it still is not.
+    let out = filc_as_nobody(&f.socket(), None);
+    assert!(!out.status.success());
+}

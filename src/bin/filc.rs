@@ -319,12 +319,12 @@ async fn tail(
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut offset = chunk.offset + chunk.data.len() as u64;
+    let mut offset = chunk.offset + chunk.read;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let chunk = c.logs(name, stream, Some(offset), 1 << 20).await?;
         // After a rotation the server answers from the new file's start; its offset says so.
-        offset = chunk.offset + chunk.data.len() as u64;
+        offset = chunk.offset + chunk.read;
         let mut out = std::io::stdout().lock();
         if out.write_all(chunk.data.as_bytes()).is_err() || out.flush().is_err() {
             return Ok(ExitCode::SUCCESS);

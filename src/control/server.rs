@@ -150,29 +150,39 @@ pub struct PeerPolicy {
 }
 
 impl PeerPolicy {
-    pub fn allows(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+    /// Whether a peer of `uid` and primary `gid` may connect; its supplementary groups
+    /// (`groups`) are asked for only when they decide it.
+    pub fn allows(&self, uid: u32, gid: u32, groups: impl FnOnce() -> Vec<u32>) -> bool {
         if uid == 0 || uid == self.own_uid || uid == self.owner_uid {
             return true;
         }
         let Some(group) = self.group else {
             return false;
         };
-        gid == group || pid.is_some_and(|p| supplementary_groups(p).contains(&group))
+        gid == group || groups().contains(&group)
     }
 }
 
-/// The `Groups:` line of `/proc/<pid>/status`.
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
-                g.split_whitespace()
-                    .filter_map(|x| x.parse().ok())
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+/// The peer's supplementary groups as the kernel recorded them when it connected
+/// (`SO_PEERGROUPS`), not as `/proc` shows them later, when the pid may be someone else's.
+pub fn peer_groups(fd: std::os::fd::RawFd) -> Vec<u32> {
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+    // SAFETY: getsockopt into our buffer, its size in `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Vec::new();
+    }
+    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+    groups
 }
 
 /// Accept on a Unix listener forever.
@@ -186,7 +196,9 @@ pub async fn serve_unix(
         match listener.accept().await {
             Ok((stream, _)) => {
                 let cred = stream.peer_cred().ok();
-                let allowed = cred.is_some_and(|c| policy.allows(c.uid(), c.gid(), c.pid()));
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                let allowed =
+                    cred.is_some_and(|c| policy.allows(c.uid(), c.gid(), || peer_groups(fd)));
                 let local_root = cred.is_some_and(|c| c.uid() == 0 || c.uid() == policy.own_uid);
                 // No slot: closed at once (dropped), before a byte is read.
                 let Some(slot) = served.slots.admit(local_root) else {
@@ -512,7 +524,13 @@ async fn route(
                 })
                 .await
             {
-                Ok(file) => result(read_log(&file, offset, max)),
+                // Up to 1 MiB from disk: on the blocking pool, never on the loop's thread.
+                Ok(file) => {
+                    match tokio::task::spawn_blocking(move || read_log(&file, offset, max)).await {
+                        Ok(r) => result(r),
+                        Err(e) => error(500, format!("log read failed: {e}")),
+                    }
+                }
                 Err(e) => from_api_error(e),
             }
         }
@@ -532,6 +550,7 @@ fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiE
                 file: path.display().to_string(),
                 offset: 0,
                 size: 0,
+                read: 0,
                 data: String::new(),
             });
         }
@@ -562,6 +581,7 @@ fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiE
         file: path.display().to_string(),
         offset: start,
         size,
+        read: buf.len() as u64,
         data: String::from_utf8_lossy(&buf).into_owned(),
     })
 }

@@ -201,14 +201,15 @@ fn ours(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with("etcd-") && n.ends_with(".db"))
 }
 
-/// Which files retention deletes: never the newest `keep` (at least one), and beyond those
-/// only files of fild's own naming older than `max_age`. `files` is newest first.
+/// Which files retention deletes: only files of fild's own naming, never the newest `keep`
+/// of those (at least one), and beyond those only ones older than `max_age`. Other files in
+/// the folder count for nothing. `files` is newest first.
 fn doomed(files: &[Listed], keep: u32, max_age: Duration, now: SystemTime) -> Vec<PathBuf> {
     let keep = keep.max(1) as usize;
     files
         .iter()
-        .skip(keep)
         .filter(|l| ours(&l.file.path))
+        .skip(keep)
         .filter(|l| now.duration_since(l.modified).unwrap_or_default() > max_age)
         .map(|l| l.file.path.clone())
         .collect()
@@ -553,6 +554,17 @@ mod tests {
             listed("mine.db", 10 * day, now),
         ];
         assert!(doomed(&files, 1, Duration::from_secs(1), now).is_empty());
+        // ... and never take one of the `keep` places: with keep=2, two newer files of
+        // someone else's do not doom fild's second newest.
+        let files = vec![
+            listed("manual-1.db", 10, now),
+            listed("manual-2.db", 20, now),
+            listed("etcd-a.db", 2 * day, now),
+            listed("etcd-b.db", 3 * day, now),
+            listed("etcd-c.db", 4 * day, now),
+        ];
+        let d = doomed(&files, 2, Duration::from_secs(day), now);
+        assert_eq!(d, vec![PathBuf::from("/b/etcd-c.db")]);
     }
 
     #[test]

@@ -253,3 +253,44 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         asked,
     }
 }
+
+/// Cluster views for the unit tests of the modules that decide on them (guard, liveness).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A listed voting member run by `program`.
+    pub(crate) fn row(program: &str, healthy: bool, leader: bool) -> MemberStatus {
+        MemberStatus {
+            program: Some(program.into()),
+            name: program.into(),
+            id: Some(format!("{:x}", program.len())),
+            healthy,
+            leader,
+            raft_term: 2,
+            ..Default::default()
+        }
+    }
+
+    /// A learner run by `program`, not (yet) answering.
+    pub(crate) fn learner(program: &str) -> MemberStatus {
+        MemberStatus {
+            learner: true,
+            ..row(program, false, false)
+        }
+    }
+
+    /// The cluster of these rows, with a leader known.
+    pub(crate) fn cluster(rows: Vec<MemberStatus>) -> ClusterStatus {
+        let voters = rows.iter().filter(|r| !r.learner).count();
+        ClusterStatus {
+            healthy_voters: rows.iter().filter(|r| r.healthy && !r.learner).count(),
+            members: rows,
+            voters,
+            quorum: voters / 2 + 1,
+            leader: Some("1".into()),
+            verdict: Verdict::Healthy,
+            asked: Some("x".into()),
+        }
+    }
+}

@@ -281,31 +281,7 @@ async fn state_of(handle: &Handle, program: &str) -> ProcessState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(program: &str, healthy: bool, leader: bool) -> MemberStatus {
-        MemberStatus {
-            program: Some(program.into()),
-            name: program.into(),
-            id: Some(format!("{:x}", program.len())),
-            healthy,
-            leader,
-            raft_term: 2,
-            ..Default::default()
-        }
-    }
-
-    fn cluster(rows: Vec<MemberStatus>) -> ClusterStatus {
-        let voters = rows.len();
-        ClusterStatus {
-            healthy_voters: rows.iter().filter(|r| r.healthy).count(),
-            members: rows,
-            voters,
-            quorum: voters / 2 + 1,
-            leader: Some("1".into()),
-            verdict: cluster::Verdict::Healthy,
-            asked: Some("x".into()),
-        }
-    }
+    use crate::etcd::cluster::fixtures::{cluster, row};
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::cluster;
+use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::conn;
 use super::guard::{MEMBER_OPS, run_action, up, view};
 use super::members;
@@ -115,15 +115,8 @@ pub async fn liveness(handle: Handle) {
             .map(|(p, s)| (p.clone(), s.pid, s.since.elapsed()));
         if let Some((program, pid, for_how_long)) = due {
             let was_ready = answered.get(&program) == Some(&pid);
-            let go = was_ready || {
-                let st = cluster::status(&local).await;
-                let others_up = st
-                    .members
-                    .iter()
-                    .filter(|r| r.program.as_deref() != Some(program.as_str()) && up(&st, r))
-                    .count();
-                st.voters > 0 && others_up >= st.quorum
-            };
+            let st = cluster::status(&local).await;
+            let go = restart_silent_member(&st, &program, was_ready);
             if go {
                 restart_silent(&handle, &local, &program, pid, for_how_long, window).await;
                 silent.clear();
@@ -138,6 +131,24 @@ pub async fn liveness(handle: Handle) {
             tokio::time::sleep(every - spent).await;
         }
     }
+}
+
+/// Whether liveness restarts `program`, silent past the window: yes when it answered
+/// before in this run (it hung), or when the others hold quorum without it; never while it
+/// is a learner (a joining member receiving a large snapshot can stay silent for longer than
+/// the window, holds no vote, and the operation that added it has its own deadline).
+pub(crate) fn restart_silent_member(st: &ClusterStatus, program: &str, was_ready: bool) -> bool {
+    let mine = |r: &&MemberStatus| r.program.as_deref() == Some(program);
+    if st.members.iter().filter(mine).any(|r| r.learner) {
+        tracing::debug!(program = %program, "etcd member is a learner catching up; liveness leaves it alone.");
+        return false;
+    }
+    let others_up = st
+        .members
+        .iter()
+        .filter(|r| r.program.as_deref() != Some(program) && up(st, r))
+        .count();
+    was_ready || (st.voters > 0 && others_up >= st.quorum)
 }
 
 async fn restart_silent(
@@ -210,4 +221,47 @@ async fn restart_silent(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tracing::warn!(program = %program, "etcd member still does not answer after its liveness restart.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::cluster::fixtures::{cluster, learner, row};
+
+    #[test]
+    fn a_silent_learner_is_never_restarted() {
+        let st = cluster(vec![
+            row("etcd-0", true, false),
+            row("etcd-1", true, false),
+            learner("etcd-2"),
+        ]);
+        assert!(!restart_silent_member(&st, "etcd-2", false));
+        assert!(!restart_silent_member(&st, "etcd-2", true));
+    }
+
+    #[test]
+    fn a_hung_voter_is_restarted_when_it_answered_before_or_quorum_holds_without_it() {
+        let st = cluster(vec![
+            row("etcd-0", true, false),
+            row("etcd-1", true, false),
+            row("etcd-2", false, false),
+        ]);
+        assert!(
+            restart_silent_member(&st, "etcd-2", false),
+            "quorum holds without it"
+        );
+        let st = cluster(vec![
+            row("etcd-0", true, false),
+            row("etcd-1", false, false),
+            row("etcd-2", false, false),
+        ]);
+        assert!(
+            !restart_silent_member(&st, "etcd-2", false),
+            "no quorum, never answered"
+        );
+        assert!(
+            restart_silent_member(&st, "etcd-2", true),
+            "it answered before: hung"
+        );
+    }
 }

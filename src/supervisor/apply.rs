@@ -46,6 +46,7 @@ impl Supervisor {
                     proc: Proc::default(),
                     timer_gen: 0,
                     pgid: None,
+                    cgroup: None,
                     start_wall: None,
                     stop_wall: None,
                     _watcher: watcher,
@@ -99,12 +100,58 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        match config::load(&self.config_path, &self.env) {
-            Ok(new) => {
+        self.load_off_loop(None);
+    }
+
+    /// Read the configuration on the blocking pool (its files, include globs and all): a
+    /// slow disk never stalls the loop. The result comes back as [`Request::Loaded`].
+    pub(super) fn load_off_loop(&mut self, reply: Option<Reply<ReloadReply>>) {
+        let (path, env, tx) = (self.config_path.clone(), self.env.clone(), self.tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = Box::new(config::load(&path, &env));
+            let _ = tx.send(Request::Loaded { result, reply });
+        });
+    }
+
+    /// Apply a configuration read off the loop, or refuse it and change nothing.
+    pub(super) fn loaded(
+        &mut self,
+        result: Result<Config, config::ConfigErrors>,
+        reply: Option<Reply<ReloadReply>>,
+    ) {
+        if self.shutting_down {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "fild is shutting down",
+                )));
+            }
+            return;
+        }
+        match (result, reply) {
+            (Ok(new), Some(reply)) => {
+                let (mut job, result) = self.apply(new);
+                job.reply = JobReply::Reload { result, reply };
+                self.jobs.push(job);
+            }
+            (Ok(new), None) => {
                 let (job, _) = self.apply(new);
                 self.jobs.push(job);
             }
-            Err(errors) => tracing::error!("SIGHUP reload refused, nothing changed: {errors}"),
+            (Err(errors), Some(reply)) => {
+                tracing::warn!("Reload refused: {errors}");
+                let _ = reply.send(Err(ApiError {
+                    kind: ErrorKind::BadRequest,
+                    error: format!(
+                        "invalid configuration in {}; nothing was changed",
+                        self.config_path.display()
+                    ),
+                    details: errors.0.iter().map(|e| e.to_string()).collect(),
+                }));
+            }
+            (Err(errors), None) => {
+                tracing::error!("SIGHUP reload refused, nothing changed: {errors}")
+            }
         }
     }
 }

@@ -10,6 +10,10 @@
 //!    live group. A new fild kills what a previous instance left (if the guard died too), but
 //!    only processes whose session is that group, started no earlier than the recorded leader,
 //!    in the same boot, so a reused pid is never touched.
+//!
+//! With cgroup containment ([`super::cgroup`]) the guard and the record also know fild's
+//! cgroup (`cgroup <dir> <boot_id>` in the record, `=<dir>` on the pipe): fild's death kills
+//! that whole subtree, so processes that left their process group die too.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -26,6 +30,8 @@ use super::procstat;
 pub struct Guard {
     pipe: Option<File>,
     record: PathBuf,
+    /// fild's cgroup for its programs, when containment is by cgroup.
+    cgroup: Option<PathBuf>,
     boot_id: String,
     /// pgid -> leader start time (clock ticks since boot).
     groups: BTreeMap<i32, u64>,
@@ -56,6 +62,21 @@ pub fn kill_recorded(record: &Path) -> usize {
         let (Some(pgid), Some(start), Some(b)) = (it.next(), it.next(), it.next()) else {
             continue;
         };
+        if pgid == "cgroup" {
+            // `cgroup <dir> <boot_id>`: the dead fild's whole subtree.
+            let dir = Path::new(start);
+            if b == boot && super::cgroup::populated(dir) {
+                killed += super::cgroup::pids_below(dir);
+            }
+            if b == boot
+                && dir
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("fild-"))
+            {
+                super::cgroup::kill_tree(dir, std::time::Duration::from_secs(5));
+            }
+            continue;
+        }
         let (Ok(pgid), Ok(start)) = (pgid.parse::<i32>(), start.parse::<u64>()) else {
             continue;
         };
@@ -94,8 +115,9 @@ fn members(pgid: i32, leader_start: u64) -> Vec<i32> {
 }
 
 impl Guard {
-    /// Clean up after a previous instance, then start the guard process.
-    pub fn start(record: PathBuf) -> Guard {
+    /// Clean up after a previous instance, then start the guard process (told `cgroup`,
+    /// fild's cgroup for its programs, to kill as a whole when fild dies).
+    pub fn start(record: PathBuf, cgroup: Option<PathBuf>) -> Guard {
         let killed = kill_recorded(&record);
         if killed > 0 {
             tracing::warn!(
@@ -111,13 +133,18 @@ impl Guard {
                 None
             }
         };
-        Guard {
+        let mut g = Guard {
             pipe,
             record,
+            cgroup,
             boot_id: boot_id(),
             groups: BTreeMap::new(),
             dirty: true,
+        };
+        if let Some(dir) = g.cgroup.clone() {
+            g.tell(format!("={}\n", dir.display()));
         }
+        g
     }
 
     fn spawn_guard() -> std::io::Result<File> {
@@ -172,6 +199,9 @@ impl Guard {
         }
         self.dirty = false;
         let mut text = String::new();
+        if let Some(dir) = &self.cgroup {
+            text.push_str(&format!("cgroup {} {}\n", dir.display(), self.boot_id));
+        }
         for (pgid, start) in &self.groups {
             text.push_str(&format!("{pgid} {start} {}\n", self.boot_id));
         }
@@ -193,6 +223,7 @@ impl Guard {
 /// The guard process's main: read `+pgid`/`-pgid` lines from stdin; at EOF kill what is left.
 pub fn run_guard() -> ! {
     let mut groups = std::collections::BTreeSet::new();
+    let mut cgroup: Option<PathBuf> = None;
     let stdin = std::io::stdin();
     let mut reader = BufReader::new(stdin.lock());
     let mut line = String::new();
@@ -202,7 +233,9 @@ pub fn run_guard() -> ! {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let l = line.trim();
-                if let Some(p) = l.strip_prefix('+').and_then(|p| p.parse::<i32>().ok()) {
+                if let Some(dir) = l.strip_prefix('=') {
+                    cgroup = Some(PathBuf::from(dir));
+                } else if let Some(p) = l.strip_prefix('+').and_then(|p| p.parse::<i32>().ok()) {
                     groups.insert(p);
                 } else if let Some(p) = l.strip_prefix('-').and_then(|p| p.parse::<i32>().ok()) {
                     groups.remove(&p);
@@ -217,6 +250,9 @@ pub fn run_guard() -> ! {
                 nix::sys::signal::SIGKILL,
             );
         }
+    }
+    if let Some(dir) = cgroup {
+        super::cgroup::kill_tree(&dir, std::time::Duration::from_secs(5));
     }
     std::process::exit(0)
 }

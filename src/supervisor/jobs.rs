@@ -194,7 +194,9 @@ impl Supervisor {
                     .get(name)
                     .is_some_and(|e| state::stop_settled(&e.proc));
                 if droppable {
-                    self.table.remove(name);
+                    if let Some(dir) = self.table.remove(name).and_then(|e| e.cgroup) {
+                        cgroup::remove_tree(&dir);
+                    }
                     self.debounce.remove(name);
                 }
             }

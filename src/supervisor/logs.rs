@@ -6,12 +6,23 @@
 //! any amount of output the files total at most `maxbytes * (backups + 1)` and the last line
 //! written is in the live file. `backups = 0` truncates the live file instead; `maxbytes = 0`
 //! never rotates.
+//!
+//! The file is opened by [`safe_open::open_log`] (no symlink a less privileged user could
+//! have placed, no FIFO, a regular file only) and rotated by renames in the directory it was
+//! opened in. Writes land at the file's current end: `write`s with `O_APPEND`, so two streams
+//! or processes sharing one file never overwrite each other and `logrotate copytruncate`
+//! works; splice(2), which refuses `O_APPEND` files, goes to the end `fstat` gives just
+//! before it. The race that leaves: another writer appending between that `fstat` and the
+//! splice is overwritten by the splice (only when several writers share one file).
 
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use super::safe_open::{self, OpenError};
 
 /// A log file with size-based rotation.
 pub struct RotatingFile {
@@ -19,22 +30,47 @@ pub struct RotatingFile {
     maxbytes: u64,
     backups: u32,
     file: Option<File>,
+    /// The directory the file was opened in, while it is open (renames go through it).
+    dir: Option<OwnedFd>,
+    name: OsString,
+    /// Whether the open file has `O_APPEND` now (cleared for splice).
+    append: bool,
     size: u64,
     /// When the last write error was logged (errors are logged at most once a minute).
     last_error_log: Option<Instant>,
 }
 
 impl RotatingFile {
-    pub fn new(path: &Path, maxbytes: u64, backups: u32) -> RotatingFile {
-        let mut f = RotatingFile {
+    fn unopened(path: &Path, maxbytes: u64, backups: u32) -> RotatingFile {
+        RotatingFile {
             path: path.to_path_buf(),
             maxbytes,
             backups,
             file: None,
+            dir: None,
+            name: path
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default(),
+            append: true,
             size: 0,
             last_error_log: None,
-        };
-        // Create it now (as supervisord does), then hold it only while writing.
+        }
+    }
+
+    /// A program's log: created now (as supervisord does), or refused with the reason (an
+    /// unsafe path, say), in which case the program must not start.
+    pub fn create(path: &Path, maxbytes: u64, backups: u32) -> Result<RotatingFile, OpenError> {
+        let mut f = Self::unopened(path, maxbytes, backups);
+        f.open_safely()?;
+        // Held only while output flows (see `pump`).
+        f.park();
+        Ok(f)
+    }
+
+    /// fild's own log: problems are reported, and writing is tried again later.
+    pub fn new(path: &Path, maxbytes: u64, backups: u32) -> RotatingFile {
+        let mut f = Self::unopened(path, maxbytes, backups);
         if let Err(e) = f.open() {
             f.report(&e);
         }
@@ -42,28 +78,21 @@ impl RotatingFile {
         f
     }
 
-    fn open(&mut self) -> io::Result<()> {
-        // Not O_APPEND: splice(2) refuses append-mode files. Writes go to explicit offsets
-        // (the file's size when opened, then what fild wrote), so nothing is overwritten.
-        let open = || {
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&self.path)
-        };
-        let file = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                open()?
-            }
-            other => other?,
-        };
-        self.size = file.metadata()?.len();
-        self.file = Some(file);
+    fn open_safely(&mut self) -> Result<(), OpenError> {
+        let o = safe_open::open_log(&self.path)?;
+        self.size = o.file.metadata()?.len();
+        self.file = Some(o.file);
+        self.dir = Some(o.dir);
+        self.name = o.name;
+        self.append = true;
         Ok(())
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        self.open_safely().map_err(|e| match e {
+            OpenError::Io(e) => e,
+            unsafe_path => io::Error::other(unsafe_path.to_string()),
+        })
     }
 
     fn report(&mut self, e: &io::Error) {
@@ -87,8 +116,10 @@ impl RotatingFile {
     }
 
     fn try_write(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        if self.file.is_none() {
-            self.open()?;
+        match &self.file {
+            None => self.open()?,
+            // The end as it is now: someone else may write to the file too.
+            Some(f) => self.size = f.metadata()?.len(),
         }
         while !buf.is_empty() {
             let room = if self.maxbytes == 0 {
@@ -109,9 +140,12 @@ impl RotatingFile {
                 }
             };
             if take > 0 {
-                use std::os::unix::fs::FileExt;
                 let file = self.file.as_mut().expect("opened above");
-                file.write_all_at(&buf[..take], self.size)?;
+                if !self.append {
+                    safe_open::set_append(file, true)?;
+                    self.append = true;
+                }
+                file.write_all(&buf[..take])?;
                 self.size += take as u64;
                 buf = &buf[take..];
             }
@@ -142,6 +176,17 @@ impl RotatingFile {
             return None;
         }
         let file = self.file.as_ref().expect("opened above");
+        if self.append {
+            if safe_open::set_append(file, false).is_err() {
+                return None;
+            }
+            self.append = false;
+        }
+        // The current end (see the module docs for the race this leaves).
+        match file.metadata() {
+            Ok(m) => self.size = m.len(),
+            Err(e) => return Some(Err(e)),
+        }
         let mut off = self.size as libc::loff_t;
         // SAFETY: splice between two descriptors we own; `off` outlives the call.
         let n = unsafe {
@@ -171,33 +216,41 @@ impl RotatingFile {
     /// copied into, and closed again by, each program it spawns.
     pub fn park(&mut self) {
         self.file = None;
+        self.dir = None;
     }
 
-    fn numbered(&self, n: u32) -> PathBuf {
-        let mut s = self.path.as_os_str().to_owned();
+    fn numbered(&self, n: u32) -> OsString {
+        let mut s = self.name.clone();
         s.push(format!(".{n}"));
-        PathBuf::from(s)
+        s
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        self.file = None;
         if self.backups == 0 {
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&self.path)?;
-            drop(file);
-        } else {
-            for n in (1..self.backups).rev() {
-                let from = self.numbered(n);
-                if from.exists() {
-                    std::fs::rename(&from, self.numbered(n + 1))?;
-                }
-            }
-            std::fs::rename(&self.path, self.numbered(1))?;
+            let file = self.file.as_ref().expect("rotate runs on an open file");
+            file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
         }
-        self.open()
+        self.file = None;
+        let dir = self.dir.take().expect("rotate runs on an open file");
+        for n in (1..self.backups).rev() {
+            let from = self.numbered(n);
+            if safe_open::exists_in(&dir, &from) {
+                safe_open::rename_in(&dir, &from, &self.numbered(n + 1))?;
+            }
+        }
+        safe_open::rename_in(&dir, &self.name, &self.numbered(1))?;
+        let shown = self.path.display().to_string();
+        let o = safe_open::reopen_in(dir, self.name.clone(), &shown).map_err(|e| match e {
+            OpenError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.size = 0;
+        self.file = Some(o.file);
+        self.dir = Some(o.dir);
+        self.append = true;
+        Ok(())
     }
 }
 
@@ -220,9 +273,15 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF_BYTES]);
 }
 
+/// How long a pipe may stay quiet before its log file is closed. While output flows the file
+/// stays open (no open and close per burst); idle programs hold no log file open, since every
+/// descriptor fild holds is copied into, and closed again by, each program it spawns.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// Drain a pipe into a log file until every writer has closed it.
 ///
-/// While the pipe is quiet it is registered with the event loop and the file is closed.
+/// While the pipe is quiet it is registered with the event loop, and after [`PARK_AFTER`]
+/// the file is closed.
 /// Once output arrives the pipe is taken out of the event loop and read on a 1 ms rhythm
 /// until it is empty again: the writer's `write`s then wake nobody, which is what keeps a
 /// line-by-line writer almost as fast as writing to a file itself.
@@ -247,7 +306,15 @@ pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
                 return;
             }
         };
-        if let Err(e) = registered.readable().await {
+        let ready = match tokio::time::timeout(PARK_AFTER, registered.readable()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => {
+                // Quiet for a while: close the file, then wait as long as it takes.
+                out.park();
+                registered.readable().await.map(|_| ())
+            }
+        };
+        if let Err(e) = ready {
             tracing::warn!(error = %e, "Output pipe wait failed.");
             return;
         }
@@ -281,10 +348,7 @@ pub async fn pump(fd: OwnedFd, mut out: RotatingFile) {
                         tokio::time::sleep(GATHER).await;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    out.park();
-                    break;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "Output pipe read failed.");

@@ -11,12 +11,14 @@
 //! processes, advanced whenever the processes it waits for have settled.
 
 mod apply;
+pub mod cgroup;
 pub mod guard;
 mod jobs;
 pub mod logs;
 mod names;
 pub mod procstat;
 pub mod reload;
+pub mod safe_open;
 pub mod spawn;
 pub mod state;
 mod status;
@@ -138,6 +140,12 @@ pub enum Request {
     FileChanged {
         name: String,
     },
+    /// A configuration read off the loop (for a reload request, or SIGHUP when `reply` is
+    /// `None`), to apply now.
+    Loaded {
+        result: Box<Result<Config, crate::config::ConfigErrors>>,
+        reply: Option<Reply<ReloadReply>>,
+    },
     /// A read-only view of the programs, for modules that reason about them (etcd).
     Programs {
         reply: Reply<ProgramsView>,
@@ -195,6 +203,8 @@ struct Entry {
     timer_gen: u64,
     /// The process group of the current or last run while any member may be alive.
     pgid: Option<i32>,
+    /// The program's cgroup, when fild contains programs by cgroup.
+    cgroup: Option<PathBuf>,
     start_wall: Option<SystemTime>,
     stop_wall: Option<SystemTime>,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -218,6 +228,8 @@ pub struct Supervisor {
     debounce: BTreeMap<String, Instant>,
     jobs: Vec<Job>,
     guard: guard::Guard,
+    /// Containment by cgroup v2, where fild found a writable hierarchy.
+    cgroups: Option<cgroup::Cgroups>,
     server_url: String,
     tx: mpsc::UnboundedSender<Request>,
     rx: mpsc::UnboundedReceiver<Request>,
@@ -234,6 +246,7 @@ impl Supervisor {
         env: Env,
         config: Config,
         guard: guard::Guard,
+        cgroups: Option<cgroup::Cgroups>,
         server_url: String,
     ) -> Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -248,6 +261,7 @@ impl Supervisor {
             debounce: BTreeMap::new(),
             jobs: Vec::new(),
             guard,
+            cgroups,
             server_url,
             tx,
             rx,
@@ -378,7 +392,8 @@ impl Supervisor {
             let Some(name) = self.pids.remove(&pid) else {
                 continue;
             };
-            let group_empty = group_gone(pid);
+            let cg = self.table.get(&name).and_then(|e| e.cgroup.as_deref());
+            let group_empty = program_gone(pid, cg);
             if let Some(e) = self.table.get_mut(&name) {
                 e.stop_wall = Some(SystemTime::now());
             }
@@ -392,7 +407,9 @@ impl Supervisor {
         let gone: Vec<String> = self
             .table
             .iter()
-            .filter(|(_, e)| e.proc.leftovers && e.pgid.is_some_and(group_gone))
+            .filter(|(_, e)| {
+                e.proc.leftovers && e.pgid.is_some_and(|g| program_gone(g, e.cgroup.as_deref()))
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for name in gone {
@@ -443,26 +460,27 @@ impl Supervisor {
         match action {
             Action::Spawn => {
                 let spec = e.spec.clone();
-                match spawn::spawn(&spec, &self.server_url) {
-                    Ok(s) => {
+                let cgroup = match self.cgroups.as_ref().map(|c| c.program(name)) {
+                    None => Ok(None),
+                    Some(Ok(dir)) => Ok(Some(dir)),
+                    Some(Err(err)) => Err(format!("cannot create the program's cgroup: {err}")),
+                };
+                // The log files first: a refused path means the program does not start.
+                let spawned = cgroup.and_then(|cg| {
+                    let logs = open_logs(&spec)?;
+                    spawn::spawn(&spec, &self.server_url, cg.as_deref()).map(|s| (s, cg, logs))
+                });
+                match spawned {
+                    Ok((s, cg, (out_log, err_log))) => {
                         self.pids.insert(s.pid, name.to_string());
                         e.pgid = Some(s.pid);
+                        e.cgroup = cg;
                         e.start_wall = Some(SystemTime::now());
                         self.guard.add(s.pid);
-                        if let (Some(fd), LogTarget::File(path)) = (s.stdout, &spec.stdout.target) {
-                            let f = logs::RotatingFile::new(
-                                path,
-                                spec.stdout.maxbytes,
-                                spec.stdout.backups,
-                            );
+                        if let (Some(fd), Some(f)) = (s.stdout, out_log) {
                             tokio::spawn(logs::pump(fd, f));
                         }
-                        if let (Some(fd), LogTarget::File(path)) = (s.stderr, &spec.stderr.target) {
-                            let f = logs::RotatingFile::new(
-                                path,
-                                spec.stderr.maxbytes,
-                                spec.stderr.backups,
-                            );
+                        if let (Some(fd), Some(f)) = (s.stderr, err_log) {
                             tokio::spawn(logs::pump(fd, f));
                         }
                         tracing::info!(program = %name, pid = s.pid, "Spawned.");
@@ -482,9 +500,17 @@ impl Supervisor {
                 } else {
                     e.proc.pid
                 };
-                if let (Some(target), Ok(sig)) = (target, Signal::try_from(signal)) {
-                    tracing::info!(program = %name, target, signal = %sig, "Signalling.");
-                    let _ = kill(Pid::from_raw(target), sig);
+                // The number as configured: real-time signals (SIGRTMIN..) have no `Signal`.
+                if let Some(target) = target {
+                    tracing::info!(program = %name, target, signal = %signal_name(signal), "Signalling.");
+                    // SAFETY: kill(2) with a pid or group we spawned and a checked signal number.
+                    unsafe {
+                        libc::kill(target, signal);
+                    }
+                }
+                // The whole program: what left the process group is in the cgroup still.
+                if group && let Some(dir) = &e.cgroup {
+                    cgroup::signal(dir, signal);
                 }
                 None
             }
@@ -545,25 +571,9 @@ impl Supervisor {
                     )));
                     return;
                 }
-                match config::load(&self.config_path, &self.env) {
-                    Ok(new) => {
-                        let (mut job, result) = self.apply(new);
-                        job.reply = JobReply::Reload { result, reply };
-                        self.jobs.push(job);
-                    }
-                    Err(errors) => {
-                        tracing::warn!("Reload refused: {errors}");
-                        let _ = reply.send(Err(ApiError {
-                            kind: ErrorKind::BadRequest,
-                            error: format!(
-                                "invalid configuration in {}; nothing was changed",
-                                self.config_path.display()
-                            ),
-                            details: errors.0.iter().map(|e| e.to_string()).collect(),
-                        }));
-                    }
-                }
+                self.load_off_loop(Some(reply));
             }
+            Request::Loaded { result, reply } => self.loaded(*result, reply),
             Request::Shutdown { reply } => {
                 let _ = reply.send(Ok(()));
                 self.begin_shutdown("a shutdown request");
@@ -594,21 +604,20 @@ impl Supervisor {
                 format!("bad signal {:?}: {e}", req.signal),
             )
         })?;
-        let sig = Signal::try_from(signo).map_err(|_| {
-            ApiError::new(
-                ErrorKind::BadRequest,
-                format!("bad signal {:?}", req.signal),
-            )
-        })?;
+        let sig = signal_name(signo);
         let names = self.resolve(&req.names)?;
         let results = names
             .iter()
             .map(|n| {
                 let e = &self.table[n];
                 let (ok, message) = match e.proc.pid {
-                    Some(pid) => match kill(Pid::from_raw(pid), sig) {
-                        Ok(()) => (true, format!("sent {sig}")),
-                        Err(err) => (false, format!("cannot send {sig}: {err}")),
+                    // SAFETY: kill(2) with the program's pid and a parsed signal number.
+                    Some(pid) => match unsafe { libc::kill(pid, signo) } {
+                        0 => (true, format!("sent {sig}")),
+                        _ => (
+                            false,
+                            format!("cannot send {sig}: {}", std::io::Error::last_os_error()),
+                        ),
                     },
                     None => (false, "not running".to_string()),
                 };
@@ -674,7 +683,38 @@ impl Supervisor {
     }
 }
 
-/// Whether no process of group `pgid` remains (zombies are reaped before this is asked).
+/// A signal's name (`SIGTERM`), or its number for real-time signals.
+fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.to_string())
+}
+
+/// A program's log files, opened (and created) before it is spawned; an unsafe path is an
+/// error naming the key.
+fn open_logs(
+    spec: &ProgramSpec,
+) -> Result<(Option<logs::RotatingFile>, Option<logs::RotatingFile>), String> {
+    let open = |key: &str, log: &crate::config::LogSpec| match &log.target {
+        LogTarget::File(path) => logs::RotatingFile::create(path, log.maxbytes, log.backups)
+            .map(Some)
+            .map_err(|e| format!("{key}: {e}")),
+        LogTarget::Discard => Ok(None),
+    };
+    let out = open("stdout_logfile", &spec.stdout)?;
+    let err = if spec.redirect_stderr {
+        None
+    } else {
+        open("stderr_logfile", &spec.stderr)?
+    };
+    Ok((out, err))
+}
+
+/// Whether nothing of a program's run remains: no process of group `pgid`, and none in its
+/// cgroup (zombies are reaped before this is asked).
+fn program_gone(pgid: i32, cgroup: Option<&std::path::Path>) -> bool {
+    group_gone(pgid) && cgroup.is_none_or(|dir| !cgroup::populated(dir))
+}
+
+/// Whether no process of group `pgid` remains.
 fn group_gone(pgid: i32) -> bool {
     matches!(
         kill(Pid::from_raw(-pgid), None),

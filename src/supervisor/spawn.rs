@@ -6,7 +6,7 @@
 //! thread is what makes it mean "when fild dies".
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -74,8 +74,71 @@ pub fn program_env(spec: &ProgramSpec) -> Vec<(String, String)> {
     env
 }
 
-/// Spawn `spec`. `server_url` is exported as `SUPERVISOR_SERVER_URL`.
-pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
+/// What the child does between fork and exec, every value computed before the fork.
+struct ChildSetup {
+    /// `cgroup.procs` of the program's cgroup, to join first.
+    cgroup_procs: Option<RawFd>,
+    umask: Option<u32>,
+    /// (supplementary groups, gid, uid) to switch to.
+    identity: Option<(Vec<libc::gid_t>, libc::gid_t, libc::uid_t)>,
+    /// fild's pid: the child must still be fild's after arming its death signal.
+    parent: libc::pid_t,
+}
+
+impl ChildSetup {
+    /// In the child: join the cgroup, a session of its own, umask, identity, death signal.
+    /// Only async-signal-safe system calls, and no allocation.
+    fn run(&self) -> std::io::Result<()> {
+        // SAFETY (every call below): plain system calls on integers and on memory owned by
+        // `self`, which the fork copied.
+        unsafe {
+            // First, before anything can fork: every process it makes is in the cgroup.
+            if let Some(fd) = self.cgroup_procs
+                && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Own session and process group: signals to -pgid reach the whole program.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(mask) = self.umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            if let Some((groups, gid, uid)) = &self.identity
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // After any uid change: a uid change clears the death signal.
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // fild died between fork and prctl: nobody would supervise us.
+            if libc::getppid() != self.parent {
+                libc::_exit(1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Spawn `spec` (into `cgroup` when fild contains programs by cgroup). `server_url` is
+/// exported as `SUPERVISOR_SERVER_URL`.
+pub fn spawn(
+    spec: &ProgramSpec,
+    server_url: &str,
+    cgroup: Option<&std::path::Path>,
+) -> Result<Spawned, String> {
     let Some((program, args)) = spec.command.split_first() else {
         return Err("empty command".into());
     };
@@ -153,50 +216,107 @@ pub fn spawn(spec: &ProgramSpec, server_url: &str) -> Result<Spawned, String> {
     }
     drop(stdout_w);
 
-    let umask = spec.umask;
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls on values computed before the fork.
+    // Opened before the fork: the child joins its cgroup with one write of "0".
+    let cgroup_procs = match cgroup {
+        Some(dir) => Some(
+            super::cgroup::open_procs(dir)
+                .map_err(|e| format!("cannot join cgroup {}: {e}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let setup = ChildSetup {
+        cgroup_procs: cgroup_procs.as_ref().map(|fd| fd.as_raw_fd()),
+        umask: spec.umask,
+        identity: identity.as_ref().map(|id| {
+            (
+                id.groups.iter().map(|g| g.as_raw()).collect(),
+                id.gid.as_raw(),
+                id.uid.as_raw(),
+            )
+        }),
+        parent: nix::unistd::getpid().as_raw(),
+    };
+    // SAFETY: the closure runs between fork and exec; `ChildSetup::run` only makes
+    // async-signal-safe system calls on values computed before the fork, and allocates
+    // nothing (a unit test counts).
     unsafe {
-        cmd.pre_exec(move || {
-            // Own session and process group: signals to -pgid reach the whole program.
-            nix::unistd::setsid()?;
-            if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
-            }
-            if let Some(id) = &identity {
-                let gids: Vec<libc::gid_t> = id.groups.iter().map(|g| g.as_raw()).collect();
-                if libc::setgroups(gids.len(), gids.as_ptr()) != 0
-                    || libc::setgid(id.gid.as_raw()) != 0
-                    || libc::setuid(id.uid.as_raw()) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // After any uid change: a uid change clears the death signal.
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // fild died between fork and prctl: nobody would supervise us.
-            if libc::getppid() != parent.as_raw() {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || setup.run());
     }
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot spawn {program}: {e}"))?;
+    drop(cgroup_procs);
     Ok(Spawned {
         pid: child.id() as i32,
         stdout: stdout_r,
         stderr: stderr_r,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts every allocation of this test binary.
+    struct Counting;
+    static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+    // SAFETY: forwards to the system allocator unchanged, counting calls.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    #[test]
+    fn the_code_between_fork_and_exec_allocates_nothing() {
+        let root = Uid::effective().is_root();
+        let setup = ChildSetup {
+            cgroup_procs: None,
+            umask: Some(0o022),
+            // The same identity again (switching needs root), with its groups.
+            identity: root.then(|| {
+                let groups = nix::unistd::getgroups().unwrap_or_default();
+                (
+                    groups.iter().map(|g| g.as_raw()).collect(),
+                    Gid::effective().as_raw(),
+                    Uid::effective().as_raw(),
+                )
+            }),
+            parent: nix::unistd::getpid().as_raw(),
+        };
+        // SAFETY: the child only runs `setup.run` (async-signal-safe) and _exit.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                let ok = setup.run().is_ok();
+                let after = ALLOCATIONS.load(Ordering::SeqCst);
+                let code = match (ok, before == after) {
+                    (true, true) => 0,
+                    (false, _) => 2,
+                    (true, false) => 3,
+                };
+                // SAFETY: ends the forked child without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "2: the setup failed; 3: it allocated"
+                );
+            }
+        }
+    }
 }

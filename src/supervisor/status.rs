@@ -133,6 +133,7 @@ impl Supervisor {
             } else {
                 path_of(&e.spec.stderr.target)
             },
+            cgroup: e.cgroup.as_ref().map(|d| d.display().to_string()),
         }
     }
 
