@@ -18,6 +18,20 @@ pub fn process_env() -> Env {
         .collect()
 }
 
+/// fild's load environment: the process environment plus a random key for `AUTO` log
+/// names, made once per fild (so every reload names the same files, and nobody else can
+/// predict them). Not exported to programs.
+pub fn daemon_env() -> Env {
+    let mut env = process_env();
+    let mut key = [0u8; 16];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut key);
+    }
+    env.insert(config::AUTO_LOG_KEY.to_string(), hex::encode(key));
+    env
+}
+
 /// The socket fild serves: `[unix_http_server] file`, else `fild.sock` beside the config.
 pub fn socket_path(config: &Config) -> PathBuf {
     match &config.unix_http_server {

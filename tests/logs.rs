@@ -247,8 +247,9 @@ fn a_symlink_a_less_privileged_user_placed_is_never_followed() {
     );
 }
 
-/// A FIFO at a program's (predictable) log path once blocked fild's loop in open() until the
-/// watchdog killed it. Now the open never blocks: the program is refused, fild answers.
+/// A FIFO at a program's (then predictable) `AUTO` log path once blocked fild's loop in
+/// open() until the watchdog killed it. Now `AUTO` names carry a token nobody else can
+/// guess, and a FIFO at any log path is refused without blocking: fild answers.
 #[test]
 fn a_fifo_at_the_log_path_is_refused_without_blocking() {
     let dir = TestDir::new("log-fifo");
@@ -259,14 +260,29 @@ fn a_fifo_at_the_log_path_is_refused_without_blocking() {
         &(preamble(dir.path()).replace(
             "[supervisord]\n",
             &format!("[supervisord]\nchildlogdir={}\n", dir.path().display()),
-        ) + "[program:p]\ncommand=sleep 100195\nstartsecs=0\nstartretries=0\nstdout_logfile=AUTO\n\n[program:q]\ncommand=sleep 100196\nstartsecs=0\n"),
+        ) + &format!(
+            "[program:p]\ncommand=sleep 100195\nstartsecs=0\nstartretries=0\nstdout_logfile={}\n\n[program:q]\ncommand=sleep 100196\nstartsecs=0\nstdout_logfile=AUTO\n",
+            fifo.display()
+        )),
     );
     let f = Fild::start_with(dir.path(), &config);
     let p = f.wait_state("p", ProcessState::Fatal, T);
     assert!(p.description.contains("FIFO"), "{}", p.description);
     // The loop was never stuck: another program runs and fild answers.
-    f.wait_state("q", ProcessState::Running, T);
+    let q = f.wait_state("q", ProcessState::Running, T);
     f.filc_ok(&["status"]);
+    // q's AUTO name is not the predictable q-stdout.log.
+    let auto = q.stdout_logfile.unwrap();
+    let name = Path::new(&auto)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("q-stdout---fild-") && name.len() > "q-stdout---fild-.log".len() + 8,
+        "{auto}"
+    );
+    assert!(Path::new(&auto).is_file(), "{auto}");
 }
 
 /// Two programs sharing one log file, and `logrotate copytruncate`: writes land at the
@@ -275,12 +291,12 @@ fn a_fifo_at_the_log_path_is_refused_without_blocking() {
 fn shared_log_files_and_copytruncate_lose_nothing() {
     let dir = TestDir::new("log-shared");
     let shared = dir.join("shared.log");
+    // Both flow at once, as fast as they can (the pipes rarely drain): offsets kept per
+    // writer would overlap.
     let script = |name: &str, tag: &str| {
         dir.script(
             &format!("{name}.sh"),
-            &format!(
-                "i=1\nwhile [ $i -le 2000 ]; do echo \"{tag} $i\"; i=$((i+1)); done\nexec sleep 1000"
-            ),
+            &format!("yes {tag}-line | head -n 300000\nexec sleep 1000"),
         )
     };
     let a = script("a", "from-a");
@@ -297,13 +313,24 @@ fn shared_log_files_and_copytruncate_lose_nothing() {
     );
     f.wait_state("a", ProcessState::Running, T);
     f.wait_state("b", ProcessState::Running, T);
-    let done = |t: &str| read(&shared).lines().filter(|l| l.starts_with(t)).count();
+    // Nothing overwritten: every byte of both is in the file (lines of the two may
+    // interleave where a read ended mid-line, as with supervisord, but none is lost).
+    let want = 2 * 300_000 * "from-a-line\n".len();
     assert!(
-        wait_until(T, || done("from-a ") == 2000 && done("from-b ") == 2000),
-        "lines lost: {} from a, {} from b",
-        done("from-a "),
-        done("from-b ")
+        wait_until(
+            T,
+            || std::fs::metadata(&shared).map(|m| m.len()).unwrap_or(0) as usize >= want
+        ),
+        "only {} of {want} bytes arrived",
+        std::fs::metadata(&shared).map(|m| m.len()).unwrap_or(0)
     );
+    std::thread::sleep(Duration::from_millis(300));
+    let bytes = std::fs::read(&shared).unwrap();
+    let count = |c: u8| bytes.iter().filter(|b| **b == c).count();
+    assert_eq!(bytes.len(), want, "bytes overwritten or added");
+    assert_eq!(count(b'a'), 300_000, "a's bytes (one 'a' per line)");
+    assert_eq!(count(b'b'), 300_000, "b's bytes (one 'b' per line)");
+    assert_eq!(count(b'\n'), 600_000);
     // copytruncate while a program writes on: truncated in place mid-flow, the file holds
     // no NUL bytes afterwards (writes go to the current end, not to fild's old offset).
     let slow = dir.script(

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         eprintln!("fild --exec-etcd: {}", etcd::launch::exec(file));
         return ExitCode::from(78);
     }
-    let env = daemon::process_env();
+    let env = daemon::daemon_env();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let Some(path) = args.config.or_else(|| config::find_config(&env, &cwd)) else {
         eprintln!(

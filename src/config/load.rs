@@ -258,6 +258,9 @@ fn unique(errors: Vec<ConfigError>) -> Vec<ConfigError> {
 }
 
 /// See [`super::load`].
+/// The environment variable holding the key of `AUTO` log names.
+pub const AUTO_LOG_KEY: &str = "FILD_AUTO_LOG_KEY";
+
 pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let Some(files) = read_all(path, env, &mut errors) else {
@@ -515,6 +518,7 @@ fn daemon_settings(
         directory: None,
         environment,
         childlogdir: PathBuf::from("/tmp"),
+        auto_log_key: vars.get(AUTO_LOG_KEY).cloned().unwrap_or_default(),
         minfds: 1024,
         umask: None,
     };

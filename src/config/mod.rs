@@ -23,7 +23,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
+pub use load::AUTO_LOG_KEY;
 pub use model::*;
+pub use program::auto_log_path;
 pub use values::{MAX_BACKUPS, MAX_SECS};
 
 /// The process environment snapshot used for expansion (fild's own start-up environment).

@@ -84,6 +84,9 @@ pub struct DaemonSettings {
     pub environment: Vec<(String, String)>,
     /// Where `AUTO` child logs go; default `/tmp`.
     pub childlogdir: PathBuf,
+    /// The key that makes `AUTO` log names unpredictable (from `FILD_AUTO_LOG_KEY` in the
+    /// environment the config is loaded with, which fild sets to a random value at start).
+    pub auto_log_key: String,
     pub minfds: u64,
     pub umask: Option<u32>,
 }

@@ -255,8 +255,8 @@ fn process(r: &mut Reader, daemon: &DaemonSettings) -> ProgramSpec {
         r.error("killasgroup", p);
     }
     ProgramSpec {
-        stdout: log_spec(r, "stdout", &name, &daemon.childlogdir),
-        stderr: log_spec(r, "stderr", &name, &daemon.childlogdir),
+        stdout: log_spec(r, "stdout", &name, daemon),
+        stderr: log_spec(r, "stderr", &name, daemon),
         name,
         program,
         group: r.scope.group.unwrap_or_default().to_string(),
@@ -329,10 +329,26 @@ fn resolve_argv0(argv0: &str, base: &Path) -> String {
     out.to_string_lossy().into_owned()
 }
 
+/// The file `AUTO` names: `<childlogdir>/<name>-<stream>---fild-<token>.log`, the token
+/// a keyed hash no other user can guess (as supervisord's random suffix), the same for the
+/// same program through every reload of one fild.
+pub fn auto_log_path(daemon: &DaemonSettings, name: &str, stream: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [daemon.auto_log_key.as_str(), name, stream] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let token = hex::encode(&h.finalize()[..5]);
+    daemon
+        .childlogdir
+        .join(format!("{name}-{stream}---fild-{token}.log"))
+}
+
 /// `<stream>_logfile` (AUTO, NONE or a path), `_maxbytes` and `_backups`.
-fn log_spec(r: &mut Reader, stream: &str, name: &str, childlogdir: &Path) -> LogSpec {
+fn log_spec(r: &mut Reader, stream: &str, name: &str, daemon: &DaemonSettings) -> LogSpec {
     let key = format!("{stream}_logfile");
-    let auto = || LogTarget::File(childlogdir.join(format!("{name}-{stream}.log")));
+    let auto = || LogTarget::File(auto_log_path(daemon, name, stream));
     let target = r.or(&key, auto(), |v| {
         if v.eq_ignore_ascii_case("auto") {
             Ok(auto())

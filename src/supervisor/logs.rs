@@ -12,8 +12,9 @@
 //! opened in. Writes land at the file's current end: `write`s with `O_APPEND`, so two streams
 //! or processes sharing one file never overwrite each other and `logrotate copytruncate`
 //! works; splice(2), which refuses `O_APPEND` files, goes to the end `fstat` gives just
-//! before it. The race that leaves: another writer appending between that `fstat` and the
-//! splice is overwritten by the splice (only when several writers share one file).
+//! before it. A file two of fild's streams share is never spliced into (every write is an
+//! `O_APPEND` write). The race left: a writer outside fild appending between that `fstat`
+//! and a splice is overwritten by the splice.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -35,6 +36,8 @@ pub struct RotatingFile {
     name: OsString,
     /// Whether the open file has `O_APPEND` now (cleared for splice).
     append: bool,
+    /// Another of fild's streams writes to this file too: no splice, only appends.
+    shared: bool,
     size: u64,
     /// When the last write error was logged (errors are logged at most once a minute).
     last_error_log: Option<Instant>,
@@ -53,15 +56,23 @@ impl RotatingFile {
                 .map(|n| n.to_os_string())
                 .unwrap_or_default(),
             append: true,
+            shared: false,
             size: 0,
             last_error_log: None,
         }
     }
 
     /// A program's log: created now (as supervisord does), or refused with the reason (an
-    /// unsafe path, say), in which case the program must not start.
-    pub fn create(path: &Path, maxbytes: u64, backups: u32) -> Result<RotatingFile, OpenError> {
+    /// unsafe path, say), in which case the program must not start. `shared`: another of
+    /// fild's streams writes to the same file.
+    pub fn create(
+        path: &Path,
+        maxbytes: u64,
+        backups: u32,
+        shared: bool,
+    ) -> Result<RotatingFile, OpenError> {
         let mut f = Self::unopened(path, maxbytes, backups);
+        f.shared = shared;
         f.open_safely()?;
         // Held only while output flows (see `pump`).
         f.park();
@@ -165,7 +176,9 @@ impl RotatingFile {
         pipe: std::os::fd::RawFd,
         max: usize,
     ) -> Option<io::Result<usize>> {
-        if self.maxbytes != 0 && self.maxbytes.saturating_sub(self.size) < max as u64 {
+        if self.shared
+            || (self.maxbytes != 0 && self.maxbytes.saturating_sub(self.size) < max as u64)
+        {
             return None;
         }
         if self.file.is_none()

@@ -456,6 +456,10 @@ impl Supervisor {
     }
 
     fn act(&mut self, name: &str, action: Action) -> Option<Input> {
+        let shared_logs = match action {
+            Action::Spawn => self.shared_log_files(name),
+            _ => Vec::new(),
+        };
         let e = self.table.get_mut(name)?;
         match action {
             Action::Spawn => {
@@ -466,8 +470,9 @@ impl Supervisor {
                     Some(Err(err)) => Err(format!("cannot create the program's cgroup: {err}")),
                 };
                 // The log files first: a refused path means the program does not start.
+                let shared = |path: &std::path::Path| shared_logs.iter().any(|p| p == path);
                 let spawned = cgroup.and_then(|cg| {
-                    let logs = open_logs(&spec)?;
+                    let logs = open_logs(&spec, shared)?;
                     spawn::spawn(&spec, &self.server_url, cg.as_deref()).map(|s| (s, cg, logs))
                 });
                 match spawned {
@@ -597,6 +602,29 @@ impl Supervisor {
         }
     }
 
+    /// The log files of `name` that another stream in the table writes to as well.
+    fn shared_log_files(&self, name: &str) -> Vec<PathBuf> {
+        let targets = |e: &Entry| [e.spec.stdout.target.clone(), e.spec.stderr.target.clone()];
+        let Some(mine) = self.table.get(name) else {
+            return Vec::new();
+        };
+        targets(mine)
+            .into_iter()
+            .filter_map(|t| match t {
+                LogTarget::File(p) => Some(p),
+                LogTarget::Discard => None,
+            })
+            .filter(|p| {
+                self.table
+                    .values()
+                    .flat_map(targets)
+                    .filter(|t| matches!(t, LogTarget::File(q) if q == p))
+                    .count()
+                    > 1
+            })
+            .collect()
+    }
+
     fn signal(&mut self, req: &SignalRequest) -> Result<ActionReply, ApiError> {
         let signo = config::parse_signal(&req.signal).map_err(|e| {
             ApiError::new(
@@ -692,11 +720,14 @@ fn signal_name(signal: i32) -> String {
 /// error naming the key.
 fn open_logs(
     spec: &ProgramSpec,
+    shared: impl Fn(&std::path::Path) -> bool,
 ) -> Result<(Option<logs::RotatingFile>, Option<logs::RotatingFile>), String> {
     let open = |key: &str, log: &crate::config::LogSpec| match &log.target {
-        LogTarget::File(path) => logs::RotatingFile::create(path, log.maxbytes, log.backups)
-            .map(Some)
-            .map_err(|e| format!("{key}: {e}")),
+        LogTarget::File(path) => {
+            logs::RotatingFile::create(path, log.maxbytes, log.backups, shared(path))
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}"))
+        }
         LogTarget::Discard => Ok(None),
     };
     let out = open("stdout_logfile", &spec.stdout)?;

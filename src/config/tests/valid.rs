@@ -156,11 +156,19 @@ fn program_defaults() {
     assert_eq!(p.exitcodes, vec![0]);
     assert_eq!(p.stopsignals, vec![libc::SIGTERM]);
     assert!(!p.stopasgroup && !p.killasgroup);
-    let auto = LogTarget::File(PathBuf::from("/tmp/web-stdout.log"));
+    let auto = LogTarget::File(auto_log_path(&c.daemon, "web", "stdout"));
     assert_eq!(p.stdout.target, auto);
     assert_eq!((p.stdout.maxbytes, p.stdout.backups), (50 << 20, 10));
-    let auto = LogTarget::File(PathBuf::from("/tmp/web-stderr.log"));
+    let auto = LogTarget::File(auto_log_path(&c.daemon, "web", "stderr"));
     assert_eq!(p.stderr.target, auto);
+    let LogTarget::File(path) = &p.stdout.target else {
+        unreachable!()
+    };
+    let shown = path.display().to_string();
+    assert!(
+        shown.starts_with("/tmp/web-stdout---fild-") && shown.ends_with(".log"),
+        "{shown}"
+    );
     assert_eq!(c.daemon.pidfile, fx.path("fild.pid"));
     assert_eq!(c.daemon.logfile, vec![LogSink::File(fx.path("fild.log"))]);
     assert_eq!(c.daemon.minfds, 1024);
