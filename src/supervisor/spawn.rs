@@ -286,12 +286,14 @@ mod tests {
             umask: Some(0o022),
             // The same identity again (switching needs root), with its groups.
             identity: root.then(|| {
-                let groups = nix::unistd::getgroups().unwrap_or_default();
-                (
-                    groups.iter().map(|g| g.as_raw()).collect(),
-                    Gid::effective().as_raw(),
-                    Uid::effective().as_raw(),
-                )
+                // Never empty: an empty list would need no allocation either way.
+                let mut groups: Vec<libc::gid_t> = nix::unistd::getgroups()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|g| g.as_raw())
+                    .collect();
+                groups.push(Gid::effective().as_raw());
+                (groups, Gid::effective().as_raw(), Uid::effective().as_raw())
             }),
             parent: nix::unistd::getpid().as_raw(),
         };
