@@ -7,7 +7,8 @@
 #                              .proto files, which import google/protobuf/descriptor.proto),
 #                              etcd and etcdctl
 #   scripts/setup.sh --tests   and what only the tests use: iproute2 (network namespaces),
-#                              systemd-analyze, openssl (TLS certificates), python3, setpriv
+#                              systemd-analyze, openssl (TLS certificates), python3, setpriv,
+#                              and a mounted cgroup v2 hierarchy
 #
 # Exits 1 naming what is still missing when it cannot install it (no apt-get, not root and no
 # sudo, or a package that did not bring what it should).
@@ -107,6 +108,21 @@ if [ -n "$todo" ]; then
     if [ -n "$todo" ]; then
         echo "setup: still missing:" >&2
         for n in $todo; do v="what_$n"; echo "  - ${!v}" >&2; done
+        exit 1
+    fi
+fi
+
+# The containment tests need a cgroup v2 hierarchy (a systemd host has one at /sys/fs/cgroup;
+# fild falls back to process groups without one). A bare root or container may mount none:
+# mount one there, as root.
+if [ $tests = 1 ] && ! grep -q ' - cgroup2 ' /proc/self/mountinfo; then
+    if [ "$(id -u)" -eq 0 ] && [ -d /sys/fs/cgroup ] && ! mountpoint -q /sys/fs/cgroup \
+        && mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>"$tmp/mount.log"; then
+        echo "setup: mounted a cgroup v2 hierarchy at /sys/fs/cgroup (the containment tests use it)"
+    else
+        cat "$tmp/mount.log" >&2 2>/dev/null || true
+        echo "setup: still missing:" >&2
+        echo "  - a cgroup v2 hierarchy (as root: mount -t cgroup2 cgroup2 /sys/fs/cgroup)" >&2
         exit 1
     fi
 fi
