@@ -221,9 +221,13 @@ fn scheduled_backups_run_the_command_and_apply_retention() {
         assert!(fild::etcd::snapshot::verify(&f).is_ok(), "{f:?}");
     }
     assert!(part_files(&dir).is_empty(), "{:?}", part_files(&dir));
-    let log = std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap_or_default();
-    assert!(log.contains("Scheduled etcd backup"), "{log}");
-    assert!(log.contains("deleted an old snapshot"), "{log}");
+    // Retention logs each deletion just after making it: wait for the line.
+    let log = || std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap_or_default();
+    let logged = wait_until(Duration::from_secs(10), || {
+        let l = log();
+        l.contains("Scheduled etcd backup") && l.contains("deleted an old snapshot")
+    });
+    assert!(logged, "{}", log());
 }
 
 #[test]
