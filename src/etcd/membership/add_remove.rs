@@ -8,7 +8,7 @@ use super::exec::Op;
 use super::plan;
 use super::*;
 use crate::etcd::Say;
-use crate::etcd::conn::{Tls, cluster_list};
+use crate::etcd::conn::cluster_list;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, members};
 use crate::etcd::quorum::Change;
@@ -18,7 +18,6 @@ pub async fn add(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Re
     let what = format!("filc etcd add {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
-    let tls = Tls::of(&local);
     if !Path::new(&me.env_file).is_file() {
         bail!(
             "{what}: {program} is not configured: its env file {} does not exist. Nothing changed.",
@@ -30,14 +29,7 @@ pub async fn add(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Re
     }
     let list = cluster_list(&local, Some(&me)).await.within(&what)?;
     let voters = plan::other_voters(&list, &me);
-    let op = Op {
-        ctl,
-        say,
-        local: &local,
-        me: &me,
-        tls: &tls,
-        by: &what,
-    };
+    let op = Op::new(ctl, say, &local, &me, &what);
     op.run(&voters, Change::Add, |h| plan::add(&me, &list, h))
         .await
         .within(&what)?;
@@ -50,17 +42,9 @@ pub async fn remove(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
     let what = format!("filc etcd remove {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
-    let tls = Tls::of(&local);
     let list = cluster_list(&local, None).await.within(&what)?;
     let others = plan::other_voters(&list, &me);
-    let op = Op {
-        ctl,
-        say,
-        local: &local,
-        me: &me,
-        tls: &tls,
-        by: &what,
-    };
+    let op = Op::new(ctl, say, &local, &me, &what);
     op.run(&others, Change::Remove, |h| plan::remove(&me, &list, h))
         .await
         .within(&what)?;

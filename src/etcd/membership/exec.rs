@@ -36,16 +36,35 @@ pub(crate) struct Ctx<'a, P> {
 
 /// One operation on one member, before its health check: what [`Op::run`] needs.
 pub(crate) struct Op<'a, P> {
-    pub(crate) ctl: &'a P,
-    pub(crate) say: Say<'a>,
-    pub(crate) local: &'a EtcdMembers,
-    pub(crate) me: &'a EtcdMember,
-    pub(crate) tls: &'a Tls,
+    ctl: &'a P,
+    say: Say<'a>,
+    local: &'a EtcdMembers,
+    me: &'a EtcdMember,
+    tls: Tls,
     /// The operation, as the runtime layer records who learned a value.
-    pub(crate) by: &'a str,
+    by: &'a str,
 }
 
-impl<P: Programs> Op<'_, P> {
+impl<'a, P: Programs> Op<'a, P> {
+    /// `by` on `me`, with the client TLS files of the members in `local`.
+    pub(crate) fn new(
+        ctl: &'a P,
+        say: Say<'a>,
+        local: &'a EtcdMembers,
+        me: &'a EtcdMember,
+        by: &'a str,
+    ) -> Self {
+        let tls = Tls::of(local);
+        Op {
+            ctl,
+            say,
+            local,
+            me,
+            tls,
+            by,
+        }
+    }
+
     /// Ask `others` for their health (until the quorum `change` needs is healthy, or the
     /// settle time is up), plan from it, and carry the plan out through the healthy ones.
     pub(crate) async fn run(
@@ -55,10 +74,10 @@ impl<P: Programs> Op<'_, P> {
         plan: impl FnOnce(&[bool]) -> Planned,
     ) -> anyhow::Result<()> {
         let need = quorum::figures(change, others.len()).quorum;
-        let health = conn::settled_health(others, need, self.tls).await;
+        let health = conn::settled_health(others, need, &self.tls).await;
         let planned = plan(&health);
         let healthy = quorum::healthy(others, &health);
-        let mut conn = Conn::new(conn::client_urls(&healthy), self.tls);
+        let mut conn = Conn::new(conn::client_urls(&healthy), &self.tls);
         let cx = Ctx {
             ctl: self.ctl,
             say: self.say,

@@ -6,7 +6,7 @@ use super::exec::Op;
 use super::plan;
 use super::*;
 use crate::etcd::Say;
-use crate::etcd::conn::{Tls, cluster_list};
+use crate::etcd::conn::cluster_list;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, members};
 use crate::etcd::quorum::Change;
@@ -23,7 +23,6 @@ pub async fn move_peer(
     plan::peer_url_port(peer_url).map_err(|why| anyhow!("{what}: {why}"))?;
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
-    let tls = Tls::of(&local);
     plan::move_request(&local, &me, peer_url).map_err(|why| anyhow!("{what}: {why}"))?;
     let list = cluster_list(&local, Some(&me)).await.within(&what)?;
     let Some(mine) = plan::moving(&list, &me, peer_url) else {
@@ -36,14 +35,7 @@ pub async fn move_peer(
     let change = Change::Move {
         voter: mine.voter(),
     };
-    let op = Op {
-        ctl,
-        say,
-        local: &local,
-        me: &me,
-        tls: &tls,
-        by: &what,
-    };
+    let op = Op::new(ctl, say, &local, &me, &what);
     op.run(&others, change, |h| {
         plan::move_peer(&list, &mine, peer_url, h)
     })

@@ -160,6 +160,26 @@ pub(crate) fn rejoin(
     Ok(steps)
 }
 
+/// Replace's and add's steps once their checks passed: a snapshot, the [`rejoin`], the
+/// gateway.
+fn rejoin_after_snapshot(
+    notes: Vec<String>,
+    me: &EtcdMember,
+    mine: Option<&Mem>,
+    remove_old: bool,
+) -> Planned {
+    let mut steps = vec![Step::Snapshot];
+    match rejoin(me, mine, remove_old) {
+        Ok(s) => steps.extend(s),
+        Err(why) => return Planned::refuse(notes, why),
+    }
+    steps.push(Step::SyncGateway);
+    Planned {
+        notes,
+        steps: Ok(steps),
+    }
+}
+
 /// etcd 3.4 allows one learner at a time; never start a change while another is half done.
 fn other_change(list: &[Mem], me: &EtcdMember) -> Option<String> {
     quorum::refuse_other_change(list, me)
@@ -216,16 +236,7 @@ pub(crate) fn replace(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned
         Ok(notes) => notes,
         Err(refused) => return refused,
     };
-    let mut steps = vec![Step::Snapshot];
-    match rejoin(me, mine(list, me).as_ref(), true) {
-        Ok(s) => steps.extend(s),
-        Err(why) => return Planned::refuse(notes, why),
-    }
-    steps.push(Step::SyncGateway);
-    Planned {
-        notes,
-        steps: Ok(steps),
-    }
+    rejoin_after_snapshot(notes, me, mine(list, me).as_ref(), true)
 }
 
 /// The kit's defaults never use the gateway's port; a hand-edited env file might.
@@ -284,16 +295,7 @@ pub(crate) fn add(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned {
     if verdict == (Verdict::Go { even: true }) {
         notes.push(even_warning(size));
     }
-    let mut steps = vec![Step::Snapshot];
-    match rejoin(me, mine.as_ref(), false) {
-        Ok(s) => steps.extend(s),
-        Err(why) => return Planned::refuse(notes, why),
-    }
-    steps.push(Step::SyncGateway);
-    Planned {
-        notes,
-        steps: Ok(steps),
-    }
+    rejoin_after_snapshot(notes, me, mine.as_ref(), false)
 }
 
 /// Remove a member, stop it, move its data dir aside. `health`: of [`other_voters`].

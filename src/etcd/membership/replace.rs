@@ -4,7 +4,7 @@ use super::exec::Op;
 use super::plan;
 use super::*;
 use crate::etcd::Say;
-use crate::etcd::conn::{Tls, cluster_list};
+use crate::etcd::conn::cluster_list;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, members};
 use crate::etcd::quorum::Change;
@@ -14,7 +14,6 @@ pub async fn replace(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow
     let what = format!("filc etcd replace {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
-    let tls = Tls::of(&local);
     say(&format!(
         "replace {program}: member {}, peer URL {}, data dir {}",
         me.name, me.peer_url, me.data_dir
@@ -22,14 +21,7 @@ pub async fn replace(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow
     let list = cluster_list(&local, Some(&me)).await.within(&what)?;
     // The others must hold quorum of the cluster the member belongs (or will belong) to.
     let others = plan::other_voters(&list, &me);
-    let op = Op {
-        ctl,
-        say,
-        local: &local,
-        me: &me,
-        tls: &tls,
-        by: &what,
-    };
+    let op = Op::new(ctl, say, &local, &me, &what);
     op.run(&others, Change::Replace, |h| plan::replace(&me, &list, h))
         .await
         .within(&what)?;
