@@ -31,10 +31,73 @@ fn alarm_list(st: &ClusterStatus) -> String {
     v.join(", ")
 }
 
-/// (db size, db size in use) of one member.
-async fn sizes(c: &mut etcd_client::Client) -> anyhow::Result<(i64, i64)> {
+/// How long to wait for a member to finish applying the compaction before defragmenting it.
+const SETTLE: Duration = Duration::from_secs(10);
+/// Time between two readings of a settling member.
+const SETTLE_POLL: Duration = Duration::from_millis(300);
+
+/// One `Status` reading of a member.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Reading {
+    /// The raft index the member has applied.
+    applied: u64,
+    /// Its db file size.
+    db: i64,
+    /// How much of it is in use.
+    in_use: i64,
+}
+
+async fn reading(c: &mut etcd_client::Client) -> anyhow::Result<Reading> {
     let s = c.status().await?;
-    Ok((s.db_size(), s.raft_used_db_size()))
+    Ok(Reading {
+        applied: s.raft_applied_index(),
+        db: s.db_size(),
+        in_use: s.raft_used_db_size(),
+    })
+}
+
+/// Has a member finished the compaction? Each member compacts its own file after it applies
+/// the compaction, in the background; defragmenting before that reclaims nothing, and NOSPACE
+/// comes back on the next write. Settled: it has applied the index the compaction committed
+/// at, and its in-use size held still (within writes' noise) across two readings.
+fn compaction_settled(prev: Option<Reading>, now: Reading, target: u64) -> bool {
+    let Some(p) = prev else { return false };
+    let noise = (64 * 1024).max(now.db / 100);
+    p.applied >= target && now.applied >= target && (p.in_use - now.in_use).abs() <= noise
+}
+
+/// After a defragmentation, is enough space free again (a compaction finished late) that
+/// another pass is worth it?
+fn worth_another_pass(r: Reading) -> bool {
+    let free = r.db - r.in_use;
+    free > 512 * 1024 && free * 10 > r.db
+}
+
+/// Wait (bounded by SETTLE) until `m` has finished the compaction; false if it never settled.
+async fn settle(m: &mut etcd_client::Client, target: u64) -> bool {
+    let until = Instant::now() + SETTLE;
+    let mut prev = None;
+    while Instant::now() < until {
+        if let Ok(now) = reading(m).await {
+            if compaction_settled(prev, now, target) {
+                return true;
+            }
+            prev = Some(now);
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    false
+}
+
+/// The NOSPACE alarms raised now, by member id.
+async fn nospace_alarms(c: &mut etcd_client::Client) -> anyhow::Result<Vec<u64>> {
+    Ok(c.alarm(AlarmAction::Get, AlarmType::None, None)
+        .await?
+        .alarms()
+        .iter()
+        .filter(|a| a.alarm() == AlarmType::Nospace)
+        .map(|a| a.member_id())
+        .collect())
 }
 
 /// `filc etcd defrag`: compact to the current revision, defragment each member through its
@@ -73,6 +136,8 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
         .map(|h| h.revision())
         .unwrap_or(0);
     say(&format!("current revision {rev} (asked {via})"));
+    // The raft index every member must apply before it compacts (read after the compaction).
+    let mut target = 0;
     if rev > 1 {
         match c
             .compact(rev, Some(CompactionOptions::new().with_physical()))
@@ -84,6 +149,7 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
             }
             Err(e) => anyhow::bail!("filc etcd defrag: compaction to {rev} failed: {e}"),
         }
+        target = c.status().await?.raft_applied_index();
     }
 
     // 2. Defragment member by member: down ones are skipped, followers first, leader last.
@@ -109,31 +175,50 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let before = match sizes(&mut m).await {
-            Ok(s) => s,
-            Err(e) => {
-                say(&format!("skipping {who}: it does not answer: {e}"));
-                skipped.push(r.name.clone());
-                continue;
-            }
-        };
-        say(&format!(
-            "defragmenting {who}: db size {} ({} in use)",
-            crate::render::size(before.0.max(0) as u64),
-            crate::render::size(before.1.max(0) as u64)
-        ));
-        let t = Instant::now();
-        if let Err(e) = m.defragment().await {
-            anyhow::bail!("filc etcd defrag: defragmenting {who} failed: {e}");
+        if !settle(&mut m, target).await {
+            say(&format!(
+                "{who} has not finished the compaction after {} s; defragmenting anyway",
+                SETTLE.as_secs()
+            ));
         }
-        let after = sizes(&mut m).await.unwrap_or((0, 0));
-        say(&format!(
-            "defragmented {who} in {:.1} s: db size {} -> {} ({} in use)",
-            t.elapsed().as_secs_f64(),
-            crate::render::size(before.0.max(0) as u64),
-            crate::render::size(after.0.max(0) as u64),
-            crate::render::size(after.1.max(0) as u64)
-        ));
+        // A second pass only when space came free after the first (a late compaction).
+        for pass in 1..=2 {
+            let before = match reading(&mut m).await {
+                Ok(s) => s,
+                Err(e) => {
+                    say(&format!("skipping {who}: it does not answer: {e}"));
+                    skipped.push(r.name.clone());
+                    break;
+                }
+            };
+            say(&format!(
+                "defragmenting {who}{}: db size {} ({} in use)",
+                if pass > 1 { " again" } else { "" },
+                crate::render::size(before.db.max(0) as u64),
+                crate::render::size(before.in_use.max(0) as u64)
+            ));
+            let t = Instant::now();
+            if let Err(e) = m.defragment().await {
+                anyhow::bail!("filc etcd defrag: defragmenting {who} failed: {e}");
+            }
+            let after = reading(&mut m).await.unwrap_or(Reading {
+                applied: 0,
+                db: 0,
+                in_use: 0,
+            });
+            say(&format!(
+                "defragmented {who} in {:.1} s: db size {} -> {} ({} in use)",
+                t.elapsed().as_secs_f64(),
+                crate::render::size(before.db.max(0) as u64),
+                crate::render::size(after.db.max(0) as u64),
+                crate::render::size(after.in_use.max(0) as u64)
+            ));
+            tokio::time::sleep(SETTLE_POLL).await;
+            match reading(&mut m).await {
+                Ok(later) if worth_another_pass(later) => {}
+                _ => break,
+            }
+        }
     }
 
     // 3. Disarm NOSPACE (it never clears by itself).
@@ -185,6 +270,16 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
             }
         ),
     }
+    // A member still above its quota raises NOSPACE again when it applies that write.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = nospace_alarms(&mut c).await?;
+    if !again.is_empty() {
+        let ids: Vec<String> = again.iter().map(|m| format!("{m:x}")).collect();
+        anyhow::bail!(
+            "filc etcd defrag: NOSPACE was raised again by member {} after the test write: its db is still above the quota (delete keys, or raise --quota-backend-bytes, then run defrag again)",
+            ids.join(", ")
+        );
+    }
     let st = cluster::status(&local).await;
     say(&format!("cluster: {}", st.summary()));
     if !skipped.is_empty() {
@@ -194,4 +289,63 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(applied: u64, db: i64, in_use: i64) -> Reading {
+        Reading {
+            applied,
+            db,
+            in_use,
+        }
+    }
+
+    #[test]
+    fn settled_needs_the_index_and_two_still_readings() {
+        const MB: i64 = 1024 * 1024;
+        // One reading is never enough.
+        assert!(!compaction_settled(None, r(10, 3 * MB, MB), 10));
+        // Not yet applied the compaction's index.
+        assert!(!compaction_settled(
+            Some(r(9, 3 * MB, 2 * MB)),
+            r(9, 3 * MB, 2 * MB),
+            10
+        ));
+        // The previous reading predates the compaction: it might not have started.
+        assert!(!compaction_settled(
+            Some(r(9, 3 * MB, 2 * MB)),
+            r(10, 3 * MB, 2 * MB),
+            10
+        ));
+        // Still shrinking.
+        assert!(!compaction_settled(
+            Some(r(10, 3 * MB, 2 * MB)),
+            r(11, 3 * MB, MB),
+            10
+        ));
+        // Still, or moving only by writes' noise.
+        assert!(compaction_settled(
+            Some(r(10, 3 * MB, MB)),
+            r(11, 3 * MB, MB),
+            10
+        ));
+        assert!(compaction_settled(
+            Some(r(10, 3 * MB, MB)),
+            r(12, 3 * MB, MB + 4096),
+            10
+        ));
+    }
+
+    #[test]
+    fn another_pass_only_when_much_came_free() {
+        const MB: i64 = 1024 * 1024;
+        assert!(worth_another_pass(r(1, 3 * MB, MB)));
+        assert!(!worth_another_pass(r(1, 3 * MB, 3 * MB - 100 * 1024)));
+        // Half a MB of a 100 MB file is not worth blocking the member again.
+        assert!(!worth_another_pass(r(1, 100 * MB, 99 * MB)));
+        assert!(!worth_another_pass(r(1, 20 * 1024, 12 * 1024)));
+    }
 }
