@@ -14,8 +14,16 @@
 //! | POST   | `/v1/processes/signal`               | [`SignalRequest`] | [`ActionReply`]    |
 //! | POST   | `/v1/reload`                         |                   | [`ReloadReply`]    |
 //! | GET    | `/v1/etcd/members`                   |                   | [`EtcdMembers`]    |
+//! | POST   | `/v1/etcd/ops`                       | [`EtcdOpRequest`] | [`EtcdOp`]         |
+//! | GET    | `/v1/etcd/ops`                       |                   | `[EtcdOp]`         |
+//! | GET    | `/v1/etcd/ops/{id}?from=N&wait=S`    |                   | [`EtcdOp`]         |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
+//!
+//! `POST /v1/etcd/ops` starts an operation inside fild (409 while another runs) and answers
+//! at once; `GET /v1/etcd/ops/{id}` returns its lines from `from` on, waiting up to `wait`
+//! seconds (at most 30) for a new one or its end: that is how `filc` streams an operation
+//! and re-attaches to it. The list carries no lines, only their count.
 //!
 //! `stats=0` skips reading CPU and RSS from /proc (they are then 0): the plain status table
 //! does not show them. Errors are 4xx/5xx with an [`ErrorReply`] body.
@@ -32,6 +40,7 @@ pub mod routes {
     pub const SIGNAL: &str = "/v1/processes/signal";
     pub const RELOAD: &str = "/v1/reload";
     pub const ETCD_MEMBERS: &str = "/v1/etcd/members";
+    pub const ETCD_OPS: &str = "/v1/etcd/ops";
     pub const SHUTDOWN: &str = "/v1/shutdown";
     pub const LOGS: &str = "/v1/logs";
 
@@ -270,4 +279,138 @@ pub struct EtcdMembers {
     pub problems: Vec<String>,
     /// `[etcd] backup_dir`: where snapshots go by default.
     pub backup_dir: String,
+}
+
+/// An etcd operation fild runs for a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EtcdOpKind {
+    Replace {
+        program: String,
+    },
+    Add {
+        program: String,
+    },
+    Remove {
+        program: String,
+    },
+    Move {
+        program: String,
+        peer_url: String,
+    },
+    Rescue {
+        program: String,
+    },
+    Snapshot {
+        #[serde(default)]
+        dir: Option<String>,
+    },
+    Restore {
+        snapshot: String,
+    },
+    Defrag,
+}
+
+impl EtcdOpKind {
+    /// As typed after `filc etcd`: `replace etcd-2`, `move etcd-1 --peer-url URL`.
+    pub fn title(&self) -> String {
+        match self {
+            EtcdOpKind::Replace { program } => format!("replace {program}"),
+            EtcdOpKind::Add { program } => format!("add {program}"),
+            EtcdOpKind::Remove { program } => format!("remove {program}"),
+            EtcdOpKind::Move { program, peer_url } => {
+                format!("move {program} --peer-url {peer_url}")
+            }
+            EtcdOpKind::Rescue { program } => format!("rescue {program}"),
+            EtcdOpKind::Snapshot { dir: None } => "snapshot".to_string(),
+            EtcdOpKind::Snapshot { dir: Some(d) } => format!("snapshot {d}"),
+            EtcdOpKind::Restore { snapshot } => format!("restore {snapshot}"),
+            EtcdOpKind::Defrag => "defrag".to_string(),
+        }
+    }
+}
+
+/// `POST /v1/etcd/ops`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdOpRequest {
+    pub kind: EtcdOpKind,
+    /// Say the plan and stop before the first change.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The destructive steps of the plan are confirmed (`--yes`).
+    #[serde(default)]
+    pub yes: bool,
+    /// Confirmed at a terminal: go on only if the plan is still the one with this digest.
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// Over the refusals `--force` may override (restore over a cluster with quorum).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Where an operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtcdOpState {
+    Running,
+    /// Done: every step carried out.
+    Succeeded,
+    /// Ended by an error or a refusal (the cluster is as the last step left it).
+    Failed,
+    /// A dry run: the plan was said, nothing changed.
+    Planned,
+    /// The plan has a destructive step that was not confirmed: nothing changed.
+    Unconfirmed,
+    /// fild stopped (or was killed) while it ran; a re-run finishes it.
+    Interrupted,
+}
+
+impl EtcdOpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EtcdOpState::Running => "running",
+            EtcdOpState::Succeeded => "succeeded",
+            EtcdOpState::Failed => "failed",
+            EtcdOpState::Planned => "planned",
+            EtcdOpState::Unconfirmed => "unconfirmed",
+            EtcdOpState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One line an operation said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdOpLine {
+    pub unix_ms: u64,
+    pub text: String,
+}
+
+/// An operation fild runs or ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdOp {
+    pub id: u64,
+    /// As typed after `filc etcd`.
+    pub title: String,
+    pub request: EtcdOpRequest,
+    pub state: EtcdOpState,
+    pub started_unix: u64,
+    #[serde(default)]
+    pub ended_unix: Option<u64>,
+    /// How many lines it has said in all.
+    pub total_lines: usize,
+    /// The lines from `from` on (none in the list).
+    pub from: usize,
+    pub lines: Vec<EtcdOpLine>,
+    /// Why it failed, or what confirmation it needs.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// What it produced (a snapshot's path).
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Unconfirmed: the digest of the plan a confirmation must name.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Its journal file.
+    pub journal: String,
 }

@@ -294,6 +294,12 @@ fn peer_policy(meta: &Option<fs::Metadata>, chown_group: bool) -> server::PeerPo
 }
 
 /// Run fild with `config` (already loaded from `path`) until it shuts down.
+/// Where the etcd operations' journals go: `etcd-ops/` beside the pidfile (under `var/` in
+/// the kit), which only this fild holds.
+fn ops_dir(pidfile: &Path) -> PathBuf {
+    pidfile.parent().unwrap_or(Path::new(".")).join("etcd-ops")
+}
+
 pub fn run(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     if let Some(dir) = &config.daemon.directory {
         std::env::set_current_dir(dir)
@@ -351,7 +357,10 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     let policy = peer_policy(&fs::metadata(&socket).ok(), chown_group);
     let served = server::Served {
         handle: handle.clone(),
-        etcd: crate::etcd::hooks(),
+        etcd: crate::etcd::hooks(crate::etcd::ops::Ops::start(
+            handle.clone(),
+            ops_dir(&pidfile),
+        )),
         slots: Default::default(),
         brake: Default::default(),
     };

@@ -243,12 +243,18 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
     let ids_before = member_ids(&c, 0);
     assert!(!c.settings("etcd-0").cluster_token.contains("-restored-"));
 
-    let o = c
-        .fild()
-        .filc(&["etcd", "restore", &file.display().to_string()]);
+    // The cluster still has quorum: restoring over it takes --force, and --yes for its loss.
+    let o = c.fild().filc(&[
+        "etcd",
+        "restore",
+        &file.display().to_string(),
+        "--force",
+        "--yes",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = text(&o);
     eprintln!("{out}");
+    assert!(out.contains("revisions after it are lost"), "{out}");
     for step in [
         "verifying",
         "stopping",

@@ -248,7 +248,7 @@ fn replace_rebuilds_a_member_whose_data_is_lost() {
     write_reaches(&c, "after-replace", &[0, 1, 2]);
     // A snapshot was taken before the first change, into the backup dir.
     assert_eq!(snapshots(&c).len(), 1, "{out}");
-    assert!(out.find("snapshot:").unwrap() < out.find("stop etcd-2").unwrap());
+    assert!(out.find("snapshot:").unwrap() < out.rfind("stop etcd-2").unwrap());
     let st = filc_ok(&c, &["etcd", "status"]);
     assert!(st.contains("healthy: 3 of 3"), "{st}");
 }
@@ -335,7 +335,7 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
 
     // Remove etcd-2: two members left.
     let ids = members(&c, &[0, 1]);
-    let out = filc_ok(&c, &["etcd", "remove", "etcd-2"]);
+    let out = filc_ok(&c, &["etcd", "remove", "etcd-2", "--yes"]);
     assert!(out.contains("member remove boot2"), "{out}");
     assert!(out.contains("even number"), "{out}");
     let two = members(&c, &[0, 1]);
@@ -445,7 +445,7 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
         "etcd-0 still healthy alone"
     );
 
-    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
+    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
     assert!(out.contains("--force-new-cluster"), "{out}");
     assert!(out.contains("re-add etcd-1"), "{out}");
     assert!(out.contains("re-add etcd-2"), "{out}");
@@ -473,7 +473,7 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
 
     // Run again on a healthy cluster: nothing to do, nothing changed.
     let before = fingerprint(&c, &[0, 1, 2]);
-    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
+    let out = filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
     assert!(!out.contains("runtime "), "{out}");
     assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
 }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fild::api::{ActionReply, ProcessState};
+use fild::api::{ActionReply, EtcdOpKind, EtcdOpRequest, ProcessState};
 use fild::config;
 use fild::control::client::{self, Client, ClientError};
+use fild::control::follow;
 use fild::daemon;
 
 #[derive(Parser)]
@@ -102,30 +103,81 @@ enum EtcdCmd {
     },
     /// Replace a failed member (recovery mode two): snapshot, remove, move its data aside,
     /// re-add as a learner, start, promote. Safe to re-run.
-    Replace { program: String },
+    Replace {
+        program: String,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// Update a member's peer URL after its data moved to a new host (recovery mode one).
     Move {
         program: String,
         #[arg(long)]
         peer_url: String,
+        #[command(flatten)]
+        op: OpFlags,
     },
     /// Add a configured member to the cluster (one at a time, snapshot first).
-    Add { program: String },
+    Add {
+        program: String,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// Remove a member from the cluster (never below quorum, snapshot first).
-    Remove { program: String },
+    Remove {
+        program: String,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// Take a snapshot now (into DIR, default the [etcd] backup_dir).
-    Snapshot { dir: Option<PathBuf> },
+    Snapshot {
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// List the snapshots in the backup folder.
     Backups {
         #[arg(long)]
         json: bool,
     },
     /// Rebuild the cluster from a snapshot (recovery mode three).
-    Restore { snapshot: PathBuf },
+    Restore {
+        snapshot: PathBuf,
+        /// Over a cluster that still has quorum too (its writes after the snapshot are lost).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// Quorum lost for good: restart one survivor with --force-new-cluster, re-add the others.
-    Rescue { program: String },
+    Rescue {
+        program: String,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// Compact, defragment member by member (leader last), disarm NOSPACE.
-    Defrag,
+    Defrag {
+        #[command(flatten)]
+        op: OpFlags,
+    },
+    /// The operations fild ran or runs (newest last); --follow ID re-attaches to one.
+    Ops {
+        #[arg(long, value_name = "ID")]
+        follow: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What every operation takes: fild runs it, filc follows it.
+#[derive(clap::Args)]
+struct OpFlags {
+    /// Print the plan and stop: nothing changes.
+    #[arg(long)]
+    dry_run: bool,
+    /// Carry out destructive steps without asking (removing a healthy member, restoring over
+    /// a cluster that answers, forcing a new cluster).
+    #[arg(long, short = 'y')]
+    yes: bool,
 }
 
 fn main() -> ExitCode {
@@ -401,30 +453,18 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        EtcdCmd::Replace { program } => {
-            fild::etcd::membership::replace(c, &program, &say).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        EtcdCmd::Move { program, peer_url } => {
-            fild::etcd::membership::move_peer(c, &program, &peer_url, &say).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        EtcdCmd::Add { program } => {
-            fild::etcd::membership::add(c, &program, &say).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        EtcdCmd::Remove { program } => {
-            fild::etcd::membership::remove(c, &program, &say).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        EtcdCmd::Rescue { program } => {
-            fild::etcd::membership::rescue(c, &program, &say).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        EtcdCmd::Snapshot { dir } => {
-            let path = fild::etcd::backup::snapshot(c, dir, &say).await?;
-            println!("{}", path.display());
-            Ok(ExitCode::SUCCESS)
+        EtcdCmd::Replace { program, op } => run_op(c, EtcdOpKind::Replace { program }, op).await,
+        EtcdCmd::Move {
+            program,
+            peer_url,
+            op,
+        } => run_op(c, EtcdOpKind::Move { program, peer_url }, op).await,
+        EtcdCmd::Add { program, op } => run_op(c, EtcdOpKind::Add { program }, op).await,
+        EtcdCmd::Remove { program, op } => run_op(c, EtcdOpKind::Remove { program }, op).await,
+        EtcdCmd::Rescue { program, op } => run_op(c, EtcdOpKind::Rescue { program }, op).await,
+        EtcdCmd::Snapshot { dir, op } => {
+            let dir = dir.map(|d| absolute(&d)).transpose()?;
+            run_op(c, EtcdOpKind::Snapshot { dir }, op).await
         }
         EtcdCmd::Backups { json } => {
             let list = fild::etcd::backup::backups(c).await?;
@@ -443,19 +483,53 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        EtcdCmd::Restore { snapshot } => {
-            fild::etcd::backup_restore::restore(c, &snapshot, &say).await?;
-            Ok(ExitCode::SUCCESS)
+        EtcdCmd::Restore {
+            snapshot,
+            force,
+            op,
+        } => {
+            let snapshot = absolute(&snapshot)?;
+            let req = EtcdOpRequest {
+                kind: EtcdOpKind::Restore { snapshot },
+                dry_run: op.dry_run,
+                yes: op.yes,
+                confirm: None,
+                force,
+            };
+            Ok(ExitCode::from(follow::run(c, req).await?))
         }
-        EtcdCmd::Defrag => {
-            fild::etcd::defrag::defrag(c, &say).await?;
+        EtcdCmd::Defrag { op } => run_op(c, EtcdOpKind::Defrag, op).await,
+        EtcdCmd::Ops {
+            follow: Some(id), ..
+        } => Ok(ExitCode::from(follow::reattach(c, id).await?)),
+        EtcdCmd::Ops { follow: None, json } => {
+            let ops = c.ops().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ops)?);
+            } else {
+                print!("{}", follow::table(&ops));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Print a step of an etcd operation as it happens.
-fn say(line: &str) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
+/// Ask fild to run an operation and follow it until it ends.
+async fn run_op(c: &Client, kind: EtcdOpKind, op: OpFlags) -> anyhow::Result<ExitCode> {
+    let req = EtcdOpRequest {
+        kind,
+        dry_run: op.dry_run,
+        yes: op.yes,
+        confirm: None,
+        force: false,
+    };
+    Ok(ExitCode::from(follow::run(c, req).await?))
+}
+
+/// A path as fild must read it: fild's working directory is not filc's.
+fn absolute(p: &std::path::Path) -> anyhow::Result<String> {
+    Ok(std::path::absolute(p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        .display()
+        .to_string())
 }

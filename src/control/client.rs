@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Ack, ActionReply, ErrorReply, EtcdMembers, LogChunk, NamesRequest, ProcessInfo, ReloadReply,
-    SignalRequest, VersionInfo, routes,
+    Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, LogChunk, NamesRequest,
+    ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
 };
 
 /// What a name may hold unencoded in a query or a path segment.
@@ -199,6 +199,25 @@ impl Client {
     /// The etcd members and gateway as fild evaluates them.
     pub async fn members(&self) -> Result<EtcdMembers, ClientError> {
         self.get(routes::ETCD_MEMBERS).await
+    }
+
+    /// Start an etcd operation inside fild.
+    pub async fn start_op(&self, req: &EtcdOpRequest) -> Result<EtcdOp, ClientError> {
+        self.post(routes::ETCD_OPS, req).await
+    }
+
+    /// The operations fild keeps, without their lines.
+    pub async fn ops(&self) -> Result<Vec<EtcdOp>, ClientError> {
+        self.get(routes::ETCD_OPS).await
+    }
+
+    /// Operation `id` with its lines from `from` on, waiting up to `wait_secs` for one.
+    pub async fn op(&self, id: u64, from: usize, wait_secs: u64) -> Result<EtcdOp, ClientError> {
+        self.get(&format!(
+            "{}/{id}?from={from}&wait={wait_secs}",
+            routes::ETCD_OPS
+        ))
+        .await
     }
 
     /// At most `max` bytes of a program's log, from `offset` (default: the end less `max`).

@@ -3,4 +3,5 @@
 
 pub mod admission;
 pub mod client;
+pub mod follow;
 pub mod server;

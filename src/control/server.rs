@@ -30,9 +30,25 @@ pub type HookFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> +
 /// The future the quorum guard hook returns.
 pub type GuardFuture = HookFuture<Result<api::ActionReply, ApiError>>;
 
+/// The etcd operations fild runs (`/v1/etcd/ops`), as the server sees them.
+pub trait OpsHook: Send + Sync {
+    /// Start an operation, or refuse while another runs.
+    fn begin(&self, req: api::EtcdOpRequest) -> Result<api::EtcdOp, ApiError>;
+    /// Every operation kept, without its lines.
+    fn list(&self) -> Vec<api::EtcdOp>;
+    /// Operation `id` with its lines from `from` on, once there is one or it ended (or `wait`
+    /// passed).
+    fn follow(
+        &self,
+        id: u64,
+        from: usize,
+        wait: std::time::Duration,
+    ) -> HookFuture<Result<api::EtcdOp, ApiError>>;
+}
+
 /// What the server asks of the etcd side, handed in by `daemon`, so that `control` never
-/// imports the etcd operations: the quorum guard in front of start/stop/restart, and the
-/// members view of `GET /v1/etcd/members`.
+/// imports the etcd operations: the quorum guard in front of start/stop/restart, the
+/// members view of `GET /v1/etcd/members`, and the operations.
 #[derive(Clone)]
 pub struct EtcdHooks {
     /// Carry out a start, stop or restart (with the quorum guard and rolling restarts).
@@ -40,6 +56,8 @@ pub struct EtcdHooks {
         std::sync::Arc<dyn Fn(Handle, UserOp, Vec<String>, bool) -> GuardFuture + Send + Sync>,
     /// The etcd members and gateway among the programs.
     pub members: std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdMembers> + Send + Sync>,
+    /// The operations fild runs.
+    pub ops: std::sync::Arc<dyn OpsHook>,
 }
 
 /// What every connection is served with: the way into the loop, the etcd hooks, and the
@@ -493,6 +511,31 @@ async fn route(
                 Ok(view) => result(Ok::<_, ApiError>((served.etcd.members)(view).await)),
                 Err(e) => from_api_error(e),
             }
+        }
+        (&Method::POST, "/etcd/ops") => {
+            let req: api::EtcdOpRequest = match body(req).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            result(served.etcd.ops.begin(req))
+        }
+        (&Method::GET, "/etcd/ops") => result(Ok::<_, ApiError>(served.etcd.ops.list())),
+        (&Method::GET, r) if r.starts_with("/etcd/ops/") => {
+            let Ok(id) = r["/etcd/ops/".len()..].parse::<u64>() else {
+                return error(404, "use /v1/etcd/ops/{id} with a numeric id");
+            };
+            let from = match query(&req, "from").map(|v| v.parse::<usize>()) {
+                None => 0,
+                Some(Ok(f)) => f,
+                Some(Err(_)) => return error(400, "from must be a line count"),
+            };
+            let wait = match query(&req, "wait").map(|v| v.parse::<u64>()) {
+                None => 0,
+                Some(Ok(w)) => w,
+                Some(Err(_)) => return error(400, "wait must be whole seconds"),
+            };
+            let wait = std::time::Duration::from_secs(wait);
+            result(served.etcd.ops.follow(id, from, wait).await)
         }
         (&Method::POST, "/shutdown") => result(
             handle

@@ -103,6 +103,7 @@ fn no_healthy_member(members: &[EtcdMember]) -> String {
 pub async fn snapshot(
     ctl: &impl Programs,
     dir: Option<PathBuf>,
+    gate: &super::gate::Gate,
     say: Say<'_>,
 ) -> anyhow::Result<PathBuf> {
     let local = super::programs::local_members(ctl).await?;
@@ -112,6 +113,16 @@ pub async fn snapshot(
     let Some(m) = pick_healthy(&local.members, &tls).await else {
         anyhow::bail!(no_healthy_member(&local.members));
     };
+    gate.pass(
+        say,
+        &[format!(
+            "snapshot from {} ({}) into {}, verified",
+            m.name,
+            m.program,
+            dir.display()
+        )],
+        None,
+    )?;
     say(&format!(
         "taking a snapshot from {} ({}, {}) into {}",
         m.name,

@@ -33,6 +33,8 @@ use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 use super::Say;
+use super::child;
+use super::gate::Gate;
 use super::programs::local_members;
 use super::snapshot;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
@@ -157,36 +159,29 @@ fn offline_restore(
     token: &str,
     into: &Path,
 ) -> anyhow::Result<()> {
-    let mut cmd = std::process::Command::new(tool);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ETCD_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .env("ETCDCTL_API", "3")
-        .arg("snapshot")
-        .arg("restore")
-        .arg(file)
-        .arg("--name")
-        .arg(&m.name)
-        .arg("--initial-cluster")
-        .arg(initial_cluster)
-        .arg("--initial-cluster-token")
-        .arg(token)
-        .arg("--initial-advertise-peer-urls")
-        .arg(&m.peer_url)
-        .arg("--data-dir")
-        .arg(into)
-        .stdin(std::process::Stdio::null())
-        .output()
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "snapshot".as_ref(),
+        "restore".as_ref(),
+        file.as_os_str(),
+        "--name".as_ref(),
+        m.name.as_ref(),
+        "--initial-cluster".as_ref(),
+        initial_cluster.as_ref(),
+        "--initial-cluster-token".as_ref(),
+        token.as_ref(),
+        "--initial-advertise-peer-urls".as_ref(),
+        m.peer_url.as_ref(),
+        "--data-dir".as_ref(),
+        into.as_os_str(),
+    ];
+    let out = child::output(tool.as_os_str(), &args, &[("ETCDCTL_API", "3")], "ETCD_")
         .with_context(|| format!("cannot run {}", tool.display()))?;
-    if !out.status.success() {
+    if !out.success() {
         bail!(
             "{} snapshot restore for {} failed ({}): {}{}",
             tool.display(),
             m.name,
-            out.status,
+            out.status(),
             String::from_utf8_lossy(&out.stderr).trim(),
             String::from_utf8_lossy(&out.stdout).trim()
         );
@@ -219,8 +214,117 @@ fn program_names(local: &EtcdMembers) -> Vec<String> {
     local.members.iter().map(|m| m.program.clone()).collect()
 }
 
-/// Recovery mode three: see the module docs.
-pub async fn restore(ctl: &impl Programs, file: &Path, say: Say<'_>) -> anyhow::Result<()> {
+/// The revision a snapshot file holds, as the restore tool's `snapshot status` reports it.
+fn snapshot_revision(tool: &Path, file: &Path) -> anyhow::Result<i64> {
+    let args: [&std::ffi::OsStr; 5] = [
+        "snapshot".as_ref(),
+        "status".as_ref(),
+        "-w".as_ref(),
+        "json".as_ref(),
+        file.as_os_str(),
+    ];
+    let out = child::output(tool.as_os_str(), &args, &[("ETCDCTL_API", "3")], "ETCD_")
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    if !out.success() {
+        bail!(
+            "{} snapshot status failed ({}): {}",
+            tool.display(),
+            out.status(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} snapshot status printed no JSON", tool.display()))?;
+    v.get("revision")
+        .and_then(|r| r.as_i64())
+        .ok_or_else(|| anyhow!("{} snapshot status printed no revision", tool.display()))
+}
+
+/// What the running cluster says before a restore: whether a member answers, whether it has
+/// quorum, and its revision (read serializably, so a member without quorum answers too).
+struct Live {
+    answers: Option<String>,
+    quorum: bool,
+    revision: i64,
+}
+
+async fn live(local: &EtcdMembers) -> Live {
+    let st = crate::etcd::cluster::status(local).await;
+    let quorum = st.verdict != crate::etcd::cluster::Verdict::NoQuorum && st.asked.is_some();
+    let tls = conn::Tls::of(local);
+    let mut revision = 0;
+    let mut answers = None;
+    for m in &local.members {
+        if let Ok(mut c) = conn::connect(&m.client_url, &tls).await
+            && let Ok(r) = c
+                .get(
+                    "fild-restore-check",
+                    Some(etcd_client::GetOptions::new().with_serializable()),
+                )
+                .await
+        {
+            let rev = r.header().map(|h| h.revision()).unwrap_or(0);
+            if rev >= revision {
+                revision = rev;
+                answers = Some(m.name.clone());
+            }
+        }
+    }
+    Live {
+        answers,
+        quorum,
+        revision,
+    }
+}
+
+/// The restore's plan as said, and what in it is destructive, from what the cluster says.
+fn plan_lines(
+    local: &EtcdMembers,
+    file: &Path,
+    snap_rev: i64,
+    live: &Live,
+    initial_cluster: &str,
+) -> (Vec<String>, Option<String>) {
+    let mut stop: Vec<String> = local.gateway.iter().map(|g| g.program.clone()).collect();
+    stop.extend(program_names(local));
+    let lines = vec![
+        format!(
+            "restore {} (revision {snap_rev}) offline beside each data dir, as a new cluster {initial_cluster}",
+            file.display()
+        ),
+        format!("stop {}", stop.join(", ")),
+        "move each member's data dir aside (renamed, kept) and the restored one in".to_string(),
+        "record the new cluster token and cluster_state=new in each member's runtime layer"
+            .to_string(),
+        format!(
+            "start {}, wait until each is healthy and serves reads",
+            stop.join(", ")
+        ),
+    ];
+    let destructive = live.answers.as_ref().map(|who| {
+        let lost = live.revision - snap_rev;
+        format!(
+            "it replaces the data of a cluster that answers ({who} is at revision {}; the snapshot holds revision {snap_rev}: {})",
+            live.revision,
+            if lost > 0 {
+                format!("the {lost} revisions after it are lost")
+            } else {
+                "no revision is lost".to_string()
+            }
+        )
+    });
+    (lines, destructive)
+}
+
+/// Recovery mode three: see the module docs. Over a cluster that still has quorum only with
+/// `force`; over one that answers only when confirmed.
+pub async fn restore(
+    ctl: &impl Programs,
+    file: &Path,
+    gate: &Gate,
+    force: bool,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
     let refuse = |why: String| {
         anyhow!(
             "filc etcd restore {}: {why}; nothing was changed",
@@ -282,6 +386,16 @@ pub async fn restore(ctl: &impl Programs, file: &Path, say: Say<'_>) -> anyhow::
     };
     say(&format!("new cluster: {initial_cluster}"));
     say(&format!("new cluster token: {token} (was {old_token})"));
+    let snap_rev = snapshot_revision(&tool, &file).map_err(|e| refuse(e.to_string()))?;
+    let now = live(&local).await;
+    let (lines, destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
+    if now.quorum && !force && !gate.dry_run {
+        return Err(refuse(format!(
+            "the cluster has quorum (at revision {}, the snapshot holds {snap_rev}); restore is for a cluster whose data is lost. To replace its data anyway: --force --yes",
+            now.revision
+        )));
+    }
+    gate.pass(say, &lines, destructive.as_deref())?;
     let others: Vec<&str> = list
         .iter()
         .filter(|(n, _)| !local.members.iter().any(|m| &m.name == n))

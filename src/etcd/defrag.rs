@@ -9,6 +9,7 @@ use super::Say;
 use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::conn;
 use super::errors;
+use super::gate::Gate;
 use super::guard::up_count;
 use crate::etcd::programs::Programs;
 
@@ -102,7 +103,7 @@ async fn nospace_alarms(c: &mut etcd_client::Client) -> anyhow::Result<Vec<u64>>
 
 /// `filc etcd defrag`: compact to the current revision, defragment each member through its
 /// own endpoint (followers first, leader last), disarm NOSPACE, verify a put works.
-pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
+pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::Result<()> {
     let local = super::programs::local_members(ctl)
         .await
         .map_err(|e| anyhow::anyhow!("filc etcd defrag: {e:#}"))?;
@@ -123,6 +124,29 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
             "filc etcd defrag: the cluster has no quorum; compaction and alarm disarm need one (see `filc etcd status`)"
         );
     }
+    let mut order: Vec<&MemberStatus> = st
+        .members
+        .iter()
+        .filter(|r| r.id.is_some() && !r.client_url.is_empty())
+        .collect();
+    order.sort_by_key(|r| r.leader);
+    let names: Vec<String> = order
+        .iter()
+        .map(|r| format!("{}{}", r.name, if r.leader { " (leader)" } else { "" }))
+        .collect();
+    gate.pass(
+        say,
+        &[
+            "compact to the current revision".to_string(),
+            format!(
+                "defragment {}, one at a time (each blocks while it runs)",
+                names.join(", ")
+            ),
+            "disarm the NOSPACE alarms".to_string(),
+            "check a write goes through".to_string(),
+        ],
+        None,
+    )?;
     let tls = conn::Tls::of(&local);
     let (mut c, via) = conn::connect_any(&conn::endpoints(&local), &tls)
         .await
@@ -153,14 +177,8 @@ pub async fn defrag(ctl: &impl Programs, say: Say<'_>) -> anyhow::Result<()> {
     }
 
     // 2. Defragment member by member: down ones are skipped, followers first, leader last.
-    let mut rows: Vec<&MemberStatus> = st
-        .members
-        .iter()
-        .filter(|r| r.id.is_some() && !r.client_url.is_empty())
-        .collect();
-    rows.sort_by_key(|r| r.leader);
     let mut skipped = Vec::new();
-    for r in rows {
+    for r in order {
         let who = format!(
             "{}{} ({})",
             r.name,

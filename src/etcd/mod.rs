@@ -2,8 +2,8 @@
 //!
 //! fild knows every member's configuration (the kit's env files, see [`members`]) and
 //! process; this module asks the cluster itself (through `etcd-client`) and drives the
-//! programs through the same control API a person uses with filc, so every operation obeys
-//! the same rules and shows up in the same logs.
+//! programs through [`programs::Programs`]. The operations run inside fild ([`ops`]), one at
+//! a time and journaled; filc starts them and follows what they say.
 //!
 //! - [`envfile`]: read the settings files (`key=value`, sh-style expansions) without a shell.
 //! - [`settings`]: the one evaluator of a member's or the gateway's settings and argv.
@@ -26,6 +26,10 @@
 //! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
 //! - [`liveness`]: restarts of members that stopped answering.
 //! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
+//! - [`child`]: a helper command (etcdctl, etcdutl) run inside fild, whose loop reaps it.
+//! - [`gate`]: the plan said, then a dry run's stop or a destructive step's confirmation.
+//! - [`steps`]: how plans and steps are said, and read back from a journal.
+//! - [`ops`]: operations run inside fild, one at a time, journaled, followed by clients.
 
 /// Where an operation reports each step as it runs.
 pub type Say<'a> = &'a dyn Fn(&str);
@@ -33,17 +37,20 @@ pub type Say<'a> = &'a dyn Fn(&str);
 pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
+pub mod child;
 pub mod cluster;
 pub mod conn;
 pub mod datadir;
 pub mod defrag;
 pub mod envfile;
 pub mod errors;
+pub mod gate;
 pub mod guard;
 pub mod launch;
 pub mod liveness;
 pub mod members;
 pub mod membership;
+pub mod ops;
 pub mod poll;
 pub mod programs;
 pub mod quorum;
@@ -51,15 +58,18 @@ pub mod runtime;
 pub mod settings;
 pub mod show;
 pub mod snapshot;
+pub mod steps;
 
 /// The hooks the control server runs for etcd: the quorum guard in front of start, stop and
-/// restart, and the members view ([`members::collect`]). `daemon` hands them to the server.
-pub fn hooks() -> crate::control::server::EtcdHooks {
+/// restart, the members view ([`members::collect`]) and the operations ([`ops::Ops`]).
+/// `daemon` hands them to the server.
+pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
     use std::sync::Arc;
     crate::control::server::EtcdHooks {
         action: Arc::new(|handle, op, names, force| {
             Box::pin(async move { guard::action(&handle, op, names, force).await })
         }),
         members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
+        ops: Arc::new(ops),
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
+use super::describe;
 use super::gateway::sync_gateway;
 use super::member_api::{initial_cluster, member_add, member_remove, promote, verify};
 use super::plan::{Planned, Step};
@@ -17,10 +18,11 @@ use super::{
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::etcd::conn::{self, Conn, Mem, Tls, VERIFY_BUDGET, read_works, retry, wait_healthy};
 use crate::etcd::datadir::{copy_aside, move_aside};
+use crate::etcd::gate::Gate;
 use crate::etcd::poll::poll_until;
 use crate::etcd::programs::{Programs, restart, start, stop};
 use crate::etcd::quorum::{self, Change};
-use crate::etcd::{Say, runtime};
+use crate::etcd::{Say, runtime, steps as marks};
 
 /// What every step of one operation on one member shares.
 pub(crate) struct Ctx<'a, P> {
@@ -66,9 +68,12 @@ impl<'a, P: Programs> Op<'a, P> {
     }
 
     /// Ask `others` for their health (until the quorum `change` needs is healthy, or the
-    /// settle time is up), plan from it, and carry the plan out through the healthy ones.
+    /// settle time is up), plan from it, pass the gate, and carry the plan out through the
+    /// healthy ones. `voters`: how many voting members the cluster lists now.
     pub(crate) async fn run(
         &self,
+        gate: &Gate,
+        voters: usize,
         others: &[&Mem],
         change: Change,
         plan: impl FnOnce(&[bool]) -> Planned,
@@ -76,6 +81,12 @@ impl<'a, P: Programs> Op<'a, P> {
         let need = quorum::figures(change, others.len()).quorum;
         let health = conn::settled_health(others, need, &self.tls).await;
         let planned = plan(&health);
+        // Removing the member itself is destructive only while it is healthy.
+        let removes = planned
+            .steps
+            .as_ref()
+            .is_ok_and(|s| s.iter().any(|s| matches!(s, Step::Remove(_))));
+        let me_healthy = removes && conn::healthy(&self.me.client_url, &self.tls).await;
         let healthy = quorum::healthy(others, &health);
         let mut conn = Conn::new(conn::client_urls(&healthy), &self.tls);
         let cx = Ctx {
@@ -86,28 +97,45 @@ impl<'a, P: Programs> Op<'a, P> {
             healthy: &healthy,
             by: self.by,
         };
-        carry_out(&cx, &mut conn, planned).await
+        let seen = Seen { voters, me_healthy };
+        carry_out(&cx, &mut conn, planned, gate, seen).await
     }
 }
 
-/// Say the plan's notes, then carry out its steps, or return its refusal.
+/// What the gate weighs besides the steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    /// The voting members the cluster lists now.
+    pub(crate) voters: usize,
+    /// The member answers its health check.
+    pub(crate) me_healthy: bool,
+}
+
+/// Say the plan's notes, then its refusal, or its steps: through the gate, then one by one.
 pub(crate) async fn carry_out<P: Programs>(
     cx: &Ctx<'_, P>,
     conn: &mut Conn,
     planned: Planned,
+    gate: &Gate,
+    seen: Seen,
 ) -> anyhow::Result<()> {
     for n in &planned.notes {
         (cx.say)(n);
     }
     let steps = planned.steps.map_err(anyhow::Error::msg)?;
-    run(cx, conn, &steps).await
+    let lines = describe::steps(&steps, cx.me, seen.voters, &cx.local.backup_dir);
+    let destructive = describe::destructive(&steps, cx.me, seen.me_healthy);
+    gate.pass(cx.say, &lines, destructive.as_deref())?;
+    run(cx, conn, &steps, &lines).await
 }
 
-/// Carry out `steps` in order; the first failure ends the operation (run it again to go on).
+/// Carry out `steps` in order, each said before (`lines`) and after it runs; the first
+/// failure ends the operation (run it again to go on).
 pub(crate) async fn run<P: Programs>(
     cx: &Ctx<'_, P>,
     conn: &mut Conn,
     steps: &[Step],
+    lines: &[String],
 ) -> anyhow::Result<()> {
     let (say, me) = (cx.say, cx.me);
     // The member's ID and the member list, once it has joined (or was found joined).
@@ -118,7 +146,13 @@ pub(crate) async fn run<P: Programs>(
             .map(|(id, _)| *id)
             .ok_or_else(|| anyhow!("internal: {} has no member ID yet", me.name))
     };
-    for step in steps {
+    let of = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        say(&marks::begin(
+            i + 1,
+            of,
+            lines.get(i).map_or("", String::as_str),
+        ));
         match step {
             Step::Snapshot => take_snapshot(say, cx.local, cx.healthy).await?,
             Step::SnapshotOwn => {
@@ -211,6 +245,7 @@ pub(crate) async fn run<P: Programs>(
             Step::SyncGateway => sync_gateway(cx.ctl, say, conn).await?,
             Step::Note(n) => say(n),
         }
+        say(&marks::done(i + 1, of));
     }
     Ok(())
 }

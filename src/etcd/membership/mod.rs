@@ -1,16 +1,18 @@
 //! Membership changes, one member at a time, each behind the same guards: replace (recovery
 //! mode two), add, remove, move (recovery mode one), rescue (quorum lost for good).
 //!
-//! Every operation runs in filc: it reads the members' configuration from fild
-//! (`GET /v1/etcd/members`), asks the cluster itself (member list, `/health` of each voting
-//! member), drives the programs through the control API (with `force`, so the quorum guard
-//! does not refuse these internal steps), and records what it learns about a member
+//! Every operation runs inside fild (see [`super::ops`]): it reads the members' configuration
+//! (fild's members view), asks the cluster itself (member list, `/health` of each voting
+//! member), drives the programs through [`super::programs::Programs`] (past the quorum
+//! guard: these steps do their own quorum checks), and records what it learns about a member
 //! (`cluster_state=existing`, the cluster it joined, a new peer URL, the gateway's endpoints,
 //! a rescue's one-time flag) in the runtime layer ([`super::runtime`]): the settings files
 //! that ship with the kit are never written.
 //!
 //! Rules they all follow:
 //! - Guards first: a refusal changes nothing (no snapshot, no stop, no membership change).
+//! - The plan is said before the first change, each step with its quorum arithmetic; a dry
+//!   run stops there, and so does a destructive plan without a confirmation ([`super::gate`]).
 //! - A snapshot is taken from a healthy member before the first change.
 //! - Data is never deleted: a data dir that must go is renamed `<data_dir>.<UTC timestamp>`.
 //! - Every step is idempotent: an interrupted operation run again looks at the cluster and
@@ -29,6 +31,7 @@
 //! through `filc etcd add`, which moves any data dir aside and joins it afresh.
 
 mod add_remove;
+mod describe;
 mod exec;
 mod gateway;
 mod member_api;
@@ -63,8 +66,16 @@ pub(crate) trait Within<T> {
 }
 
 impl<T, E: Into<anyhow::Error>> Within<T> for Result<T, E> {
+    /// A halt at the gate stays what it is: the caller tells it from a failure.
     fn within(self, what: &str) -> anyhow::Result<T> {
-        self.map_err(|e| anyhow!("{what}: {:#}", e.into()))
+        self.map_err(|e| {
+            let e = e.into();
+            if e.is::<crate::etcd::gate::Halt>() {
+                e
+            } else {
+                anyhow!("{what}: {e:#}")
+            }
+        })
     }
 }
 

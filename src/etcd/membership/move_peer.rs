@@ -2,11 +2,13 @@
 
 use anyhow::{anyhow, bail};
 
+use super::describe;
 use super::exec::Op;
 use super::plan;
 use super::*;
 use crate::etcd::Say;
 use crate::etcd::conn::cluster_list;
+use crate::etcd::gate::Gate;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, members};
 use crate::etcd::quorum::Change;
@@ -17,6 +19,7 @@ pub async fn move_peer(
     ctl: &impl Programs,
     program: &str,
     peer_url: &str,
+    gate: &Gate,
     say: Say<'_>,
 ) -> anyhow::Result<()> {
     let what = format!("filc etcd move {program} --peer-url {peer_url}");
@@ -36,7 +39,7 @@ pub async fn move_peer(
         voter: mine.voter(),
     };
     let op = Op::new(ctl, say, &local, &me, &what);
-    op.run(&others, change, |h| {
+    op.run(gate, describe::voters(&list), &others, change, |h| {
         plan::move_peer(&list, &mine, peer_url, h)
     })
     .await

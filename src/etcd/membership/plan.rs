@@ -512,6 +512,18 @@ pub(crate) fn rescue(
         Step::Restart,
         Step::WaitHealthy,
     ]);
+    let rest: Vec<&str> = local
+        .members
+        .iter()
+        .filter(|m| m.program != me.program)
+        .map(|m| m.program.as_str())
+        .collect();
+    if !rest.is_empty() {
+        steps.push(Step::Note(format!(
+            "then re-add {} one at a time, each with a fresh data dir (its old one moved aside)",
+            rest.join(", ")
+        )));
+    }
     Planned {
         notes,
         steps: Ok(steps),
@@ -556,11 +568,11 @@ pub(crate) fn readd(other: &EtcdMember, list: &[Mem], health: &[bool]) -> Planne
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api::ProcessState;
 
-    fn mem(id: u64, name: &str, learner: bool) -> Mem {
+    pub(crate) fn mem(id: u64, name: &str, learner: bool) -> Mem {
         Mem {
             id,
             name: name.into(),
@@ -570,7 +582,7 @@ mod tests {
         }
     }
 
-    fn member(i: u64) -> EtcdMember {
+    pub(crate) fn member(i: u64) -> EtcdMember {
         EtcdMember {
             program: format!("etcd-{i}"),
             state: ProcessState::Running,

@@ -1,16 +1,23 @@
 //! Recovery mode two: a member gets a fresh data dir and a new member ID.
 
+use super::describe;
 use super::exec::Op;
 use super::plan;
 use super::*;
 use crate::etcd::Say;
 use crate::etcd::conn::cluster_list;
+use crate::etcd::gate::Gate;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, members};
 use crate::etcd::quorum::Change;
 
 /// Recovery mode two: give `program`'s member a fresh data dir and a new member ID.
-pub async fn replace(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Result<()> {
+pub async fn replace(
+    ctl: &impl Programs,
+    program: &str,
+    gate: &Gate,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
     let what = format!("filc etcd replace {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
@@ -22,9 +29,15 @@ pub async fn replace(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow
     // The others must hold quorum of the cluster the member belongs (or will belong) to.
     let others = plan::other_voters(&list, &me);
     let op = Op::new(ctl, say, &local, &me, &what);
-    op.run(&others, Change::Replace, |h| plan::replace(&me, &list, h))
-        .await
-        .within(&what)?;
+    op.run(
+        gate,
+        describe::voters(&list),
+        &others,
+        Change::Replace,
+        |h| plan::replace(&me, &list, h),
+    )
+    .await
+    .within(&what)?;
     say(&format!("replace {program}: done"));
     Ok(())
 }

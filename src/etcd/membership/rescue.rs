@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 
-use super::exec::{Ctx, carry_out};
+use super::exec::{Ctx, Seen, carry_out};
 use super::plan;
 use super::*;
 use crate::etcd::Say;
 use crate::etcd::conn::{Conn, Mem, Tls, client_urls, settled_health, wait_list};
+use crate::etcd::gate::Gate;
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, is_up, members, start, stop};
 use crate::etcd::quorum::quorum_of;
@@ -16,7 +17,12 @@ use crate::etcd::quorum::quorum_of;
 /// Quorum lost for good: restart `program` (whose data is good) alone with
 /// `--force-new-cluster` once, then without, then re-add the other local members one at a
 /// time as in replace.
-pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Result<()> {
+pub async fn rescue(
+    ctl: &impl Programs,
+    program: &str,
+    gate: &Gate,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
     let what = format!("filc etcd rescue {program}");
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program).within(&what)?;
@@ -34,6 +40,17 @@ pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
 
     // The survivor must run to be asked (member list is served locally, without quorum).
     let started_here = !is_up(me.state);
+    if started_here && gate.dry_run {
+        say(&crate::etcd::steps::planned(
+            1,
+            1,
+            &format!(
+                "start {} to read its member list; what follows depends on what it lists",
+                me.program
+            ),
+        ));
+        return Err(crate::etcd::gate::Halt::DryRun.into());
+    }
     if started_here {
         start(ctl, say, &me.program).await.within(&what)?;
     }
@@ -68,7 +85,18 @@ pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
         healthy: &[],
         by: &what,
     };
-    carry_out(&cx, &mut own, planned).await.within(&what)?;
+    let seen = Seen {
+        voters: voters.len(),
+        me_healthy: false,
+    };
+    carry_out(&cx, &mut own, planned, gate, seen)
+        .await
+        .within(&what)?;
+    // The re-adds below were part of what was confirmed.
+    let confirmed = Gate {
+        yes: true,
+        ..Gate::default()
+    };
 
     // Re-add the other local members, one at a time.
     let mut conn = Conn::new(vec![me.client_url.clone()], &tls);
@@ -81,9 +109,15 @@ pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
             settled_health(&voters, voters.len(), &tls).await
         };
         let planned = plan::readd(other, &list, &health);
+        let seen = Seen {
+            voters: voters.len(),
+            me_healthy: false,
+        };
         conn = Conn::new(client_urls(&voters), &tls);
         let cx = Ctx { me: other, ..cx };
-        carry_out(&cx, &mut conn, planned).await.within(&what)?;
+        carry_out(&cx, &mut conn, planned, &confirmed, seen)
+            .await
+            .within(&what)?;
     }
     super::gateway::sync_gateway(ctl, say, &mut conn)
         .await
