@@ -56,3 +56,14 @@ impl fmt::Display for ConfigErrors {
         Ok(())
     }
 }
+
+/// A finding that does not stop a load: an unknown key or section, which fild ignores. Shown
+/// with " (ignored)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub ConfigError);
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (ignored)", self.0)
+    }
+}
