@@ -58,7 +58,8 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// A finding that does not stop a load: an unknown key or section, which fild ignores. Shown
-/// with " (ignored)".
+/// with " (ignored)"; a strict load (`fild --check --strict`, `[supervisord] strict=true`)
+/// reports the finding itself as an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning(pub ConfigError);
 

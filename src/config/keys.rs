@@ -80,6 +80,7 @@ pub(crate) const DAEMON: &[&str] = &[
     "childlogdir",
     "minfds",
     "umask",
+    "strict",
     // Accepted and ignored supervisord keys.
     "nodaemon",
     "silent",

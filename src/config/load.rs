@@ -223,8 +223,15 @@ fn unique(errors: Vec<ConfigError>) -> Vec<ConfigError> {
 /// The environment variable holding the key of `AUTO` log names.
 pub const AUTO_LOG_KEY: &str = "FILD_AUTO_LOG_KEY";
 
-/// See [`super::load`].
-pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+/// Whether warnings are errors: always, or only when the config says `strict=true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strict {
+    Always,
+    AsConfigured,
+}
+
+/// See [`super::load`] and [`super::load_strict`].
+pub(crate) fn load(path: &Path, env: &Env, strict: Strict) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let Some(files) = read_all(path, env, &mut errors) else {
         return Err(ConfigErrors(errors));
@@ -239,6 +246,15 @@ pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let ctl = ctl_settings(sections, &vars, &mut errors, &mut warnings);
     let programs = program::build(sections, &vars, &daemon, &mut errors, &mut warnings);
     let etcd = etcd_settings(sections, &daemon, &vars, &mut errors, &mut warnings);
+    if strict == Strict::Always || daemon.strict {
+        // `--strict` says so itself; a file's own strict=true is named in each error.
+        let hint = (strict != Strict::Always)
+            .then(|| "fix or remove it: [supervisord] strict=true makes it an error".to_string());
+        errors.extend(warnings.drain(..).map(|w| ConfigError {
+            hint: hint.clone(),
+            ..w.0
+        }));
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(unique(errors)));
     }
@@ -485,6 +501,7 @@ fn daemon_settings(
         auto_log_key: vars.get(AUTO_LOG_KEY).cloned().unwrap_or_default(),
         minfds: 1024,
         umask: None,
+        strict: false,
     };
     let Some(section) = find(&files.sections, "supervisord") else {
         return settings;
@@ -508,5 +525,6 @@ fn daemon_settings(
         .unwrap_or(std::mem::take(&mut s.childlogdir));
     s.minfds = r.or("minfds", s.minfds, values::integer);
     s.umask = r.typed("umask", |v| values::octal(v, 0o777));
+    s.strict = r.bool_or("strict", false);
     settings
 }

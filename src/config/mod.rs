@@ -36,7 +36,12 @@ pub type Env = std::collections::BTreeMap<String, String>;
 /// Load the main file and its includes into a checked Config. All errors of one load are
 /// returned together.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    load::load(path, env)
+    load::load(path, env, load::Strict::AsConfigured)
+}
+
+/// [`load`], with every warning (an unknown key or section) an error: `fild --check --strict`.
+pub fn load_strict(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    load::load(path, env, load::Strict::Always)
 }
 
 /// The socket fild serves when `[unix_http_server]` names none: `fild.sock` beside the config.

@@ -91,6 +91,9 @@ pub struct DaemonSettings {
     pub auto_log_key: String,
     pub minfds: u64,
     pub umask: Option<u32>,
+    /// `strict=true` (a fild key): every warning is an error, so start-up, `filc reload` and
+    /// SIGHUP refuse a file with an unknown key or section.
+    pub strict: bool,
 }
 
 /// `[etcd]` (a fild section): what fild does by itself for the etcd members it supervises.

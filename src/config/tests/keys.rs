@@ -1,12 +1,12 @@
 //! Unknown keys: a near miss of a known key is an error naming the key meant, any other
-//! unknown key a warning.
+//! unknown key a warning (an error when the load is strict).
 
 use std::path::Path;
 
 use super::*;
 use crate::config::ini::{Entry, Section};
 use crate::config::keys::{self, SECTIONS, max_edits, near_misses};
-use crate::config::{Warning, load, load_client};
+use crate::config::{Warning, load, load_client, load_strict};
 
 /// A section of `name` holding `keys`, one a line from line 2.
 fn section(name: &str, keys: &[&str]) -> Section {
@@ -94,6 +94,7 @@ fn near_misses_of_every_kind_of_edit() {
         ("backup_maxage", keys::ETCD, &["backup_max_age"]),
         ("logfile_maxbyte", keys::DAEMON, &["logfile_maxbytes"]),
         ("loglvl", keys::DAEMON, &["loglevel"]),
+        ("strikt", keys::DAEMON, &["strict"]),
     ];
     for (key, known, meant) in cases {
         assert_eq!(near_misses(key, known), *meant, "{key}");
@@ -233,7 +234,7 @@ fn a_near_miss_in_an_included_file_names_that_file() {
 }
 
 #[test]
-fn a_far_key_warns() {
+fn a_far_key_warns_and_strict_makes_it_an_error() {
     let fx = Fixture::new();
     let main = fx.write("fild.ini", "[program:a]\ncommand=a\nbogus_key=1\n");
     let c = load(&main, &Env::new()).expect("a far key only warns");
@@ -245,6 +246,49 @@ fn a_far_key_warns() {
             "{place}:3: [program:a] bogus_key: unknown key (ignored)"
         )]
     );
+    let errors = load_strict(&main, &Env::new()).expect_err("strict").0;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [format!("{place}:3: [program:a] bogus_key: unknown key")]
+    );
+}
+
+#[test]
+fn strict_turns_every_warning_into_an_error() {
+    let fx = Fixture::new();
+    let text = "[supervisord]\nfrobnicate=1\n[program:a]\ncommand=a\n[eventlistener:x]\n\
+                command=y\n[mystery]\nk=v\n";
+    let main = fx.write("fild.ini", text);
+    let c = load(&main, &Env::new()).expect("warnings only");
+    let errors = load_strict(&main, &Env::new()).expect_err("strict").0;
+    assert_eq!(errors.len(), 3);
+    assert_eq!(errors.len(), c.warnings.len());
+    for line in [2, 5, 7] {
+        assert!(errors.iter().any(|e| e.line == line), "{line}: {errors:#?}");
+    }
+}
+
+#[test]
+fn strict_in_the_config_makes_every_load_strict() {
+    let fx = Fixture::new();
+    let main = fx.write(
+        "fild.ini",
+        "[supervisord]\nstrict=true\n[program:a]\ncommand=a\nbogus_key=1\n",
+    );
+    let errors = errors_of(&main, &Env::new());
+    assert_error_at(&errors, &main, 5, "bogus_key");
+    let hint = errors[0].hint.as_deref().unwrap_or_default();
+    assert!(
+        hint.contains("strict=true"),
+        "the error says why: {errors:#?}"
+    );
+    fx.write(
+        "fild.ini",
+        "[supervisord]\nstrict=true\n[program:a]\ncommand=a\n",
+    );
+    let c = load(&main, &Env::new()).expect("nothing unknown");
+    assert!(c.daemon.strict);
 }
 
 #[test]
@@ -264,9 +308,9 @@ fn filc_refuses_a_near_miss_in_its_own_sections() {
 }
 
 #[test]
-fn fil_miner_files_have_no_unknown_key() {
+fn fil_miner_files_pass_strict() {
     let (_fx, main, env) = super::valid::fil_miner();
-    let c = load(&main, &env).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_strict(&main, &env).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(c.programs.len(), 2);
 }
