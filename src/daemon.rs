@@ -45,11 +45,6 @@ pub fn default_socket(config_path: &Path) -> PathBuf {
     config::default_socket(config_path)
 }
 
-/// Load the config or explain every problem.
-pub fn load(path: &Path, env: &Env) -> anyhow::Result<Config> {
-    config::load(path, env).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 /// Is a fild answering on `path`? A socket nobody answers on is stale and removed; anything
 /// that is not a socket is left alone and refused.
 fn claim_socket(path: &Path) -> anyhow::Result<()> {

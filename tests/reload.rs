@@ -41,6 +41,31 @@ fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// Every process's name, pid and state.
+fn table(f: &Fild) -> Vec<(String, u32, ProcessState)> {
+    f.status()
+        .into_iter()
+        .map(|p| (p.name, p.pid, p.state))
+        .collect()
+}
+
+/// `filc reload` must fail (exit 1) with a line naming `place` and `what`; all it said.
+fn assert_reload_refused(f: &Fild, place: &str, what: &str) -> String {
+    let o = f.filc(&["reload"]);
+    let (stdout, stderr) = out_text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.lines().any(|l| l.contains(place) && l.contains(what)),
+        "the error must name {place} and {what}:\n{all}"
+    );
+    all
+}
+
 #[test]
 fn reload_adds_changes_and_removes_per_program() {
     let dir = TestDir::new("reload-acr");
@@ -126,11 +151,7 @@ fn failed_reload_changes_nothing() {
     let f = Fild::start(&dir, &good);
     f.wait_state("a", ProcessState::Running, T);
     f.wait_state("b", ProcessState::Running, T);
-    let before: Vec<_> = f
-        .status()
-        .into_iter()
-        .map(|p| (p.name, p.pid, p.state))
-        .collect();
+    let before = table(&f);
 
     // Two kinds of error: an unset variable, and a size that is not a size. Each also tries
     // to add, change and remove programs, none of which may happen.
@@ -160,25 +181,8 @@ fn failed_reload_changes_nothing() {
         rewrite(&dir, &programs);
         let text = std::fs::read_to_string(dir.join("fild.ini")).unwrap();
         let line = line_of(&text, bad_line);
-        let o = f.filc(&["reload"]);
-        let (stdout, stderr) = out_text(&o);
-        assert_eq!(
-            o.status.code(),
-            Some(1),
-            "stdout: {stdout}\nstderr: {stderr}"
-        );
-        let all = format!("{stdout}{stderr}");
-        let place = format!("fild.ini:{line}");
-        assert!(
-            all.lines().any(|l| l.contains(&place) && l.contains(key)),
-            "the error must name {place} and {key}:\n{all}"
-        );
-        let now: Vec<_> = f
-            .status()
-            .into_iter()
-            .map(|p| (p.name, p.pid, p.state))
-            .collect();
-        assert_eq!(now, before, "a failed reload changed something");
+        assert_reload_refused(&f, &format!("fild.ini:{line}"), key);
+        assert_eq!(table(&f), before, "a failed reload changed something");
     }
 
     // A valid reload afterwards still works.
@@ -293,4 +297,54 @@ fn reload_shows_unknown_key_warnings() {
     );
     // Unknown keys are not a change.
     assert!(has_line(&out, "No changes."), "{out}");
+}
+
+/// The typo once seen: `stdout_logfile_maxbyte` was ignored with a warning, the reload went
+/// on and the program restarted with the default size. Now `filc reload` and SIGHUP refuse
+/// the file, name file:line:key and the key meant, and every program keeps its pid.
+#[test]
+fn a_near_miss_key_fails_the_reload_and_changes_nothing() {
+    let dir = TestDir::new("reload-near");
+    let f = Fild::start(
+        &dir,
+        &(prog("a", "sleep 1001", "stdout_logfile_maxbytes=1MB") + &prog("b", "sleep 1002", "")),
+    );
+    f.wait_state("a", ProcessState::Running, T);
+    f.wait_state("b", ProcessState::Running, T);
+    let before = table(&f);
+
+    // Read as a change (the size back to its default), and a program added.
+    let typo = "stdout_logfile_maxbyte=10MB";
+    rewrite(
+        &dir,
+        &(prog("a", "sleep 1001", typo)
+            + &prog("b", "sleep 1002", "")
+            + &prog("c", "sleep 1003", "")),
+    );
+    let text = std::fs::read_to_string(dir.join("fild.ini")).unwrap();
+    let place = format!("fild.ini:{}:", line_of(&text, typo));
+    let error =
+        "[program:a] stdout_logfile_maxbyte: unknown key; did you mean `stdout_logfile_maxbytes`?";
+    assert_reload_refused(&f, &place, error);
+    assert_eq!(table(&f), before, "a refused reload changed something");
+
+    // SIGHUP takes the same path: refused, logged with the same error, nothing changed.
+    signal(f.pid(), libc::SIGHUP);
+    let log = dir.join("fild.log");
+    assert!(
+        wait_until(T, || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("SIGHUP reload refused")
+                && text
+                    .lines()
+                    .any(|l| l.contains(&place) && l.contains(error))
+        }),
+        "no refusal naming {place} logged"
+    );
+    assert!(alive(f.pid()));
+    assert_eq!(
+        table(&f),
+        before,
+        "a refused SIGHUP reload changed something"
+    );
 }

@@ -20,6 +20,9 @@ struct Args {
     /// Check the configuration, print what it defines, and exit.
     #[arg(long)]
     check: bool,
+    /// With --check: every warning (an unknown key or section) is an error.
+    #[arg(long, requires = "check")]
+    strict: bool,
     /// Start the etcd member or gateway a settings file describes (what the kit's
     /// apps/etcd/launch.sh runs): evaluate it as fild does, then exec etcd.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "guard"])]
@@ -51,10 +54,16 @@ fn main() -> ExitCode {
     } else {
         cwd.join(path)
     };
-    let cfg = match daemon::load(&path, &env) {
+    let loaded = if args.strict {
+        config::load_strict(&path, &env)
+    } else {
+        config::load(&path, &env)
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(e) => {
-            eprint!("fild: {e}");
+            let who = if args.strict { "fild --strict" } else { "fild" };
+            eprint!("{who}: {e}");
             return ExitCode::from(2);
         }
     };

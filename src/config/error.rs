@@ -56,3 +56,15 @@ impl fmt::Display for ConfigErrors {
         Ok(())
     }
 }
+
+/// A finding that does not stop a load: an unknown key or section, which fild ignores. Shown
+/// with " (ignored)"; a strict load (`fild --check --strict`, `[supervisord] strict=true`)
+/// reports the finding itself as an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub ConfigError);
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (ignored)", self.0)
+    }
+}

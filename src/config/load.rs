@@ -4,52 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use super::Env;
-use super::error::{ConfigError, ConfigErrors};
+use super::error::{ConfigError, ConfigErrors, Warning};
 use super::expand::Scope;
 use super::ini::{self, Section};
+use super::keys;
 use super::model::*;
 use super::program;
-use super::reader::{Reader, located, warn_unknown_keys};
+use super::reader::{Reader, located};
 use super::values::{self, Problem};
 
-const UNIX_KEYS: &[&str] = &["file", "chmod", "chown", "username", "password"];
-const INET_KEYS: &[&str] = &["port", "username", "password"];
-const CTL_KEYS: &[&str] = &[
-    "serverurl",
-    "username",
-    "password",
-    "prompt",
-    "history_file",
-];
-const INCLUDE_KEYS: &[&str] = &["files"];
-const ETCD_KEYS: &[&str] = &[
-    "backup_dir",
-    "backup_interval",
-    "backup_keep",
-    "backup_max_age",
-    "backup_command",
-    "liveness_window",
-];
-const DAEMON_KEYS: &[&str] = &[
-    "logfile",
-    "logfile_maxbytes",
-    "logfile_backups",
-    "loglevel",
-    "pidfile",
-    "directory",
-    "environment",
-    "childlogdir",
-    "minfds",
-    "umask",
-    // Accepted and ignored supervisord keys.
-    "nodaemon",
-    "silent",
-    "minprocs",
-    "nocleanup",
-    "strip_ansi",
-    "identifier",
-    "user",
-];
 /// Sections of supervisord features fild does not implement.
 const UNSUPPORTED_PREFIXES: &[&str] = &["eventlistener:", "rpcinterface:", "fcgi-program:"];
 
@@ -257,17 +220,24 @@ fn unique(errors: Vec<ConfigError>) -> Vec<ConfigError> {
     out
 }
 
-/// See [`super::load`].
 /// The environment variable holding the key of `AUTO` log names.
 pub const AUTO_LOG_KEY: &str = "FILD_AUTO_LOG_KEY";
 
-pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+/// Whether warnings are errors: always, or only when the config says `strict=true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strict {
+    Always,
+    AsConfigured,
+}
+
+/// See [`super::load`] and [`super::load_strict`].
+pub(crate) fn load(path: &Path, env: &Env, strict: Strict) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let Some(files) = read_all(path, env, &mut errors) else {
         return Err(ConfigErrors(errors));
     };
     let mut warnings = Vec::new();
-    warn_sections(&files, &mut warnings);
+    check_sections(&files, &mut errors, &mut warnings);
     let sections = &files.sections;
     let (env_items, vars) = daemon_environment(find(sections, "supervisord"), env, &mut errors);
     let daemon = daemon_settings(&files, env_items, &vars, &mut errors, &mut warnings);
@@ -276,6 +246,15 @@ pub(crate) fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let ctl = ctl_settings(sections, &vars, &mut errors, &mut warnings);
     let programs = program::build(sections, &vars, &daemon, &mut errors, &mut warnings);
     let etcd = etcd_settings(sections, &daemon, &vars, &mut errors, &mut warnings);
+    if strict == Strict::Always || daemon.strict {
+        // `--strict` says so itself; a file's own strict=true is named in each error.
+        let hint = (strict != Strict::Always)
+            .then(|| "fix or remove it: [supervisord] strict=true makes it an error".to_string());
+        errors.extend(warnings.drain(..).map(|w| ConfigError {
+            hint: hint.clone(),
+            ..w.0
+        }));
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(unique(errors)));
     }
@@ -326,8 +305,9 @@ pub(crate) fn load_client(path: &Path, env: &Env) -> Result<ClientSettings, Conf
     })
 }
 
-/// Warnings for unknown and unsupported sections, and for `[include]` outside the main file.
-fn warn_sections(files: &Files, warnings: &mut Vec<String>) {
+/// Warnings for unknown and unsupported sections and for `[include]` outside the main file;
+/// the main `[include]`'s keys.
+fn check_sections(files: &Files, errors: &mut Vec<ConfigError>, warnings: &mut Vec<Warning>) {
     const KNOWN: &[&str] = &[
         "unix_http_server",
         "inet_http_server",
@@ -339,21 +319,21 @@ fn warn_sections(files: &Files, warnings: &mut Vec<String>) {
     for s in &files.sections {
         let name = s.name.as_str();
         let note = if name == "include" && s.file != files.main {
-            "only the main file's [include] is honored (ignored)"
+            "only the main file's [include] is honored"
         } else if KNOWN.contains(&name)
             || name.starts_with("program:")
             || name.starts_with("group:")
         {
             continue;
         } else if UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p)) {
-            "not supported, ignored"
+            "not supported"
         } else {
-            "unknown section (ignored)"
+            "unknown section"
         };
-        warnings.push(format!("{}: [{name}]: {note}", s.place()));
+        warnings.push(Warning(located(s, None, Problem::new(note))));
     }
     if let Some(include) = files.sections.iter().find(|s| s.name == "include") {
-        warn_unknown_keys(include, INCLUDE_KEYS, warnings);
+        keys::check(include, keys::INCLUDE, errors, warnings);
     }
 }
 
@@ -385,10 +365,10 @@ fn unix_server(
     sections: &[Section],
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<UnixHttpServer> {
     let section = find(sections, "unix_http_server")?;
-    warn_unknown_keys(section, UNIX_KEYS, warnings);
+    keys::check(section, keys::UNIX, errors, warnings);
     let here = directory_of(section);
     let mut r = reader(section, &here, vars, errors);
     let file = r.path("file");
@@ -413,10 +393,10 @@ fn inet_server(
     sections: &[Section],
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<InetHttpServer> {
     let section = find(sections, "inet_http_server")?;
-    warn_unknown_keys(section, INET_KEYS, warnings);
+    keys::check(section, keys::INET, errors, warnings);
     let here = directory_of(section);
     let mut r = reader(section, &here, vars, errors);
     let port = r.typed("port", values::host_port);
@@ -432,7 +412,7 @@ fn etcd_settings(
     daemon: &DaemonSettings,
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> EtcdSettings {
     let day = std::time::Duration::from_secs(86400);
     let mut s = EtcdSettings {
@@ -450,7 +430,7 @@ fn etcd_settings(
     let Some(section) = find(sections, "etcd") else {
         return s;
     };
-    warn_unknown_keys(section, ETCD_KEYS, warnings);
+    keys::check(section, keys::ETCD, errors, warnings);
     let here = directory_of(section);
     let mut r = reader(section, &here, vars, errors);
     s.backup_dir = r.path("backup_dir").unwrap_or(s.backup_dir);
@@ -466,12 +446,12 @@ fn ctl_settings(
     sections: &[Section],
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> CtlSettings {
     let Some(section) = find(sections, "supervisorctl") else {
         return CtlSettings::default();
     };
-    warn_unknown_keys(section, CTL_KEYS, warnings);
+    keys::check(section, keys::CTL, errors, warnings);
     let here = directory_of(section);
     let mut r = reader(section, &here, vars, errors);
     CtlSettings {
@@ -507,7 +487,7 @@ fn daemon_settings(
     environment: Vec<(String, String)>,
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> DaemonSettings {
     let mut settings = DaemonSettings {
         logfile: vec![LogSink::File(files.dir.join("fild.log"))],
@@ -521,11 +501,12 @@ fn daemon_settings(
         auto_log_key: vars.get(AUTO_LOG_KEY).cloned().unwrap_or_default(),
         minfds: 1024,
         umask: None,
+        strict: false,
     };
     let Some(section) = find(&files.sections, "supervisord") else {
         return settings;
     };
-    warn_unknown_keys(section, DAEMON_KEYS, warnings);
+    keys::check(section, keys::DAEMON, errors, warnings);
     let here = directory_of(section);
     let mut r = reader(section, &here, vars, errors);
     let s = &mut settings;
@@ -544,5 +525,6 @@ fn daemon_settings(
         .unwrap_or(std::mem::take(&mut s.childlogdir));
     s.minfds = r.or("minfds", s.minfds, values::integer);
     s.umask = r.typed("umask", |v| values::octal(v, 0o777));
+    s.strict = r.bool_or("strict", false);
     settings
 }

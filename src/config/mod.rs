@@ -6,11 +6,13 @@
 //!
 //! Layout: [`ini`] reads text into sections with line numbers, [`expand`] substitutes
 //! variables, [`values`] types single values, [`reader`] ties those together per section,
-//! [`load`] builds the main sections and [`program`] the programs and groups.
+//! [`keys`] knows each section's keys and decides what an unknown one is, [`load`] builds
+//! the main sections and [`program`] the programs and groups.
 
 mod error;
 mod expand;
 mod ini;
+mod keys;
 mod load;
 mod model;
 mod program;
@@ -22,7 +24,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, Warning};
 pub use load::AUTO_LOG_KEY;
 pub use model::*;
 pub use program::auto_log_path;
@@ -34,7 +36,12 @@ pub type Env = std::collections::BTreeMap<String, String>;
 /// Load the main file and its includes into a checked Config. All errors of one load are
 /// returned together.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    load::load(path, env)
+    load::load(path, env, load::Strict::AsConfigured)
+}
+
+/// [`load`], with every warning (an unknown key or section) an error: `fild --check --strict`.
+pub fn load_strict(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    load::load(path, env, load::Strict::Always)
 }
 
 /// The socket fild serves when `[unix_http_server]` names none: `fild.sock` beside the config.

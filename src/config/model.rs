@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use super::error::Warning;
+
 /// Signals are kept as their numbers so the model stays free of any process API.
 pub type SignalNumber = i32;
 
@@ -26,7 +28,7 @@ pub struct Config {
     /// `[etcd]`: fild's own etcd duties (backups, liveness).
     pub etcd: EtcdSettings,
     /// Non-fatal findings (unknown keys or sections), shown by `filc reload`.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +91,9 @@ pub struct DaemonSettings {
     pub auto_log_key: String,
     pub minfds: u64,
     pub umask: Option<u32>,
+    /// `strict=true` (a fild key): every warning is an error, so start-up, `filc reload` and
+    /// SIGHUP refuse a file with an unknown key or section.
+    pub strict: bool,
 }
 
 /// `[etcd]` (a fild section): what fild does by itself for the etcd members it supervises.

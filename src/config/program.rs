@@ -5,54 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::Env;
-use super::error::ConfigError;
+use super::error::{ConfigError, Warning};
 use super::expand::Scope;
 use super::ini::Section;
+use super::keys;
 use super::model::*;
-use super::reader::{Reader, located, warn_unknown_keys};
+use super::reader::{Reader, located};
 use super::values::{self, Problem};
-
-const GROUP_KEYS: &[&str] = &["programs", "priority"];
-const PROGRAM_KEYS: &[&str] = &[
-    "command",
-    "process_name",
-    "numprocs",
-    "numprocs_start",
-    "directory",
-    "environment",
-    "user",
-    "umask",
-    "priority",
-    "autostart",
-    "autorestart",
-    "startsecs",
-    "startretries",
-    "exitcodes",
-    "stopsignal",
-    "stopwaitsecs",
-    "stopasgroup",
-    "killasgroup",
-    "redirect_stderr",
-    "stdout_logfile",
-    "stdout_logfile_maxbytes",
-    "stdout_logfile_backups",
-    "stderr_logfile",
-    "stderr_logfile_maxbytes",
-    "stderr_logfile_backups",
-    "restart_when_binary_changed",
-    "restart_directory_monitor",
-    "restart_file_pattern",
-    // Accepted and ignored supervisord (and supd) keys.
-    "stdout_capture_maxbytes",
-    "stderr_capture_maxbytes",
-    "stdout_events_enabled",
-    "stderr_events_enabled",
-    "stdout_syslog",
-    "stderr_syslog",
-    "serverurl",
-    "depends_on",
-    "restartpause",
-];
 
 const DEFAULT_LOG_MAXBYTES: u64 = 50 << 20;
 /// A guard against typos such as `numprocs=10000000`.
@@ -81,7 +40,7 @@ pub(crate) fn build(
     vars: &Env,
     daemon: &DaemonSettings,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<ProgramSpec> {
     let programs: Vec<(&str, &Section)> = sections
         .iter()
@@ -91,7 +50,7 @@ pub(crate) fn build(
     let mut specs = Vec::new();
     let mut places: BTreeMap<String, String> = BTreeMap::new();
     for (program, section) in &programs {
-        warn_unknown_keys(section, PROGRAM_KEYS, warnings);
+        keys::check(section, keys::PROGRAM, errors, warnings);
         let group = groups.get(*program).map_or(*program, String::as_str);
         for (spec, line) in program_specs(program, group, section, vars, daemon, errors) {
             let place = format!("{}:{line}", section.file.display());
@@ -117,14 +76,14 @@ fn group_map(
     programs: &[(&str, &Section)],
     vars: &Env,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, (String, String)> = BTreeMap::new();
     for section in sections {
         let Some(group) = section.name.strip_prefix("group:") else {
             continue;
         };
-        warn_unknown_keys(section, GROUP_KEYS, warnings);
+        keys::check(section, keys::GROUP, errors, warnings);
         if let Err(p) = check_name("group", group) {
             errors.push(located(section, None, p));
         }

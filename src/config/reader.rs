@@ -151,18 +151,3 @@ impl Reader<'_, '_> {
         out
     }
 }
-
-/// Warn about keys of `section` not in `known`.
-pub(crate) fn warn_unknown_keys(section: &Section, known: &[&str], warnings: &mut Vec<String>) {
-    for entry in &section.entries {
-        if !known.contains(&entry.key.as_str()) {
-            warnings.push(format!(
-                "{}:{}: [{}] {}: unknown key (ignored)",
-                section.file.display(),
-                entry.line,
-                section.name,
-                entry.key
-            ));
-        }
-    }
-}

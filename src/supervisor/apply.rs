@@ -76,7 +76,7 @@ impl Supervisor {
             added: plan.added.iter().map(|s| s.name.clone()).collect(),
             changed: plan.changed.iter().map(|s| s.name.clone()).collect(),
             removed: plan.removed.clone(),
-            warnings: new.warnings.clone(),
+            warnings: new.warnings.iter().map(ToString::to_string).collect(),
         };
         if !result.added.is_empty() || !result.changed.is_empty() || !result.removed.is_empty() {
             tracing::info!(added = ?result.added, changed = ?result.changed, removed = ?result.removed, "Configuration applied.");

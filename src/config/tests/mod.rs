@@ -1,5 +1,6 @@
 //! Loader tests: fixtures written to temporary directories, loaded through the public API.
 
+mod keys;
 mod malformed;
 mod valid;
 

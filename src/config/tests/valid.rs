@@ -5,26 +5,44 @@ use std::path::PathBuf;
 use super::*;
 use crate::config::*;
 
-const MAIN: &str = r#"[unix_http_server]
+/// fil-miner's etc/supd/supd.ini as its repository has it (its comments, its ` = ` in the
+/// last two sections), the password made up.
+const MAIN: &str = r#"## Not need root auth
+#[inet_http_server]
+#port=127.0.0.1:9002
+#username="supd"
+#password="3bb0a1c2d9e8f7"
+#
+#[supervisorctl]
+#serverurl=http://127.0.0.1:9002
+#username="supd"
+#password="3bb0a1c2d9e8f7"
+
+# Need root auth when deploy in root
+[unix_http_server]
 file=$PRJ_ROOT/var/supd/supd.sock
 username="supd"
 password="3bb0a1c2d9e8f7"
-;[inet_http_server]
-;port=127.0.0.1:9002
+
 [supervisorctl]
 serverurl=unix://$PRJ_ROOT/var/supd/supd.sock
 username="supd"
 password="3bb0a1c2d9e8f7"
+
+# for supd
 [supervisord]
-pidfile=$PRJ_ROOT/var/supd.pid
-logfile=/dev/stdout,$PRJ_ROOT/var/log/supd.log
-logfile_maxbytes=50MB
-logfile_backups=10
-loglevel=info
+pidfile = $PRJ_ROOT/var/supd.pid
+logfile = /dev/stdout,$PRJ_ROOT/var/log/supd.log
+logfile_maxbytes = 50MB
+logfile_backups = 10
+loglevel = info
+
 [include]
-files=$PRJ_ROOT/etc/supd/bin/*.ini $PRJ_ROOT/etc/supd/apps/*.ini
+files = $PRJ_ROOT/etc/supd/bin/*.ini $PRJ_ROOT/etc/supd/apps/*.ini
 "#;
 
+/// A program template of fil-miner's etc/supd/apps/tpl/ (etcd-N.ini; every template there,
+/// lotus-* and ipfs-* too, uses these keys and no others).
 fn etcd_program(n: u32, comment: bool) -> String {
     let comment = if comment { "# restart policy\n" } else { "" };
     format!(
@@ -59,7 +77,8 @@ fn load_ok(path: &std::path::Path, env: &Env) -> Config {
     }
 }
 
-fn fil_miner() -> (Fixture, PathBuf, Env) {
+/// fil-miner's main file with two program files, one in each directory it includes.
+pub(super) fn fil_miner() -> (Fixture, PathBuf, Env) {
     let fx = Fixture::new();
     let main = fx.write("etc/supd/supd.ini", MAIN);
     fx.write("etc/supd/bin/etcd-0.ini", &etcd_program(0, false));
@@ -385,12 +404,13 @@ fn unknown_keys_and_sections_warn() {
     let c = load_ok(&main, &Env::new());
     let file = main.display();
     let expected = [
-        format!("{file}:8: [eventlistener:x]: not supported, ignored"),
-        format!("{file}:10: [mystery]: unknown section (ignored)"),
+        format!("{file}:8: [eventlistener:x] not supported (ignored)"),
+        format!("{file}:10: [mystery] unknown section (ignored)"),
         format!("{file}:3: [supervisord] frobnicate: unknown key (ignored)"),
         format!("{file}:6: [program:a] wibble: unknown key (ignored)"),
     ];
-    assert_eq!(c.warnings, expected);
+    let shown: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, expected);
 }
 
 #[test]
