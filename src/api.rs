@@ -12,7 +12,7 @@
 //! | POST   | `/v1/processes/stop`                 | [`NamesRequest`]  | [`ActionReply`]    |
 //! | POST   | `/v1/processes/restart`              | [`NamesRequest`]  | [`ActionReply`]    |
 //! | POST   | `/v1/processes/signal`               | [`SignalRequest`] | [`ActionReply`]    |
-//! | POST   | `/v1/reload`                         |                   | [`ReloadReply`]    |
+//! | POST   | `/v1/reload[?force=1]`               |                   | [`ReloadReply`]    |
 //! | GET    | `/v1/etcd/members`                   |                   | [`EtcdMembers`]    |
 //! | POST   | `/v1/etcd/ops`                       | [`EtcdOpRequest`] | [`EtcdOp`]         |
 //! | GET    | `/v1/etcd/ops`                       |                   | `[EtcdOp]`         |

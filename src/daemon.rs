@@ -347,7 +347,8 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     // Settings files an older fild rewrote: their values move to the runtime layer before
     // any member starts.
     crate::etcd::adopt::at_start(&config.programs, &env);
-    let sup = Supervisor::new(path, env, config, guard, cgroups.clone(), server_url);
+    let mut sup = Supervisor::new(path, env, config, guard, cgroups.clone(), server_url);
+    sup.set_reload_guard(crate::etcd::reload_guard());
     let handle = sup.handle();
     let policy = peer_policy(&fs::metadata(&socket).ok(), chown_group);
     let served = server::Served {

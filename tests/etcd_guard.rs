@@ -448,3 +448,44 @@ fn nospace_shows_in_status_and_defrag_recovers() {
         c.wait_value(n, "nospace/k", "v", UP);
     }
 }
+
+#[test]
+fn reload_refuses_to_remove_a_member_below_quorum_unless_forced() {
+    let c = Cluster::up("guardreload");
+    up(&c);
+    // The runbook's mode one: etcd-1 is down, and etcd-0's program file is taken away.
+    c.fild().filc_ok(&["stop", "--force", "etcd-1"]);
+    assert!(wait_until(UP, || !c.healthy(1)));
+    let pid0 = c.pid("etcd-0");
+    std::fs::remove_file(c.root.join("etc/fild/apps/etcd-0.ini")).unwrap();
+
+    let o = c.fild().filc(&["reload"]);
+    let t = text(&o);
+    assert_eq!(code(&o), 1, "{t}");
+    assert!(t.contains("below quorum"), "{t}");
+    assert!(t.contains("etcd-0"), "{t}");
+    assert!(t.contains("filc reload --force"), "{t}");
+    assert!(t.contains("nothing was changed"), "{t}");
+    assert_eq!(c.pid("etcd-0"), pid0, "the refused reload touched etcd-0");
+    assert!(c.healthy(0));
+
+    // SIGHUP (and the unit's ExecReload) take the same path, and say so in the log.
+    signal(c.fild().pid(), libc::SIGHUP);
+    let log = c.root.join("var/log/fild.log");
+    assert!(
+        wait_until(UP, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("SIGHUP reload refused")),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(c.pid("etcd-0"), pid0, "the refused SIGHUP touched etcd-0");
+
+    // Forced, it goes through.
+    let o = c.fild().filc(&["reload", "--force"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("etcd-0"), "{}", text(&o));
+    assert!(wait_until(UP, || !c.healthy(0)));
+    let st = c.fild().filc(&["status"]);
+    assert!(!text(&st).contains("etcd-0 "), "{}", text(&st));
+}

@@ -59,7 +59,11 @@ enum Cmd {
         names: Vec<String>,
     },
     /// Reread the config and apply it program by program.
-    Reload,
+    Reload {
+        /// Even when it stops or restarts etcd members below quorum.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the end of a process's log.
     Tail {
         /// Keep printing as the log grows.
@@ -233,7 +237,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Start { names } => action(&c, "start", names, false).await,
         Cmd::Stop { force, names } => action(&c, "stop", names, force).await,
         Cmd::Restart { force, names } => action(&c, "restart", names, force).await,
-        Cmd::Reload => reload(&c).await,
+        Cmd::Reload { force } => reload(&c, force).await,
         Cmd::Tail {
             follow,
             lines,
@@ -305,8 +309,8 @@ async fn action(
     Ok(print_results(&reply))
 }
 
-async fn reload(c: &Client) -> anyhow::Result<ExitCode> {
-    let r = c.reload().await?;
+async fn reload(c: &Client, force: bool) -> anyhow::Result<ExitCode> {
+    let r = c.reload(force).await?;
     for w in &r.warnings {
         println!("warning: {w}");
     }

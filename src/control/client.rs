@@ -188,8 +188,14 @@ impl Client {
             .await
     }
 
-    pub async fn reload(&self) -> Result<ReloadReply, ClientError> {
-        self.post(routes::RELOAD, &serde_json::json!({})).await
+    /// Reload; `force` goes past the quorum guard.
+    pub async fn reload(&self, force: bool) -> Result<ReloadReply, ClientError> {
+        let path = if force {
+            format!("{}?force=1", routes::RELOAD)
+        } else {
+            routes::RELOAD.to_string()
+        };
+        self.post(&path, &serde_json::json!({})).await
     }
 
     pub async fn shutdown(&self) -> Result<Ack, ClientError> {

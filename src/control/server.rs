@@ -505,7 +505,11 @@ async fn route(
             };
             result(handle.call(|reply| Request::Signal { req, reply }).await)
         }
-        (&Method::POST, "/reload") => result(handle.call(|reply| Request::Reload { reply }).await),
+        (&Method::POST, "/reload") => {
+            // A reload that would cost the etcd members quorum is refused unless forced.
+            let force = query(&req, "force").is_some_and(|v| v == "1" || v == "true");
+            result(handle.call(|reply| Request::Reload { force, reply }).await)
+        }
         (&Method::GET, "/etcd/members") => {
             match handle.call(|reply| Request::Programs { reply }).await {
                 Ok(view) => result(Ok::<_, ApiError>((served.etcd.members)(view).await)),

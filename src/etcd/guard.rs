@@ -129,6 +129,28 @@ pub async fn action(
     run_action(handle, op, names).await
 }
 
+/// The reload guard: refuse a reload that would stop or restart (`programs`, the running
+/// ones it removes or changes) so many members that fewer than quorum stay up.
+pub async fn reload_check(handle: &Handle, programs: Vec<String>) -> Result<(), String> {
+    let Ok(v) = view(handle).await else {
+        return Ok(());
+    };
+    let local = members::collect_off_loop(v).await;
+    let targets: Vec<String> = programs
+        .into_iter()
+        .filter(|p| local.members.iter().any(|m| &m.program == p))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let _lock = MEMBER_OPS.lock().await;
+    let st = cluster::status(&local).await;
+    check(&st, &targets, "a reload that stops or restarts").map_err(|msg| {
+        tracing::warn!(programs = ?targets, "{msg}");
+        format!("{msg} (filc reload --force); etcd: {}", st.summary())
+    })
+}
+
 /// Wait (bounded) until every voting member is up.
 async fn wait_cluster_healthy(local: &EtcdMembers, timeout: Duration) -> Result<(), String> {
     // An explicit loop, not `poll_until`: this runs in fild's spawned tasks, whose futures

@@ -60,6 +60,13 @@ pub mod show;
 pub mod snapshot;
 pub mod steps;
 
+/// The supervisor's reload guard: the quorum guard over what a reload stops or restarts.
+pub fn reload_guard() -> crate::supervisor::ReloadGuard {
+    std::sync::Arc::new(|handle, programs| {
+        Box::pin(async move { guard::reload_check(&handle, programs).await })
+    })
+}
+
 /// The hooks the control server runs for etcd: the quorum guard in front of start, stop and
 /// restart, the members view ([`members::collect`]) and the operations ([`ops::Ops`]).
 /// `daemon` hands them to the server.

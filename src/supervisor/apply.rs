@@ -100,17 +100,83 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        self.load_off_loop(None);
+        self.load_off_loop(None, false);
+    }
+
+    /// Ask this before a reload stops or restarts running programs.
+    pub fn set_reload_guard(&mut self, guard: ReloadGuard) {
+        self.reload_guard = Some(guard);
+    }
+
+    /// The running programs applying `new` would stop (removed) or restart (changed).
+    fn reload_stops(&self, new: &Config) -> Vec<String> {
+        let plan = reload::diff(
+            self.table
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.spec.as_ref())),
+            &new.programs,
+        );
+        plan.removed
+            .iter()
+            .cloned()
+            .chain(plan.changed.iter().map(|s| s.name.clone()))
+            .filter(|n| {
+                self.table.get(n).is_some_and(|e| {
+                    matches!(
+                        e.proc.state,
+                        ProcessState::Starting | ProcessState::Running | ProcessState::Backoff
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Read the configuration on the blocking pool (its files, include globs and all): a
     /// slow disk never stalls the loop. The result comes back as [`Request::Loaded`].
-    pub(super) fn load_off_loop(&mut self, reply: Option<Reply<ReloadReply>>) {
+    pub(super) fn load_off_loop(&mut self, reply: Option<Reply<ReloadReply>>, force: bool) {
         let (path, env, tx) = (self.config_path.clone(), self.env.clone(), self.tx.clone());
         tokio::task::spawn_blocking(move || {
             let result = Box::new(config::load(&path, &env));
-            let _ = tx.send(Request::Loaded { result, reply });
+            let _ = tx.send(Request::Loaded {
+                result,
+                reply,
+                force,
+            });
         });
+    }
+
+    /// The reload guard answered: apply, refuse, or (the table changed meanwhile) ask again.
+    pub(super) fn guarded(
+        &mut self,
+        new: Config,
+        reply: Option<Reply<ReloadReply>>,
+        verdict: Result<(), String>,
+        applied: u64,
+    ) {
+        if *self.applied.borrow() != applied {
+            return self.loaded(Ok(new), reply, false);
+        }
+        match (verdict, reply) {
+            (Ok(()), reply) => self.apply_loaded(new, reply),
+            (Err(why), Some(reply)) => {
+                tracing::warn!("Reload refused: {why}");
+                let _ = reply.send(Err(ApiError::new(
+                    ErrorKind::Refused,
+                    format!("{why}; nothing was changed"),
+                )));
+            }
+            (Err(why), None) => tracing::error!(
+                "SIGHUP reload refused, nothing changed: {why} (a SIGHUP cannot force it: filc reload --force)"
+            ),
+        }
+    }
+
+    fn apply_loaded(&mut self, new: Config, reply: Option<Reply<ReloadReply>>) {
+        let (mut job, result) = self.apply(new);
+        if let Some(reply) = reply {
+            job.reply = JobReply::Reload { result, reply };
+        }
+        self.jobs.push(job);
     }
 
     /// Apply a configuration read off the loop, or refuse it and change nothing.
@@ -118,6 +184,7 @@ impl Supervisor {
         &mut self,
         result: Result<Config, config::ConfigErrors>,
         reply: Option<Reply<ReloadReply>>,
+        force: bool,
     ) {
         if self.shutting_down {
             if let Some(reply) = reply {
@@ -129,14 +196,27 @@ impl Supervisor {
             return;
         }
         match (result, reply) {
-            (Ok(new), Some(reply)) => {
-                let (mut job, result) = self.apply(new);
-                job.reply = JobReply::Reload { result, reply };
-                self.jobs.push(job);
-            }
-            (Ok(new), None) => {
-                let (job, _) = self.apply(new);
-                self.jobs.push(job);
+            (Ok(new), reply) => {
+                let stops = self.reload_stops(&new);
+                let guard = self
+                    .reload_guard
+                    .clone()
+                    .filter(|_| !force && !stops.is_empty());
+                let Some(guard) = guard else {
+                    return self.apply_loaded(new, reply);
+                };
+                // Asked beside the loop (it talks to etcd); the answer comes back as a request.
+                let (handle, tx) = (self.handle(), self.tx.clone());
+                let applied = *self.applied.borrow();
+                tokio::spawn(async move {
+                    let verdict = guard(handle, stops).await;
+                    let _ = tx.send(Request::Guarded {
+                        config: Box::new(new),
+                        reply,
+                        verdict,
+                        applied,
+                    });
+                });
             }
             (Err(errors), Some(reply)) => {
                 tracing::warn!("Reload refused: {errors}");

@@ -125,6 +125,8 @@ pub enum Request {
         reply: Reply<ActionReply>,
     },
     Reload {
+        /// Past the reload guard (quorum): `filc reload --force`.
+        force: bool,
         reply: Reply<ReloadReply>,
     },
     Shutdown {
@@ -145,12 +147,34 @@ pub enum Request {
     Loaded {
         result: Box<Result<Config, crate::config::ConfigErrors>>,
         reply: Option<Reply<ReloadReply>>,
+        force: bool,
+    },
+    /// The reload guard's answer about a loaded configuration, checked against the table as
+    /// it was after the `applied`-th apply.
+    Guarded {
+        config: Box<Config>,
+        reply: Option<Reply<ReloadReply>>,
+        verdict: Result<(), String>,
+        applied: u64,
     },
     /// A read-only view of the programs, for modules that reason about them (etcd).
     Programs {
         reply: Reply<ProgramsView>,
     },
 }
+
+/// The reload guard: given the running programs a reload would stop or restart, refuse (with
+/// the reason) or let it go on. The daemon sets the etcd quorum guard here
+/// ([`Supervisor::set_reload_guard`]); the supervisor knows nothing of etcd.
+pub type ReloadGuard = Arc<
+    dyn Fn(
+            Handle,
+            Vec<String>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// One program as [`Request::Programs`] shows it.
 #[derive(Debug, Clone)]
@@ -235,6 +259,8 @@ pub struct Supervisor {
     rx: mpsc::UnboundedReceiver<Request>,
     /// Bumped by every `apply`.
     applied: tokio::sync::watch::Sender<u64>,
+    /// Asked before a reload stops or restarts running programs (the etcd quorum guard).
+    reload_guard: Option<ReloadGuard>,
     shutting_down: bool,
     exit: bool,
 }
@@ -266,6 +292,7 @@ impl Supervisor {
             tx,
             rx,
             applied: tokio::sync::watch::Sender::new(0),
+            reload_guard: None,
             shutting_down: false,
             exit: false,
         }
@@ -568,7 +595,7 @@ impl Supervisor {
             Request::Signal { req, reply } => {
                 let _ = reply.send(self.signal(&req));
             }
-            Request::Reload { reply } => {
+            Request::Reload { force, reply } => {
                 if self.shutting_down {
                     let _ = reply.send(Err(ApiError::new(
                         ErrorKind::Unavailable,
@@ -576,9 +603,19 @@ impl Supervisor {
                     )));
                     return;
                 }
-                self.load_off_loop(Some(reply));
+                self.load_off_loop(Some(reply), force);
             }
-            Request::Loaded { result, reply } => self.loaded(*result, reply),
+            Request::Loaded {
+                result,
+                reply,
+                force,
+            } => self.loaded(*result, reply, force),
+            Request::Guarded {
+                config,
+                reply,
+                verdict,
+                applied,
+            } => self.guarded(*config, reply, verdict, applied),
             Request::Shutdown { reply } => {
                 let _ = reply.send(Ok(()));
                 self.begin_shutdown("a shutdown request");
