@@ -142,6 +142,10 @@ pub struct ActionResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionReply {
     pub results: Vec<ActionResult>,
+    /// A restart of two or more etcd members rolls through them as an etcd operation: its
+    /// ID (follow it at `/v1/etcd/ops/{id}`); `results` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -309,6 +313,12 @@ pub enum EtcdOpKind {
         snapshot: String,
     },
     Defrag,
+    /// `filc restart NAMES` naming two or more members: one member at a time, leader last.
+    Rolling {
+        names: Vec<String>,
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 impl EtcdOpKind {
@@ -326,6 +336,19 @@ impl EtcdOpKind {
             EtcdOpKind::Snapshot { dir: Some(d) } => format!("snapshot {d}"),
             EtcdOpKind::Restore { snapshot } => format!("restore {snapshot}"),
             EtcdOpKind::Defrag => "defrag".to_string(),
+            EtcdOpKind::Rolling { names, .. } => format!("rolling restart of {}", names.join(" ")),
+        }
+    }
+
+    /// The command that runs it again.
+    pub fn command(&self) -> String {
+        match self {
+            EtcdOpKind::Rolling { names, force } => format!(
+                "filc restart{} {}",
+                if *force { " --force" } else { "" },
+                names.join(" ")
+            ),
+            other => format!("filc etcd {}", other.title()),
         }
     }
 }

@@ -174,15 +174,59 @@ fn restart_of_members_is_rolling_leader_last() {
             }
         })
     };
-    let o = f.filc(&["restart", "etcd:*", "etcd-gw"]);
+    // Each step is printed as it happens: when the first member's line arrives, another
+    // member still runs its old process.
+    let mut child = std::process::Command::new(FILC)
+        .arg("-c")
+        .arg(&f.config)
+        .args(["restart", "etcd:*", "etcd-gw"])
+        .envs(f.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut old_left_at_first = None;
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if old_left_at_first.is_none() && MEMBERS.iter().any(|m| line == format!("{m}: restarted"))
+        {
+            old_left_at_first = Some(
+                MEMBERS
+                    .iter()
+                    .zip(&before)
+                    .filter(|(m, pid)| f.info(m).pid == **pid)
+                    .count(),
+            );
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
     stop.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
-    let out = text(&o);
-    assert_eq!(code(&o), 0, "{out}");
+    let out = lines.join("\n");
+    assert!(status.success(), "{out}");
+    assert!(old_left_at_first.is_some_and(|n| n >= 1), "{out}");
     for p in MEMBERS.iter().chain(["etcd-gw"].iter()) {
-        assert!(out.contains(&format!("{p}: restarted")), "{out}");
+        let n = lines
+            .iter()
+            .filter(|l| **l == format!("{p}: restarted"))
+            .count();
+        assert_eq!(n, 1, "{p}: {out}");
     }
-    assert_eq!(out.lines().filter(|l| l.contains(": ")).count(), 4, "{out}");
+    // In the order it happened: the gateway first (not a member), the leader last.
+    let at = |p: &str| {
+        lines
+            .iter()
+            .position(|l| *l == format!("{p}: restarted"))
+            .unwrap()
+    };
+    for m in MEMBERS.iter().filter(|m| **m != leader) {
+        assert!(at("etcd-gw") < at(m) && at(m) < at(&leader), "{out}");
+    }
+    assert!(out.contains("plan 3/3: restart"), "{out}");
+    assert!(out.contains("step 3/3: done"), "{out}");
     assert!(
         seen_down.load(Ordering::SeqCst) > 0,
         "never saw a member down"

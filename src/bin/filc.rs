@@ -306,6 +306,13 @@ async fn action(
         anyhow::bail!("name a process to {verb} (NAME, group:*, or all)");
     }
     let reply = c.action(verb, names, force).await?;
+    if let Some(id) = reply.op {
+        // Two or more etcd members: fild rolls through them; say each step as it happens.
+        println!(
+            "rolling restart of the etcd members as operation {id}, one at a time, leader last (interrupting filc does not stop it: filc etcd ops --follow {id})"
+        );
+        return Ok(ExitCode::from(follow::reattach(c, id).await?));
+    }
     Ok(print_results(&reply))
 }
 

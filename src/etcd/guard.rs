@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cluster::{self, ClusterStatus, MemberStatus};
-use super::members;
+use super::{Say, members, steps};
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState};
 use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
@@ -86,9 +86,14 @@ pub(crate) async fn run_action(
         .await
 }
 
-/// The control server's stop/restart: guard, rolling restart, or straight through.
+/// Starts a rolling restart as an etcd operation (its ID), or refuses while one runs.
+pub type StartRolling = dyn Fn(Vec<String>, bool) -> Result<u64, ApiError> + Send + Sync;
+
+/// The control server's stop/restart: guard, rolling restart (started as an operation, see
+/// [`rolling_op`]), or straight through.
 pub async fn action(
     handle: &Handle,
+    start_rolling: &StartRolling,
     op: UserOp,
     names: Vec<String>,
     force: bool,
@@ -112,10 +117,14 @@ pub async fn action(
     if targets.is_empty() || (force && !(op == UserOp::Restart && targets.len() >= 2)) {
         return run_action(handle, op, names).await;
     }
-    let _lock = MEMBER_OPS.lock().await;
     if op == UserOp::Restart && targets.len() >= 2 {
-        return rolling(handle, &local, &resolved, &targets, force).await;
+        let id = start_rolling(names, force)?;
+        return Ok(ActionReply {
+            results: Vec::new(),
+            op: Some(id),
+        });
     }
+    let _lock = MEMBER_OPS.lock().await;
     let st = cluster::status(&local).await;
     let verb = if op == UserOp::Stop {
         "stopping"
@@ -201,15 +210,58 @@ pub(crate) fn next_rolling(order: &[String], leader: Option<&str>) -> usize {
         .unwrap_or(0)
 }
 
+/// The rolling restart operation: `names` as typed; fails when a member was not restarted.
+pub(crate) async fn rolling_op(
+    handle: &Handle,
+    names: Vec<String>,
+    force: bool,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
+    let v = view(handle).await.map_err(|e| anyhow::anyhow!(e.error))?;
+    let resolved = v
+        .resolve(&names)
+        .map_err(|unknown| anyhow::anyhow!("no such process: {}", unknown.join(", ")))?;
+    let local = members::collect_off_loop(v).await;
+    let targets: Vec<String> = resolved
+        .iter()
+        .filter(|n| local.members.iter().any(|m| m.program == **n))
+        .cloned()
+        .collect();
+    let _lock = MEMBER_OPS.lock().await;
+    let r = rolling(handle, &local, &resolved, &targets, force, say)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.error))?;
+    let failed: Vec<&str> = r
+        .results
+        .iter()
+        .filter(|a| !a.ok)
+        .map(|a| a.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("not restarted: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// A restart's outcome for one program, as `filc restart` prints it.
+fn outcome(a: &ActionResult) -> String {
+    if a.ok {
+        format!("{}: {}", a.name, a.message)
+    } else {
+        format!("{}: ERROR ({})", a.name, a.message)
+    }
+}
+
 /// Restart `targets` one member at a time (followers first, leader last), waiting for the
-/// cluster to be healthy after each; the other names in `resolved` are restarted first, as
-/// one ordinary restart.
+/// cluster to be healthy after each, saying each step as it happens; the other names in
+/// `resolved` are restarted first, as one ordinary restart.
 async fn rolling(
     handle: &Handle,
     local: &EtcdMembers,
     resolved: &[String],
     targets: &[String],
     force: bool,
+    say: Say<'_>,
 ) -> Result<ActionReply, ApiError> {
     let mut results: BTreeMap<String, ActionResult> = BTreeMap::new();
     let others: Vec<String> = resolved
@@ -220,6 +272,7 @@ async fn rolling(
     if !others.is_empty() {
         let r = run_action(handle, UserOp::Restart, others).await?;
         for a in r.results {
+            say(&outcome(&a));
             results.insert(a.name.clone(), a);
         }
     }
@@ -227,12 +280,24 @@ async fn rolling(
     let st = cluster::status(local).await;
     let mut order = rolling_order(&st, targets);
     tracing::info!(order = ?order, leader = ?leader_of(&st), "Rolling restart of etcd members.");
+    say(&format!("cluster: {}", st.summary()));
+    let of = order.len();
+    for (i, p) in order.iter().enumerate() {
+        let leader = leader_of(&st).as_deref() == Some(p.as_str());
+        let what = format!(
+            "restart {p}{}, then wait until every voting member is healthy",
+            if leader { " (the leader, last)" } else { "" }
+        );
+        say(&steps::planned(i + 1, of, &what));
+    }
+    let mut index = 0;
 
     let mut stop_reason: Option<String> = None;
     let mut current = st;
     while !order.is_empty() {
         let p = order.remove(next_rolling(&order, leader_of(&current).as_deref()));
         if let Some(why) = &stop_reason {
+            say(&format!("{p}: not restarted: {why}"));
             results.insert(
                 p.clone(),
                 ActionResult {
@@ -246,6 +311,7 @@ async fn rolling(
         }
         if !force && let Err(msg) = check(&current, std::slice::from_ref(&p), "restarting") {
             tracing::warn!(program = %p, "{msg}");
+            say(&format!("{p}: ERROR ({msg})"));
             stop_reason = Some(msg.clone());
             results.insert(
                 p.clone(),
@@ -259,21 +325,26 @@ async fn rolling(
             continue;
         }
         tracing::info!(program = %p, "Rolling restart: restarting this member.");
+        index += 1;
+        say(&steps::begin(index, of, &format!("restart {p}")));
         let r = run_action(handle, UserOp::Restart, vec![p.clone()]).await?;
         let mut ok = true;
         for a in r.results {
             ok &= a.ok;
+            say(&outcome(&a));
             results.insert(a.name.clone(), a);
         }
         if !order.is_empty() {
+            say("waiting until every voting member is healthy");
             match wait_cluster_healthy(local, ROLLING_WAIT).await {
-                Ok(()) => {}
+                Ok(()) => say(&steps::done(index, of)),
                 Err(summary) => {
                     let why = format!(
                         "the cluster was not healthy within {} s after restarting {p} ({summary})",
                         ROLLING_WAIT.as_secs()
                     );
                     tracing::warn!("Rolling restart: {why}.");
+                    say(&format!("stopped: {why}"));
                     if !force || !ok {
                         stop_reason = Some(why);
                     }
@@ -282,8 +353,12 @@ async fn rolling(
             current = cluster::status(local).await;
         }
     }
+    if index > 0 && stop_reason.is_none() {
+        say(&steps::done(index, of));
+    }
     Ok(ActionReply {
         results: resolved.iter().filter_map(|n| results.remove(n)).collect(),
+        op: None,
     })
 }
 

@@ -73,9 +73,28 @@ pub fn reload_guard() -> crate::supervisor::ReloadGuard {
 pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
     use std::sync::Arc;
     crate::control::server::EtcdHooks {
-        action: Arc::new(|handle, op, names, force| {
-            Box::pin(async move { guard::action(&handle, op, names, force).await })
-        }),
+        action: {
+            let ops = ops.clone();
+            Arc::new(move |handle, op, names, force| {
+                let ops = ops.clone();
+                Box::pin(async move {
+                    let start = move |names: Vec<String>, force: bool| {
+                        crate::control::server::OpsHook::begin(
+                            &ops,
+                            crate::api::EtcdOpRequest {
+                                kind: crate::api::EtcdOpKind::Rolling { names, force },
+                                dry_run: false,
+                                yes: true,
+                                confirm: None,
+                                force,
+                            },
+                        )
+                        .map(|op| op.id)
+                    };
+                    guard::action(&handle, &start, op, names, force).await
+                })
+            })
+        },
         members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
         ops: Arc::new(ops),
     }

@@ -223,7 +223,7 @@ impl Supervisor {
                     .iter()
                     .map(|n| self.outcome(op, n, before.get(n).copied()))
                     .collect();
-                let _ = reply.send(Ok(ActionReply { results }));
+                let _ = reply.send(Ok(ActionReply { results, op: None }));
             }
         }
     }

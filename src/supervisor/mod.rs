@@ -694,7 +694,7 @@ impl Supervisor {
                 }
             })
             .collect();
-        Ok(ActionReply { results })
+        Ok(ActionReply { results, op: None })
     }
 
     fn programs(&self) -> ProgramsView {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api::{EtcdOpKind, EtcdOpRequest};
 use crate::etcd::gate::Gate;
-use crate::etcd::{Say, backup, backup_restore, defrag, membership};
+use crate::etcd::{Say, backup, backup_restore, defrag, guard, membership};
 use crate::supervisor::Handle;
 
 /// Run `req`; what it produced (a snapshot's path), if anything.
@@ -35,6 +35,9 @@ pub(super) async fn run(
             backup_restore::restore(ctl, Path::new(snapshot), &gate, req.force, say).await?
         }
         EtcdOpKind::Defrag => defrag::defrag(ctl, &gate, say).await?,
+        EtcdOpKind::Rolling { names, force } => {
+            guard::rolling_op(ctl, names.clone(), *force, say).await?
+        }
     }
     Ok(None)
 }

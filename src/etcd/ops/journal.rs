@@ -156,8 +156,8 @@ pub(crate) fn interrupted_report(op: &EtcdOp) -> String {
         }
     }
     let rerun = format!(
-        "run `filc etcd {}` again to finish it (it plans only what is left)",
-        op.title
+        "run `{}` again to finish it (it plans only what is left)",
+        op.request.kind.command()
     );
     let Some((index, of)) = begun else {
         return format!(
