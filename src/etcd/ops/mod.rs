@@ -63,6 +63,17 @@ impl Ops {
     /// Read the journals under `dir` (reporting the interrupted ones), then start the thread
     /// operations run on, driving programs through `handle`.
     pub fn start(handle: Handle, dir: PathBuf) -> Ops {
+        let run: Runner = Arc::new(move |inner, id, req| {
+            let handle = handle.clone();
+            Box::pin(async move {
+                let say = |line: &str| inner.say(id, line);
+                dispatch::run(&handle, &req, &say).await
+            })
+        });
+        Ops::with_runner(dir, run)
+    }
+
+    fn with_runner(dir: PathBuf, run: Runner) -> Ops {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), "Cannot create the operations' journal folder: {e}.");
         }
@@ -77,13 +88,25 @@ impl Ops {
         let worker = inner.clone();
         let spawned = std::thread::Builder::new()
             .name("etcd-ops".into())
-            .spawn(move || worker_thread(worker, handle, rx));
+            .spawn(move || worker_thread(worker, run, rx));
         if let Err(e) = spawned {
             tracing::error!("Cannot start the etcd operations' thread: {e}.");
         }
         Ops { inner }
     }
 }
+
+/// What carries out one operation (its lines go to `Inner::say`); what it produced.
+type Runner = Arc<
+    dyn Fn(
+            Arc<Inner>,
+            u64,
+            EtcdOpRequest,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Option<String>>>>>
+        + Send
+        + Sync,
+>;
 
 /// The journals under `dir`: the newest [`KEEP`] operations, the interrupted ones marked and
 /// reported, and the next ID.
@@ -140,7 +163,7 @@ fn recover(dir: &Path) -> (VecDeque<EtcdOp>, u64) {
 
 fn worker_thread(
     inner: Arc<Inner>,
-    handle: Handle,
+    run: Runner,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<u64>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -157,11 +180,8 @@ fn worker_thread(
     local.block_on(&rt, async move {
         while let Some(id) = rx.recv().await {
             let Some(req) = inner.request(id) else { continue };
-            let (task_inner, task_handle) = (inner.clone(), handle.clone());
-            let task = tokio::task::spawn_local(async move {
-                let say = |line: &str| task_inner.say(id, line);
-                dispatch::run(&task_handle, &req, &say).await
-            });
+            // Its own task: a panic in it ends this operation, not the thread.
+            let task = tokio::task::spawn_local(run(inner.clone(), id, req));
             let end = match task.await {
                 Ok(Ok(output)) => (EtcdOpState::Succeeded, None, output, None),
                 Ok(Err(e)) => match e.downcast_ref::<Halt>() {
@@ -388,5 +408,128 @@ impl OpsHook for Ops {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::EtcdOpKind;
+
+    fn req() -> EtcdOpRequest {
+        EtcdOpRequest {
+            kind: EtcdOpKind::Defrag,
+            dry_run: false,
+            yes: false,
+            confirm: None,
+            force: false,
+        }
+    }
+
+    fn runner(f: fn(u64) -> anyhow::Result<Option<String>>, wait_ms: u64) -> Runner {
+        Arc::new(move |inner, id, _req| {
+            Box::pin(async move {
+                inner.say(id, "first line");
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                f(id)
+            })
+        })
+    }
+
+    /// Wait (bounded) until operation `id` ended.
+    fn ended(ops: &Ops, id: u64) -> EtcdOp {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut from = 0;
+        for _ in 0..100 {
+            let op = rt
+                .block_on(ops.follow(id, from, Duration::from_millis(100)))
+                .unwrap();
+            if op.state != EtcdOpState::Running {
+                return op;
+            }
+            from = op.total_lines;
+        }
+        panic!("operation {id} never ended");
+    }
+
+    #[test]
+    fn a_panic_ends_only_its_operation_and_is_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = Ops::with_runner(
+            dir.path().to_path_buf(),
+            runner(|id| if id == 1 { panic!("boom") } else { Ok(None) }, 0),
+        );
+        let first = ops.begin(req()).unwrap();
+        let op = ended(&ops, first.id);
+        assert_eq!(op.state, EtcdOpState::Failed);
+        let why = op.error.unwrap();
+        assert!(why.contains("panicked (boom)"), "{why}");
+        let j = std::fs::read_to_string(journal::path(dir.path(), first.id)).unwrap();
+        assert!(
+            j.contains("first line") && j.contains("\"state\":\"failed\""),
+            "{j}"
+        );
+        // The thread lives on: the next operation runs.
+        let second = ops.begin(req()).unwrap();
+        assert_eq!(ended(&ops, second.id).state, EtcdOpState::Succeeded);
+    }
+
+    #[test]
+    fn one_at_a_time_and_a_halt_is_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = Ops::with_runner(
+            dir.path().to_path_buf(),
+            runner(|_| Err(Halt::DryRun.into()), 300),
+        );
+        let first = ops.begin(req()).unwrap();
+        let refused = ops.begin(req()).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Refused);
+        assert!(
+            refused
+                .error
+                .contains(&format!("operation {} (defrag) running since", first.id)),
+            "{}",
+            refused.error
+        );
+        assert_eq!(ended(&ops, first.id).state, EtcdOpState::Planned);
+        assert!(ops.begin(req()).is_ok());
+    }
+
+    #[test]
+    fn a_journal_left_unended_is_marked_interrupted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal::path(dir.path(), 4);
+        journal::append(
+            &path,
+            &Entry::Begin {
+                id: 4,
+                title: "defrag".into(),
+                request: req(),
+                started_unix: 1,
+                fild_pid: 1,
+            },
+        )
+        .unwrap();
+        let ops = Ops::with_runner(dir.path().to_path_buf(), runner(|_| Ok(None), 0));
+        let listed = ops.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, EtcdOpState::Interrupted);
+        assert!(
+            listed[0]
+                .error
+                .as_ref()
+                .unwrap()
+                .contains("filc etcd defrag")
+        );
+        // IDs go on after the journals found.
+        assert_eq!(ops.begin(req()).unwrap().id, 5);
+        drop(ops);
+        let again = Ops::with_runner(dir.path().to_path_buf(), runner(|_| Ok(None), 0));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("\"e\":\"end\"").count(), 1, "{text}");
+        assert_eq!(again.list()[0].state, EtcdOpState::Interrupted);
     }
 }
