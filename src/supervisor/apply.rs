@@ -137,8 +137,13 @@ impl Supervisor {
         let (path, env, tx) = (self.config_path.clone(), self.env.clone(), self.tx.clone());
         tokio::task::spawn_blocking(move || {
             let result = Box::new(config::load(&path, &env));
+            let users = match result.as_ref() {
+                Ok(c) => spawn::Users::resolve(c),
+                Err(_) => spawn::Users::default(),
+            };
             let _ = tx.send(Request::Loaded {
                 result,
+                users,
                 reply,
                 force,
             });
@@ -149,15 +154,16 @@ impl Supervisor {
     pub(super) fn guarded(
         &mut self,
         new: Config,
+        users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
         verdict: Result<(), String>,
         applied: u64,
     ) {
         if *self.applied.borrow() != applied {
-            return self.loaded(Ok(new), reply, false);
+            return self.loaded(Ok(new), users, reply, false);
         }
         match (verdict, reply) {
-            (Ok(()), reply) => self.apply_loaded(new, reply),
+            (Ok(()), reply) => self.apply_loaded(new, users, reply),
             (Err(why), Some(reply)) => {
                 tracing::warn!("Reload refused: {why}");
                 let _ = reply.send(Err(ApiError::new(
@@ -171,7 +177,13 @@ impl Supervisor {
         }
     }
 
-    fn apply_loaded(&mut self, new: Config, reply: Option<Reply<ReloadReply>>) {
+    fn apply_loaded(
+        &mut self,
+        new: Config,
+        users: spawn::Users,
+        reply: Option<Reply<ReloadReply>>,
+    ) {
+        self.users = users;
         let (mut job, result) = self.apply(new);
         if let Some(reply) = reply {
             job.reply = JobReply::Reload { result, reply };
@@ -183,6 +195,7 @@ impl Supervisor {
     pub(super) fn loaded(
         &mut self,
         result: Result<Config, config::ConfigErrors>,
+        users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
         force: bool,
     ) {
@@ -203,7 +216,7 @@ impl Supervisor {
                     .clone()
                     .filter(|_| !force && !stops.is_empty());
                 let Some(guard) = guard else {
-                    return self.apply_loaded(new, reply);
+                    return self.apply_loaded(new, users, reply);
                 };
                 // Asked beside the loop (it talks to etcd); the answer comes back as a request.
                 let (handle, tx) = (self.handle(), self.tx.clone());
@@ -212,6 +225,7 @@ impl Supervisor {
                     let verdict = guard(handle, stops).await;
                     let _ = tx.send(Request::Guarded {
                         config: Box::new(new),
+                        users,
                         reply,
                         verdict,
                         applied,

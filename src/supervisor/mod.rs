@@ -146,6 +146,8 @@ pub enum Request {
     /// `None`), to apply now.
     Loaded {
         result: Box<Result<Config, crate::config::ConfigErrors>>,
+        /// Its `user=` names, looked up on the blocking pool too.
+        users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
         force: bool,
     },
@@ -153,6 +155,7 @@ pub enum Request {
     /// it was after the `applied`-th apply.
     Guarded {
         config: Box<Config>,
+        users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
         verdict: Result<(), String>,
         applied: u64,
@@ -261,6 +264,8 @@ pub struct Supervisor {
     applied: tokio::sync::watch::Sender<u64>,
     /// Asked before a reload stops or restarts running programs (the etcd quorum guard).
     reload_guard: Option<ReloadGuard>,
+    /// The applied configuration's `user=` names, resolved off the loop.
+    users: spawn::Users,
     shutting_down: bool,
     exit: bool,
 }
@@ -276,6 +281,8 @@ impl Supervisor {
         server_url: String,
     ) -> Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
+        // Before the loop runs: a slow name service delays start-up, not the loop.
+        let users = spawn::Users::resolve(&config);
         Supervisor {
             config_path,
             env,
@@ -293,6 +300,7 @@ impl Supervisor {
             rx,
             applied: tokio::sync::watch::Sender::new(0),
             reload_guard: None,
+            users,
             shutting_down: false,
             exit: false,
         }
@@ -500,7 +508,8 @@ impl Supervisor {
                 let shared = |path: &std::path::Path| shared_logs.iter().any(|p| p == path);
                 let spawned = cgroup.and_then(|cg| {
                     let logs = open_logs(&spec, shared)?;
-                    spawn::spawn(&spec, &self.server_url, cg.as_deref()).map(|s| (s, cg, logs))
+                    spawn::spawn(&spec, &self.users, &self.server_url, cg.as_deref())
+                        .map(|s| (s, cg, logs))
                 });
                 match spawned {
                     Ok((s, cg, (out_log, err_log))) => {
@@ -607,15 +616,17 @@ impl Supervisor {
             }
             Request::Loaded {
                 result,
+                users,
                 reply,
                 force,
-            } => self.loaded(*result, reply, force),
+            } => self.loaded(*result, users, reply, force),
             Request::Guarded {
                 config,
+                users,
                 reply,
                 verdict,
                 applied,
-            } => self.guarded(*config, reply, verdict, applied),
+            } => self.guarded(*config, users, reply, verdict, applied),
             Request::Shutdown { reply } => {
                 let _ = reply.send(Ok(()));
                 self.begin_shutdown("a shutdown request");

@@ -5,6 +5,7 @@
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked dies, so forking from a long-lived
 //! thread is what makes it mean "when fild dies".
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -24,8 +25,9 @@ pub struct Spawned {
 }
 
 /// Identity to switch to in the child, resolved in the parent (name lookups are not safe
-/// between fork and exec).
-struct Identity {
+/// between fork and exec), and before that, off the loop (see [`Users`]).
+#[derive(Debug, Clone)]
+pub struct Identity {
     uid: Uid,
     gid: Gid,
     groups: Vec<Gid>,
@@ -46,6 +48,52 @@ fn resolve_user(name: &str) -> Result<Identity, String> {
         home: user.dir.to_string_lossy().into_owned(),
         name: name.to_string(),
     })
+}
+
+/// What each `user=` of a configuration resolves to: looked up (NSS, which may be LDAP and
+/// slow) when the configuration is loaded, on the blocking pool or before the loop runs, as
+/// supervisord resolves `user=` when it reads its config; never on the loop at spawn.
+#[derive(Debug, Clone, Default)]
+pub struct Users(HashMap<String, Result<Option<Identity>, String>>);
+
+impl Users {
+    /// Look up every program's `user=` in `config`.
+    pub fn resolve(config: &crate::config::Config) -> Users {
+        let root = Uid::effective().is_root();
+        let mut map = HashMap::new();
+        for p in &config.programs {
+            if let Some(name) = &p.user
+                && !map.contains_key(name)
+            {
+                map.insert(name.clone(), identity_for(name, root));
+            }
+        }
+        Users(map)
+    }
+
+    /// The identity to switch to for `user=name` (`None`: run as fild), or why not.
+    fn get(&self, name: &str) -> Result<Option<Identity>, String> {
+        match self.0.get(name) {
+            Some(r) => r.clone(),
+            // Not in the loaded configuration's users: look it up now (never expected).
+            None => identity_for(name, Uid::effective().is_root()),
+        }
+    }
+}
+
+/// `user=name` as root: switch to it; otherwise only fild's own user is possible, as
+/// supervisord does.
+fn identity_for(name: &str, root: bool) -> Result<Option<Identity>, String> {
+    if root {
+        return resolve_user(name).map(Some);
+    }
+    let me = User::from_uid(Uid::effective()).ok().flatten();
+    if me.as_ref().map(|u| u.name.as_str()) != Some(name) {
+        return Err(format!(
+            "cannot switch to user {name}: fild is not running as root"
+        ));
+    }
+    Ok(None)
 }
 
 /// A pipe with both ends close-on-exec; the child gets the write end as its fd 1 or 2.
@@ -136,6 +184,7 @@ impl ChildSetup {
 /// exported as `SUPERVISOR_SERVER_URL`.
 pub fn spawn(
     spec: &ProgramSpec,
+    users: &Users,
     server_url: &str,
     cgroup: Option<&std::path::Path>,
 ) -> Result<Spawned, String> {
@@ -143,17 +192,7 @@ pub fn spawn(
         return Err("empty command".into());
     };
     let identity = match &spec.user {
-        Some(name) if Uid::effective().is_root() => Some(resolve_user(name)?),
-        Some(name) => {
-            // Not root: only running as ourselves is possible, as supervisord does.
-            let me = User::from_uid(Uid::effective()).ok().flatten();
-            if me.as_ref().map(|u| u.name.as_str()) != Some(name.as_str()) {
-                return Err(format!(
-                    "cannot switch to user {name}: fild is not running as root"
-                ));
-            }
-            None
-        }
+        Some(name) => users.get(name)?,
         None => None,
     };
 
@@ -320,5 +359,41 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod users_tests {
+    use super::*;
+
+    fn config(programs: &str) -> crate::config::Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fild.ini");
+        std::fs::write(
+            &path,
+            format!(
+                "[unix_http_server]\nfile={}/s.sock\n[supervisord]\npidfile={}/f.pid\n{programs}",
+                dir.path().display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        crate::config::load(&path, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn users_are_looked_up_at_load_and_spawn_uses_the_answer() {
+        let c = config(
+            "[program:a]\ncommand=/bin/true\nuser=fild-no-such-user-x\n[program:b]\ncommand=/bin/true\n",
+        );
+        let users = Users::resolve(&c);
+        // Looked up once, at load: the answer is kept with the configuration.
+        assert_eq!(users.0.len(), 1);
+        let why = users.get("fild-no-such-user-x").unwrap_err();
+        assert!(why.contains("fild-no-such-user-x"), "{why}");
+        // spawn reports that answer: it does not look the name up again.
+        let a = c.programs.iter().find(|p| p.name == "a").unwrap();
+        let err = spawn(a, &users, "unix:///x", None).err().unwrap();
+        assert_eq!(err, why);
     }
 }
