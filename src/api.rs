@@ -372,6 +372,20 @@ pub struct EtcdOpRequest {
     pub force: bool,
 }
 
+impl EtcdOpRequest {
+    /// The command that runs it again, with the flags that change what it may do.
+    pub fn command(&self) -> String {
+        let mut c = self.kind.command();
+        if self.force && !matches!(self.kind, EtcdOpKind::Rolling { .. }) {
+            c.push_str(" --force");
+        }
+        if self.yes && !matches!(self.kind, EtcdOpKind::Rolling { .. }) {
+            c.push_str(" --yes");
+        }
+        c
+    }
+}
+
 /// Where an operation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -234,7 +234,7 @@ fn fild_killed_mid_replace_reports_it_and_a_rerun_finishes_it() {
     assert!(why.contains("steps done"), "{why}");
     assert!(why.contains("left: "), "{why}");
     assert!(
-        why.contains("run `filc etcd replace etcd-2` again"),
+        why.contains("run `filc etcd replace etcd-2 --yes` again"),
         "{why}"
     );
     let log = std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap();

@@ -37,6 +37,7 @@ use super::child;
 use super::gate::Gate;
 use super::programs::local_members;
 use super::snapshot;
+use super::steps;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
 use crate::etcd::conn;
 use crate::etcd::programs::Programs;
@@ -297,8 +298,12 @@ fn plan_lines(
         "record the new cluster token and cluster_state=new in each member's runtime layer"
             .to_string(),
         format!(
-            "start {}, wait until each is healthy and serves reads",
-            stop.join(", ")
+            "start {}, then {}; wait until each member is healthy and serves reads",
+            program_names(local).join(", "),
+            local
+                .gateway
+                .as_ref()
+                .map_or("no gateway".to_string(), |g| g.program.clone())
         ),
     ];
     let destructive = live.answers.as_ref().map(|who| {
@@ -389,11 +394,15 @@ pub async fn restore(
     let snap_rev = snapshot_revision(&tool, &file).map_err(|e| refuse(e.to_string()))?;
     let now = live(&local).await;
     let (lines, destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
-    if now.quorum && !force && !gate.dry_run {
-        return Err(refuse(format!(
+    if now.quorum && !force {
+        let why = format!(
             "the cluster has quorum (at revision {}, the snapshot holds {snap_rev}); restore is for a cluster whose data is lost. To replace its data anyway: --force --yes",
             now.revision
-        )));
+        );
+        if !gate.dry_run {
+            return Err(refuse(why));
+        }
+        say(&format!("note: without --force this is refused: {why}"));
     }
     gate.pass(say, &lines, destructive.as_deref())?;
     let others: Vec<&str> = list
@@ -408,7 +417,12 @@ pub async fn restore(
         ));
     }
 
+    let of = lines.len();
+    let step = |i: usize| say(&steps::begin(i, of, &lines[i - 1]));
+    let done = |i: usize| say(&steps::done(i, of));
+
     // 2. Offline restore beside each data dir, while the cluster still runs.
+    step(1);
     let mut prepared: Vec<PathBuf> = Vec::new();
     let cleanup = |dirs: &[PathBuf]| {
         for d in dirs {
@@ -443,7 +457,10 @@ pub async fn restore(
         prepared.push(into);
     }
 
+    done(1);
+
     // 3. Stop the gateway and the members.
+    step(2);
     let mut stop: Vec<String> = Vec::new();
     if let Some(gw) = &local.gateway {
         stop.push(gw.program.clone());
@@ -471,7 +488,10 @@ pub async fn restore(
         );
     }
 
+    done(2);
+
     // 4. Old data aside, restored data in.
+    step(3);
     for (m, into) in local.members.iter().zip(&prepared) {
         let data = PathBuf::from(&m.data_dir);
         if data.exists() {
@@ -506,7 +526,10 @@ pub async fn restore(
         say(&format!("{}: restored data in {}", m.name, data.display()));
     }
 
+    done(3);
+
     // 5. The runtime layer matches the restored data (the settings files stay as shipped).
+    step(4);
     for m in &local.members {
         let mut changes: Vec<(&str, &str)> =
             vec![("cluster_token", token.as_str()), ("cluster_state", "new")];
@@ -528,7 +551,10 @@ pub async fn restore(
         ));
     }
 
+    done(4);
+
     // 6. Start, wait, verify.
+    step(5);
     let members = program_names(&local);
     say(&format!("starting {}", members.join(" ")));
     action(ctl, UserOp::Start, &members, say).await?;
@@ -581,6 +607,7 @@ pub async fn restore(
             m.peer_urls().join(",")
         ));
     }
+    done(5);
     say(&format!(
         "restored from {}: new cluster with {} members",
         file.display(),

@@ -11,6 +11,7 @@ use super::conn;
 use super::errors;
 use super::gate::Gate;
 use super::guard::up_count;
+use super::steps;
 use crate::etcd::programs::Programs;
 
 /// How long one member's defragmentation may take (it blocks that member meanwhile).
@@ -134,25 +135,25 @@ pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::R
         .iter()
         .map(|r| format!("{}{}", r.name, if r.leader { " (leader)" } else { "" }))
         .collect();
-    gate.pass(
-        say,
-        &[
-            "compact to the current revision".to_string(),
-            format!(
-                "defragment {}, one at a time (each blocks while it runs)",
-                names.join(", ")
-            ),
-            "disarm the NOSPACE alarms".to_string(),
-            "check a write goes through".to_string(),
-        ],
-        None,
-    )?;
+    let plan = [
+        "compact to the current revision".to_string(),
+        format!(
+            "defragment {}, one at a time (each blocks while it runs)",
+            names.join(", ")
+        ),
+        "disarm the NOSPACE alarms".to_string(),
+        "check a write goes through".to_string(),
+    ];
+    gate.pass(say, &plan, None)?;
+    let step = |i: usize| say(&steps::begin(i, plan.len(), &plan[i - 1]));
+    let done = |i: usize| say(&steps::done(i, plan.len()));
     let tls = conn::Tls::of(&local);
     let (mut c, via) = conn::connect_any(&conn::endpoints(&local), &tls)
         .await
         .map_err(|e| anyhow::anyhow!("filc etcd defrag: no member answers: {e}"))?;
 
     // 1. Compact to the current revision (physical: wait until it is applied).
+    step(1);
     let rev = c
         .get("fild/defrag", None)
         .await?
@@ -176,7 +177,10 @@ pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::R
         target = c.status().await?.raft_applied_index();
     }
 
+    done(1);
+
     // 2. Defragment member by member: down ones are skipped, followers first, leader last.
+    step(2);
     let mut skipped = Vec::new();
     for r in order {
         let who = format!(
@@ -239,7 +243,10 @@ pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::R
         }
     }
 
+    done(2);
+
     // 3. Disarm NOSPACE (it never clears by itself).
+    step(3);
     let alarms = c
         .alarm(AlarmAction::Get, AlarmType::None, None)
         .await?
@@ -267,7 +274,10 @@ pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::R
         }
     }
 
+    done(3);
+
     // 4. Verify a write works.
+    step(4);
     let key = "fild/defrag-check";
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -298,6 +308,7 @@ pub async fn defrag(ctl: &impl Programs, gate: &Gate, say: Say<'_>) -> anyhow::R
             ids.join(", ")
         );
     }
+    done(4);
     let st = cluster::status(&local).await;
     say(&format!("cluster: {}", st.summary()));
     if !skipped.is_empty() {

@@ -334,7 +334,8 @@ async fn rolling(
             say(&outcome(&a));
             results.insert(a.name.clone(), a);
         }
-        if !order.is_empty() {
+        // After each member, the last one too: the roll ends with the cluster healthy.
+        {
             say("waiting until every voting member is healthy");
             match wait_cluster_healthy(local, ROLLING_WAIT).await {
                 Ok(()) => say(&steps::done(index, of)),
@@ -345,16 +346,13 @@ async fn rolling(
                     );
                     tracing::warn!("Rolling restart: {why}.");
                     say(&format!("stopped: {why}"));
-                    if !force || !ok {
+                    if !force || !ok || order.is_empty() {
                         stop_reason = Some(why);
                     }
                 }
             }
             current = cluster::status(local).await;
         }
-    }
-    if index > 0 && stop_reason.is_none() {
-        say(&steps::done(index, of));
     }
     Ok(ActionReply {
         results: resolved.iter().filter_map(|n| results.remove(n)).collect(),

@@ -119,7 +119,7 @@ pub(crate) fn voters_except(list: &[Mem], id: u64) -> Vec<&Mem> {
 
 fn even_warning(size: usize) -> String {
     format!(
-        "warning: the cluster will have {size} voting members, an even number: it tolerates no more failures than {} members",
+        "warning: the cluster will have {size} voting members, an even number: it tolerates no more failures than a cluster of {}",
         size - 1
     )
 }

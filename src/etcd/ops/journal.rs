@@ -157,7 +157,7 @@ pub(crate) fn interrupted_report(op: &EtcdOp) -> String {
     }
     let rerun = format!(
         "run `{}` again to finish it (it plans only what is left)",
-        op.request.kind.command()
+        op.request.command()
     );
     let Some((index, of)) = begun else {
         return format!(
@@ -257,7 +257,10 @@ mod tests {
             r.contains("left: 2/3 member remove boot2; 3/3 member add --learner boot2"),
             "{r}"
         );
-        assert!(r.contains("run `filc etcd replace etcd-2` again"), "{r}");
+        assert!(
+            r.contains("run `filc etcd replace etcd-2 --yes` again"),
+            "{r}"
+        );
     }
 
     #[test]
