@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::backups::{assert_private, db_files};
 use common::etcd::*;
 use common::*;
 use fild::api::ProcessState;
@@ -124,6 +125,11 @@ fn snapshots(c: &Cluster) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The deployment's backup folder (`[etcd] backup_dir` of the kit's fild.ini).
+fn backup_dir(c: &Cluster) -> std::path::PathBuf {
+    c.root.join("var/backups/etcd")
 }
 
 /// A healthy cluster with keys k0..k4 written through etcd-0.
@@ -249,6 +255,7 @@ fn replace_rebuilds_a_member_whose_data_is_lost() {
     // A snapshot was taken before the first change, into the backup dir.
     assert_eq!(snapshots(&c).len(), 1, "{out}");
     assert!(out.find("snapshot:").unwrap() < out.find("stop etcd-2").unwrap());
+    assert_private(&backup_dir(&c));
     let st = filc_ok(&c, &["etcd", "status"]);
     assert!(st.contains("healthy: 3 of 3"), "{st}");
 }
@@ -371,6 +378,10 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
     keys_on(&c, &[0, 1, 2]);
     write_reaches(&c, "after-add", &[0, 1, 2]);
 
+    // One snapshot before the remove, one before the add, both private.
+    assert_eq!(db_files(&backup_dir(&c)).len(), 2);
+    assert_private(&backup_dir(&c));
+
     // Adding a member that is one already is refused.
     let before = fingerprint(&c, &[0, 1, 2]);
     filc_refused(&c, &["etcd", "add", "etcd-2"], "already a member");
@@ -447,6 +458,9 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
 
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
     assert!(out.contains("--force-new-cluster"), "{out}");
+    // The survivor's snapshot before the forced restart, private.
+    assert_eq!(db_files(&backup_dir(&c)).len(), 1, "{out}");
+    assert_private(&backup_dir(&c));
     assert!(out.contains("re-add etcd-1"), "{out}");
     assert!(out.contains("re-add etcd-2"), "{out}");
     c.assert_kit_clean("filc etcd rescue etcd-0");

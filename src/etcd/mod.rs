@@ -14,6 +14,7 @@
 //! - [`show`]: `filc etcd show NAME`, one member's settings for a person.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
 //! - [`snapshot`]: take and verify snapshots.
+//! - [`private`]: the backup folder 0700 and snapshot files 0600 from their creation.
 //! - [`membership`]: replace, add, remove, move, rescue (a file each).
 //! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
 //! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
@@ -45,6 +46,7 @@ pub mod liveness;
 pub mod members;
 pub mod membership;
 pub mod poll;
+pub mod private;
 pub mod programs;
 pub mod quorum;
 pub mod runtime;

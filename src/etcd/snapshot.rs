@@ -3,7 +3,8 @@
 //! with the final name is therefore always complete. Memory stays bounded whatever the
 //! database's size: the stream is written as it comes, and verification reads the file in
 //! [`CHUNK`]-sized pieces. A stream that stops sending for [`STALL`] is abandoned, so a hung
-//! member cannot hold every later scheduled backup.
+//! member cannot hold every later scheduled backup. The folder and the files are private
+//! ([`super::private`]): the folder 0700, every file 0600 from its creation.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::private::{self, Folder};
 use crate::etcd::conn;
 
 /// Length of the checksum etcd appends to a snapshot stream.
@@ -55,11 +57,25 @@ pub fn verify(path: &Path) -> Result<u64, String> {
     Ok(len)
 }
 
-/// The temporary name of a snapshot being written: hidden, and unique to this process and
-/// this snapshot.
+/// The temporary name of a snapshot being written: hidden, unique to this process and this
+/// snapshot, and one that [`is_part_name`] knows (`.<name without .db>.<pid>-<n>.db.part`).
 fn part_name(name: &str) -> String {
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
-    format!(".{name}.{}-{n}.part", std::process::id())
+    let stem = name.strip_suffix(".db").unwrap_or(name);
+    format!(".{stem}.{}-{n}.db.part", std::process::id())
+}
+
+/// Whether a file name is a snapshot's temporary (written, or left by a crash).
+pub fn is_part_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".db.part")
+}
+
+/// A snapshot written: its file, and a notice about its folder's mode for a person (see
+/// [`private::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub path: PathBuf,
+    pub notice: Option<String>,
 }
 
 /// `etcd-<member>-<UTC time>-r<revision>.db`
@@ -70,14 +86,16 @@ fn file_name(member: &str, revision: i64) -> String {
     format!("etcd-{member}-{now}-r{revision}.db")
 }
 
-/// Take a snapshot from the member at `client_url` into `dir`; returns the new file.
+/// Take a snapshot from the member at `client_url` into `dir` (created 0700 if missing; see
+/// [`Folder`] for an existing one); returns the new file.
 pub async fn take(
     client_url: &str,
     tls: &conn::Tls,
     member: &str,
     dir: &Path,
-) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    folder: Folder,
+) -> Result<Taken, String> {
+    let notice = private::prepare(dir, folder)?;
     let mut c = conn::connect(client_url, tls).await?;
     let revision = c
         .get("fild-snapshot-probe", None)
@@ -92,11 +110,7 @@ pub async fn take(
             .snapshot()
             .await
             .map_err(|e| format!("snapshot from {client_url}: {e}"))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let mut f = private::create_file(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         while let Some(resp) = tokio::time::timeout(STALL, stream.message())
             .await
             .map_err(|_| {
@@ -119,7 +133,7 @@ pub async fn take(
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(dest)
+        Ok(Taken { path: dest, notice })
     }
     .await;
     if result.is_err() {
@@ -148,5 +162,8 @@ mod tests {
         std::fs::write(&path, [0u8; 32]).unwrap();
         assert!(verify(&path).unwrap_err().contains("too short"));
         assert_ne!(part_name("etcd-a-x-r1.db"), part_name("etcd-a-x-r1.db"));
+        // Retention's clean-up of a crash's leftovers knows the temporaries by name.
+        assert!(is_part_name(&part_name("etcd-a-x-r1.db")));
+        assert!(!is_part_name("etcd-a-x-r1.db"));
     }
 }
