@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::backups::{assert_private, db_files, mode_of};
+use common::backups::{assert_named_by_revision, assert_private, db_files, mode_of, name_revision};
 use common::etcd::*;
 use common::*;
 
@@ -64,17 +64,23 @@ fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Write `n` values of 1 MB through member 0.
-fn put_megabytes(c: &Cluster, n: usize) {
-    let endpoint = c.endpoint(0);
+/// `f` with an etcd client of `endpoint`, on a runtime of its own.
+fn with_client<T>(endpoint: &str, f: impl AsyncFnOnce(&mut etcd_client::Client) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+        let mut client = etcd_client::Client::connect([endpoint], None)
             .await
             .unwrap();
+        f(&mut client).await
+    })
+}
+
+/// Write `n` values of 1 MB through member 0.
+fn put_megabytes(c: &Cluster, n: usize) {
+    with_client(&c.endpoint(0), async |client| {
         let value = vec![b'x'; 1_000_000];
         for i in 0..n {
             let mut tries = 0;
@@ -259,6 +265,56 @@ fn snapshots_are_private_from_the_first_byte() {
     assert_private(&watch);
 }
 
+/// The cluster's current revision, as member 0 reports it.
+fn current_revision(c: &Cluster) -> i64 {
+    let o = c.etcdctl(&c.endpoint(0), &["endpoint", "status", "-w", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no revision in {v}"))
+}
+
+#[test]
+fn a_snapshot_is_named_by_the_revision_it_holds() {
+    let c = Cluster::up("bkrev");
+    for i in 0..20 {
+        put(&c, &format!("rev-{i}"), "v");
+    }
+    // Quiet: the name is the cluster's revision, and what etcdctl reads from the file.
+    let file = snapshot_into(&c, Some(&c.root.join("quiet")));
+    assert_named_by_revision(&file);
+    assert_eq!(name_revision(&file), current_revision(&c));
+
+    // Writes racing the snapshot: whatever the stream caught, the name says what the file
+    // holds. (A revision read before the stream began would be behind it.)
+    put_megabytes(&c, 10);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let endpoint = c.endpoint(1);
+    let file = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            with_client(&endpoint, async |client| {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .put(format!("race-{}", n % 100), n.to_string(), None)
+                        .await;
+                    n += 1;
+                }
+                n
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let file = snapshot_into(&c, Some(&c.root.join("racing")));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(writes > 10, "only {writes} writes raced the snapshot");
+        file
+    });
+    assert_named_by_revision(&file);
+    assert!(name_revision(&file) <= current_revision(&c));
+}
+
 #[test]
 fn scheduled_backups_run_the_command_and_apply_retention() {
     let mut c = Cluster::new("bksched");
@@ -310,6 +366,7 @@ fn scheduled_backups_run_the_command_and_apply_retention() {
     }
     for f in db_files(&copies) {
         assert!(fild::etcd::snapshot::verify(&f).is_ok(), "{f:?}");
+        assert_named_by_revision(&f);
     }
     assert!(part_files(&dir).is_empty(), "{:?}", part_files(&dir));
     // The folder and its files are private, and backup_command got each file as it is: 0600.
@@ -333,6 +390,7 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
         put(&c, &format!("a{i}"), &format!("A{i}"));
     }
     let file = snapshot_into(&c, Some(&c.root.join("snaps")));
+    assert_named_by_revision(&file);
     for i in 0..3 {
         put(&c, &format!("b{i}"), &format!("B{i}"));
     }

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::backups::{assert_private, db_files};
+use common::backups::{assert_named_by_revision, assert_private, db_files};
 use common::etcd::*;
 use common::*;
 use fild::api::ProcessState;
@@ -256,6 +256,7 @@ fn replace_rebuilds_a_member_whose_data_is_lost() {
     assert_eq!(snapshots(&c).len(), 1, "{out}");
     assert!(out.find("snapshot:").unwrap() < out.find("stop etcd-2").unwrap());
     assert_private(&backup_dir(&c));
+    assert_named_by_revision(&db_files(&backup_dir(&c))[0]);
     let st = filc_ok(&c, &["etcd", "status"]);
     assert!(st.contains("healthy: 3 of 3"), "{st}");
 }
@@ -381,6 +382,9 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
     // One snapshot before the remove, one before the add, both private.
     assert_eq!(db_files(&backup_dir(&c)).len(), 2);
     assert_private(&backup_dir(&c));
+    for f in db_files(&backup_dir(&c)) {
+        assert_named_by_revision(&f);
+    }
 
     // Adding a member that is one already is refused.
     let before = fingerprint(&c, &[0, 1, 2]);
@@ -458,9 +462,11 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
 
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0"]);
     assert!(out.contains("--force-new-cluster"), "{out}");
-    // The survivor's snapshot before the forced restart, private.
+    // The survivor's snapshot before the forced restart, private, and named by the revision
+    // it holds (a read before it, without quorum, once named it r0).
     assert_eq!(db_files(&backup_dir(&c)).len(), 1, "{out}");
     assert_private(&backup_dir(&c));
+    assert!(assert_named_by_revision(&db_files(&backup_dir(&c))[0]) > 5);
     assert!(out.contains("re-add etcd-1"), "{out}");
     assert!(out.contains("re-add etcd-2"), "{out}");
     c.assert_kit_clean("filc etcd rescue etcd-0");

@@ -145,7 +145,10 @@ pub async fn snapshot(
     }
     let path = taken.path;
     let size = std::fs::metadata(&path).map(|md| md.len()).unwrap_or(0);
-    say(&format!("snapshot verified ({size} bytes)"));
+    say(&format!(
+        "snapshot verified ({size} bytes, revision {})",
+        taken.revision
+    ));
     Ok(path)
 }
 

@@ -14,6 +14,7 @@
 //! - [`show`]: `filc etcd show NAME`, one member's settings for a person.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
 //! - [`snapshot`]: take and verify snapshots.
+//! - [`bolt`]: the revision a snapshot file holds, read from its bbolt pages.
 //! - [`private`]: the backup folder 0700 and snapshot files 0600 from their creation.
 //! - [`membership`]: replace, add, remove, move, rescue (a file each).
 //! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
@@ -34,6 +35,7 @@ pub type Say<'a> = &'a dyn Fn(&str);
 pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
+pub mod bolt;
 pub mod cluster;
 pub mod conn;
 pub mod datadir;

@@ -1,10 +1,13 @@
 //! Snapshots: streamed from one member, written to a temporary name of their own, fsynced,
 //! verified against the SHA-256 etcd appends to the stream, then renamed into place. A file
-//! with the final name is therefore always complete. Memory stays bounded whatever the
-//! database's size: the stream is written as it comes, and verification reads the file in
-//! [`CHUNK`]-sized pieces. A stream that stops sending for [`STALL`] is abandoned, so a hung
-//! member cannot hold every later scheduled backup. The folder and the files are private
-//! ([`super::private`]): the folder 0700, every file 0600 from its creation.
+//! with the final name is therefore always complete, and its name carries the revision it
+//! holds, read from the file ([`super::bolt`]): what `etcdctl snapshot status` says (a file
+//! whose bbolt pages cannot be read that far is no snapshot to keep: the snapshot fails).
+//! Memory stays bounded whatever the database's size: the stream is written as it comes,
+//! and verification reads the file in [`CHUNK`]-sized pieces. A stream that stops sending
+//! for [`STALL`] is abandoned, so a hung member cannot hold every later scheduled backup. The
+//! folder and the files are private ([`super::private`]): the folder 0700, every file 0600
+//! from its creation.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::bolt;
 use super::private::{self, Folder};
 use crate::etcd::conn;
 
@@ -58,10 +62,9 @@ pub fn verify(path: &Path) -> Result<u64, String> {
 }
 
 /// The temporary name of a snapshot being written: hidden, unique to this process and this
-/// snapshot, and one that [`is_part_name`] knows (`.<name without .db>.<pid>-<n>.db.part`).
-fn part_name(name: &str) -> String {
+/// snapshot, and one that [`is_part_name`] knows (`.<stem>.<pid>-<n>.db.part`).
+fn part_name(stem: &str) -> String {
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
-    let stem = name.strip_suffix(".db").unwrap_or(name);
     format!(".{stem}.{}-{n}.db.part", std::process::id())
 }
 
@@ -70,24 +73,31 @@ pub fn is_part_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".db.part")
 }
 
-/// A snapshot written: its file, and a notice about its folder's mode for a person (see
-/// [`private::prepare`]).
+/// A snapshot written: its file, the revision it holds, and a notice about its folder's mode
+/// for a person (see [`private::prepare`]).
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub path: PathBuf,
+    pub revision: i64,
     pub notice: Option<String>,
 }
 
-/// `etcd-<member>-<UTC time>-r<revision>.db`
-fn file_name(member: &str, revision: i64) -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+/// `etcd-<member>-<UTC time>`: a snapshot's name before its revision is known.
+fn stem(member: &str, at: std::time::SystemTime) -> String {
+    let at = humantime::format_rfc3339_seconds(at)
         .to_string()
         .replace(':', "");
-    format!("etcd-{member}-{now}-r{revision}.db")
+    format!("etcd-{member}-{at}")
+}
+
+/// `etcd-<member>-<UTC time>-r<revision>.db`: the revision is the one the file holds.
+fn file_name(stem: &str, revision: i64) -> String {
+    format!("{stem}-r{revision}.db")
 }
 
 /// Take a snapshot from the member at `client_url` into `dir` (created 0700 if missing; see
-/// [`Folder`] for an existing one); returns the new file.
+/// [`Folder`] for an existing one); returns the new file, named with the time the snapshot
+/// was asked for and the revision read from the file itself ([`bolt::revision`]).
 pub async fn take(
     client_url: &str,
     tls: &conn::Tls,
@@ -97,14 +107,8 @@ pub async fn take(
 ) -> Result<Taken, String> {
     let notice = private::prepare(dir, folder)?;
     let mut c = conn::connect(client_url, tls).await?;
-    let revision = c
-        .get("fild-snapshot-probe", None)
-        .await
-        .ok()
-        .and_then(|r| r.header().map(|h| h.revision()))
-        .unwrap_or(0);
-    let name = file_name(member, revision);
-    let tmp = dir.join(part_name(&name));
+    let stem = stem(member, std::time::SystemTime::now());
+    let tmp = dir.join(part_name(&stem));
     let result = async {
         let mut stream = c
             .snapshot()
@@ -128,12 +132,17 @@ pub async fn take(
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         drop(f);
         verify(&tmp)?;
-        let dest = dir.join(&name);
+        let revision = bolt::revision(&tmp)?;
+        let dest = dir.join(file_name(&stem, revision));
         std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(Taken { path: dest, notice })
+        Ok(Taken {
+            path: dest,
+            revision,
+            notice,
+        })
     }
     .await;
     if result.is_err() {
@@ -161,9 +170,16 @@ mod tests {
         assert!(verify(&path).unwrap_err().contains("checksum mismatch"));
         std::fs::write(&path, [0u8; 32]).unwrap();
         assert!(verify(&path).unwrap_err().contains("too short"));
-        assert_ne!(part_name("etcd-a-x-r1.db"), part_name("etcd-a-x-r1.db"));
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let s = stem("boot0", at);
+        assert_eq!(s, "etcd-boot0-2027-01-15T080000Z");
+        assert_eq!(
+            file_name(&s, 2051),
+            "etcd-boot0-2027-01-15T080000Z-r2051.db"
+        );
+        assert_ne!(part_name(&s), part_name(&s));
         // Retention's clean-up of a crash's leftovers knows the temporaries by name.
-        assert!(is_part_name(&part_name("etcd-a-x-r1.db")));
-        assert!(!is_part_name("etcd-a-x-r1.db"));
+        assert!(is_part_name(&part_name(&s)));
+        assert!(!is_part_name(&file_name(&s, 1)));
     }
 }
