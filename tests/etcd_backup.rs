@@ -502,21 +502,54 @@ fn restore_refuses_bad_input_before_touching_anything() {
     let settings_before = c.settings("etcd-0");
 
     let missing = c.root.join("snaps/missing.db");
+    let snaps = c.root.join("snaps");
+    let empty = c.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let listing = format!(
+        "`filc etcd backups` lists the snapshots in {}",
+        backup_dir(&c).display()
+    );
+    // Every refusal of the choice names the way forward.
     for (file, why) in [
-        (&missing, "no such file"),
-        (&truncated, "checksum"),
-        (&flipped, "checksum"),
+        (&missing, "no such file".to_string()),
+        (&truncated, "checksum".to_string()),
+        (&flipped, "checksum".to_string()),
+        (
+            &snaps,
+            format!(
+                "{}: a directory, not a snapshot; it holds 3 snapshots",
+                snaps.display()
+            ),
+        ),
+        (
+            &empty,
+            format!(
+                "{}: a directory, not a snapshot, and it holds no snapshot",
+                empty.display()
+            ),
+        ),
     ] {
         let o = c
             .fild()
             .filc(&["etcd", "restore", &file.display().to_string()]);
         assert_ne!(code(&o), 0, "{}", text(&o));
         let t = text(&o);
-        assert!(t.contains(why), "{t}");
+        assert!(t.contains(&why), "{t}");
+        assert!(t.contains(&listing), "{t}");
         assert!(t.contains("nothing was changed"), "{t}");
         assert!(t.contains(&file.display().to_string()), "{t}");
         assert!(!t.contains("stopping"), "{t}");
     }
+    // The directory's snapshots are named, and a command that restores one.
+    let o = c
+        .fild()
+        .filc(&["etcd", "restore", &snaps.display().to_string()]);
+    let t = text(&o);
+    for f in [&good, &truncated, &flipped] {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(t.contains(&name), "{t}");
+    }
+    assert!(t.contains("`filc etcd restore "), "{t}");
 
     assert_eq!(pids(&c), pids_before);
     assert_eq!(member_ids(&c, 0), ids_before);

@@ -497,3 +497,26 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
     assert!(!out.contains("runtime "), "{out}");
     assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
 }
+
+#[test]
+fn rescue_from_a_member_that_cannot_serve_points_to_the_backups() {
+    let c = cluster_with_keys("mrescuebad");
+    // Every member down, and the one named as the survivor has no usable data.
+    for n in 0..3 {
+        stop(&c, &format!("etcd-{n}"));
+    }
+    let dd = c.data.join("boot0.etcd");
+    std::fs::rename(&dd, c.data.join("lost-boot0")).unwrap();
+    std::fs::create_dir_all(dd.join("member/snap")).unwrap();
+    std::fs::write(dd.join("member/snap/db"), b"garbage, not a bolt db").unwrap();
+    let dirs = data_dirs(&c);
+
+    let t = filc_refused(&c, &["etcd", "rescue", "etcd-0"], "does not answer");
+    assert!(
+        t.contains("restore a snapshot instead: `filc etcd backups` lists them, then `filc etcd restore FILE`"),
+        "{t}"
+    );
+    assert_eq!(data_dirs(&c), dirs, "{t}");
+    assert!(snapshots(&c).is_empty(), "{t}");
+    c.assert_kit_clean("a refused rescue");
+}

@@ -5,6 +5,7 @@
 //! plans only what is left: that is what makes every operation safe to re-run.
 
 use crate::api::{EtcdMember, EtcdMembers};
+use crate::etcd::backup_restore::RESTORE_INSTEAD;
 use crate::etcd::conn::{Mem, host_port};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy};
 
@@ -227,7 +228,7 @@ pub(crate) fn replace(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned
         return Planned::refuse(
             vec![],
             format!(
-                "refused: {} is the only voting member; there is nothing to copy its data from (use filc etcd restore or rescue). Nothing changed.",
+                "refused: {} is the only voting member; there is nothing to copy its data from: {RESTORE_INSTEAD}. Nothing changed.",
                 me.name
             ),
         );

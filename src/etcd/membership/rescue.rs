@@ -8,6 +8,7 @@ use super::exec::{Ctx, carry_out};
 use super::plan;
 use super::*;
 use crate::etcd::Say;
+use crate::etcd::backup_restore::RESTORE_INSTEAD;
 use crate::etcd::conn::{Conn, Mem, Tls, client_urls, settled_health, wait_list};
 use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, is_up, members, start, stop};
@@ -45,7 +46,7 @@ pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
                 let _ = stop(ctl, say, &me.program).await;
             }
             bail!(
-                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: use filc etcd restore",
+                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: {RESTORE_INSTEAD}",
                 me.name,
                 me.client_url
             );
@@ -53,7 +54,7 @@ pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow:
     };
     let Some(mine) = plan::mine(&list, &me) else {
         bail!(
-            "{what}: {} is not in its own member list. Nothing changed.",
+            "{what}: {} is not in its own member list (its data is another cluster's, or it was removed): rescue from another survivor (see `filc etcd status`), or {RESTORE_INSTEAD}. Nothing changed.",
             me.name
         );
     };
