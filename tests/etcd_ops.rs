@@ -85,3 +85,52 @@ fn etcd_status_rows_and_verdict_exit_codes() {
     );
     assert!(text(&o).contains("NO QUORUM"), "{}", text(&o));
 }
+
+#[test]
+fn operations_given_a_member_name_point_to_its_program() {
+    // The members view is all these refusals need: nothing is started, nothing changes.
+    let c = Cluster::new("etcdnames");
+    let f = c.fild();
+    let peer = format!("http://127.0.0.1:{}", c.peer[1]);
+    for (args, run) in [
+        (
+            vec!["replace", "boot0"],
+            "filc etcd replace etcd-0".to_string(),
+        ),
+        (vec!["add", "boot1"], "filc etcd add etcd-1".into()),
+        (vec!["remove", "boot2"], "filc etcd remove etcd-2".into()),
+        (vec!["rescue", "boot0"], "filc etcd rescue etcd-0".into()),
+        (
+            vec!["move", "boot1", "--peer-url", &peer],
+            format!("filc etcd move etcd-1 --peer-url {peer}"),
+        ),
+        (vec!["show", "boot2"], "filc etcd show etcd-2".into()),
+    ] {
+        let mut argv = vec!["etcd"];
+        argv.extend(&args);
+        let o = f.filc(&argv);
+        let t = text(&o);
+        assert_eq!(code(&o), 1, "{t}");
+        let program = run.split(' ').nth(3).unwrap();
+        let hint = format!(
+            "{} is the etcd member name of program {program}: run `{run}`",
+            args[1]
+        );
+        assert!(t.contains(&hint), "filc {argv:?}: {t}");
+    }
+    // A name close to one program's: that program.
+    let t = text(&f.filc(&["etcd", "replace", "etcd1"]));
+    assert!(
+        t.contains("did you mean program etcd-1? run `filc etcd replace etcd-1`"),
+        "{t}"
+    );
+    let t = text(&f.filc(&["etcd", "show", "etcdgw"]));
+    assert!(
+        t.contains("did you mean program etcd-gw? run `filc etcd show etcd-gw`"),
+        "{t}"
+    );
+    for p in ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"] {
+        assert_eq!(c.pid(p), 0, "{p} was started");
+    }
+    c.assert_kit_clean("refused operations");
+}

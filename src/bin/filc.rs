@@ -390,8 +390,15 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                 let mut known: Vec<&str> =
                     local.members.iter().map(|m| m.program.as_str()).collect();
                 known.extend(local.gateway.iter().map(|g| g.program.as_str()));
+                let what = format!(
+                    "filc etcd show {program}{}",
+                    if json { " --json" } else { "" }
+                );
+                let hint = fild::etcd::programs::name_hint(&local, &program, true, &what)
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
                 anyhow::bail!(
-                    "{program} is not an etcd member or gateway among fild's programs (known: {})",
+                    "{program} is not an etcd member or gateway among fild's programs (known: {}){hint}",
                     if known.is_empty() {
                         "none".to_string()
                     } else {

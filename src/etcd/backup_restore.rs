@@ -559,26 +559,17 @@ pub async fn restore(ctl: &impl Programs, file: &Path, say: Say<'_>) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ProcessState;
 
     fn member(name: &str, peer: &str, ic: &str) -> EtcdMember {
         EtcdMember {
             program: format!("p-{name}"),
-            state: ProcessState::Running,
-            pid: 1,
-            env_file: String::new(),
             name: name.into(),
             client_url: "http://c".into(),
             peer_url: peer.into(),
             data_dir: format!("/d/{name}"),
             initial_cluster: ic.into(),
             cluster_token: "t".into(),
-            cluster_state: "new".into(),
-            runtime_file: String::new(),
-            argv: vec![],
-            next_start_flags: vec![],
-            learned: vec![],
-            client_tls: Default::default(),
+            ..crate::etcd::members::fixtures::member(0)
         }
     }
 

@@ -560,6 +560,7 @@ pub(crate) fn readd(other: &EtcdMember, list: &[Mem], health: &[bool]) -> Planne
 mod tests {
     use super::*;
     use crate::api::ProcessState;
+    use crate::etcd::members::fixtures::member;
 
     fn mem(id: u64, name: &str, learner: bool) -> Mem {
         Mem {
@@ -568,27 +569,6 @@ mod tests {
             peer_urls: vec![format!("http://127.0.0.1:{}", 2080 + id)],
             client_urls: vec![format!("http://127.0.0.1:{}", 2070 + id)],
             learner,
-        }
-    }
-
-    fn member(i: u64) -> EtcdMember {
-        EtcdMember {
-            program: format!("etcd-{i}"),
-            state: ProcessState::Running,
-            pid: 1,
-            env_file: format!("apps/etcd/etcd-{i}.env"),
-            name: format!("boot{i}"),
-            client_url: format!("http://127.0.0.1:{}", 2070 + i),
-            peer_url: format!("http://127.0.0.1:{}", 2080 + i),
-            data_dir: format!("/dev/shm/etcd-{i}"),
-            initial_cluster: String::new(),
-            cluster_token: String::new(),
-            cluster_state: "new".into(),
-            runtime_file: String::new(),
-            argv: vec![],
-            next_start_flags: vec![],
-            learned: vec![],
-            client_tls: Default::default(),
         }
     }
 

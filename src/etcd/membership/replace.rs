@@ -13,7 +13,7 @@ use crate::etcd::quorum::Change;
 pub async fn replace(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Result<()> {
     let what = format!("filc etcd replace {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     say(&format!(
         "replace {program}: member {}, peer URL {}, data dir {}",
         me.name, me.peer_url, me.data_dir

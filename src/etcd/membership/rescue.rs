@@ -20,7 +20,7 @@ use crate::etcd::quorum::quorum_of;
 pub async fn rescue(ctl: &impl Programs, program: &str, say: Say<'_>) -> anyhow::Result<()> {
     let what = format!("filc etcd rescue {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     let tls = Tls::of(&local);
 
     // A next-start flag an interrupted rescue left (its start never came) must never stay.
