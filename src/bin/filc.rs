@@ -92,6 +92,9 @@ enum EtcdCmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// Under the table, each member's full error.
+        #[arg(short = 'v', long)]
+        verbose: bool,
     },
     /// One member's (or the gateway's) settings: the shipped settings file, what operations
     /// learned (the runtime layer under var/etcd/runtime/), and the argv etcd starts with.
@@ -351,7 +354,7 @@ async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
 
 async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        EtcdCmd::Status { json } => {
+        EtcdCmd::Status { json, verbose } => {
             let local = c.members().await?;
             for p in &local.problems {
                 eprintln!("warning: {p}");
@@ -361,7 +364,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
-                print!("{}", fild::render::etcd_status(&st));
+                print!("{}", fild::render::etcd_status(&st, verbose));
             }
             Ok(ExitCode::from(st.verdict.exit_code()))
         }

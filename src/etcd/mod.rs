@@ -21,6 +21,7 @@
 //! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
 //! - [`datadir`]: data dirs moved aside or copied, never deleted.
 //! - [`errors`]: etcd errors classified by gRPC code and etcd's own strings (one table).
+//! - [`health`]: a member's health in one word (the status table's HEALTH cell).
 //! - [`poll`]: `poll_until`, the one bounded wait every etcd wait uses.
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
@@ -43,6 +44,7 @@ pub mod defrag;
 pub mod envfile;
 pub mod errors;
 pub mod guard;
+pub mod health;
 pub mod launch;
 pub mod liveness;
 pub mod members;
