@@ -1,8 +1,10 @@
 //! What filc prints, as pure functions from the wire types to text: the process table (supd's
-//! layout), the etcd status table, the backups list, and the one size formatter.
+//! layout), the etcd status table (one short word per cell; the details under it with `-v`),
+//! the backups list, and the one size formatter.
 
 use crate::api::{ProcessInfo, ProcessState};
 use crate::etcd::cluster::ClusterStatus;
+use crate::etcd::health::Health;
 
 /// A byte count for people, in decimal units: `16 kB`, `8.4 MB`.
 pub fn size(n: u64) -> String {
@@ -70,27 +72,27 @@ pub fn processes(procs: &[ProcessInfo], color: bool) -> String {
     out
 }
 
-/// `filc etcd status`: one row per member, then the verdict.
-pub fn etcd_status(st: &ClusterStatus) -> String {
-    let mut rows = vec![
-        [
-            "PROGRAM",
-            "STATE",
-            "MEMBER",
-            "ID",
-            "CLIENT URL",
-            "LEADER",
-            "TERM",
-            "INDEX",
-            "DB SIZE",
-            "LEARNER",
-            "HEALTH",
-            "ALARMS",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    let alarmed = !st.members.iter().all(|m| m.alarms.is_empty());
+/// The etcd status table's columns.
+const ETCD_COLUMNS: [&str; 12] = [
+    "PROGRAM",
+    "STATE",
+    "MEMBER",
+    "ID",
+    "CLIENT URL",
+    "LEADER",
+    "TERM",
+    "INDEX",
+    "DB SIZE",
+    "LEARNER",
+    "HEALTH",
+    "ALARMS",
+];
+
+/// `filc etcd status [-v]`: one row per member, the verdict, then with `verbose` each
+/// member's health word with its full error ([`etcd_status_details`]); without, a hint that
+/// `-v` shows them when there are any.
+pub fn etcd_status(st: &ClusterStatus, verbose: bool) -> String {
+    let mut rows = vec![ETCD_COLUMNS.map(String::from).to_vec()];
     for m in &st.members {
         rows.push(vec![
             m.program.clone().unwrap_or_else(|| "-".into()),
@@ -108,17 +110,38 @@ pub fn etcd_status(st: &ClusterStatus) -> String {
                 n => size(n),
             },
             if m.learner { "yes".into() } else { "no".into() },
-            match (&m.error, m.healthy) {
-                (_, true) => "ok".into(),
-                (Some(e), false) => format!("down: {e}"),
-                (None, false) if alarmed => "alarm".into(),
-                (None, false) => "unhealthy".into(),
-            },
+            m.health.word().into(),
             m.alarms.join(","),
         ]);
     }
     let mut out = table(&rows);
     out.push_str(&format!("verdict: {}\n", st.summary()));
+    let details = etcd_status_details(st);
+    if verbose {
+        out.push_str(&details);
+    } else if !details.is_empty() {
+        out.push_str("why: filc etcd status -v\n");
+    }
+    out
+}
+
+/// `filc etcd status -v`: under the table, each member's health word with the full error.
+pub fn etcd_status_details(st: &ClusterStatus) -> String {
+    let mut out = String::new();
+    for m in &st.members {
+        let what = match (&m.error, m.health) {
+            (Some(e), _) => e.clone(),
+            (None, Health::Ok) => continue,
+            (None, Health::Alarm) => "GET /health is false while an alarm is raised".into(),
+            (None, _) => "GET /health is false".into(),
+        };
+        let program = m.program.as_deref().unwrap_or("-");
+        out.push_str(&format!(
+            "{program} ({}): {}: {what}\n",
+            m.name,
+            m.health.word()
+        ));
+    }
     out
 }
 
@@ -133,6 +156,94 @@ mod tests {
         assert_eq!(size(999_999), "1000 kB");
         assert_eq!(size(1_000_000), "1.0 MB");
         assert_eq!(size(8_400_000), "8.4 MB");
+    }
+
+    /// A row for every health word, the ones not ok with a gRPC error of 300 characters.
+    fn every_health() -> ClusterStatus {
+        use crate::etcd::cluster::fixtures::{cluster, row};
+        let long = "grpc request error: status: Unavailable, message: \"error trying to connect: \
+                    tcp connect error: Connection refused (os error 111)\", details: [], \
+                    metadata: MetadataMap { headers: {} }"
+            .repeat(2);
+        assert!(long.len() >= 300);
+        let rows = Health::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut r = row(&format!("etcd-{i}"), *h == Health::Ok, i == 0);
+                r.health = *h;
+                r.client_url = format!("http://127.0.0.1:{}", 2079 + 100 * i);
+                r.db_size = 20480;
+                if !matches!(h, Health::Ok | Health::Unhealthy | Health::Alarm) {
+                    r.error = Some(long.clone());
+                }
+                if *h == Health::Alarm {
+                    r.alarms = vec!["NOSPACE".into()];
+                }
+                r
+            })
+            .collect();
+        cluster(rows)
+    }
+
+    #[test]
+    fn every_etcd_status_cell_fits_its_column() {
+        let st = every_health();
+        let out = etcd_status(&st, false);
+        let lines: Vec<&str> = out.lines().collect();
+        let header = lines[0];
+        let names = ETCD_COLUMNS;
+        let starts: Vec<usize> = names.iter().map(|n| header.find(n).unwrap()).collect();
+        let rows = &lines[1..=Health::ALL.len()];
+        for (line, h) in rows.iter().zip(Health::ALL) {
+            // (Trailing spaces are trimmed: pad back for the last cells.)
+            let line = format!("{line:<w$}  ", w = header.len());
+            // Each cell ends at least two spaces before the next column starts.
+            for k in 0..names.len() - 1 {
+                let cell = &line[starts[k]..starts[k + 1]];
+                assert!(cell.ends_with("  "), "column {}: {line:?}", names[k]);
+                assert!(
+                    !cell.trim_end().contains("  "),
+                    "column {}: {line:?}",
+                    names[k]
+                );
+            }
+            let health = &line[starts[10]..starts[11]];
+            assert_eq!(health.trim_end(), h.word(), "{line}");
+        }
+        // The HEALTH column is as wide as its longest word, and no line wraps a terminal.
+        assert!(starts[11] - starts[10] <= Health::WIDTH + 2, "{out}");
+        assert!(lines.iter().all(|l| l.len() <= 120), "{out}");
+        assert!(!out.contains("Connection refused"), "{out}");
+        assert_eq!(
+            lines[Health::ALL.len() + 1],
+            format!("verdict: {}", st.summary())
+        );
+        assert_eq!(lines.last(), Some(&"why: filc etcd status -v"));
+    }
+
+    #[test]
+    fn verbose_etcd_status_adds_the_full_errors_under_the_table() {
+        let st = every_health();
+        let table = etcd_status(&st, false);
+        let table = table.strip_suffix("why: filc etcd status -v\n").unwrap();
+        let out = etcd_status(&st, true);
+        let details = out.strip_prefix(table).unwrap();
+        let lines: Vec<&str> = details.lines().collect();
+        assert_eq!(lines.len(), Health::ALL.len() - 1, "{details}");
+        let error = st.members[4].error.clone().unwrap();
+        assert!(lines.contains(&format!("etcd-4 (etcd-4): refused: {error}").as_str()));
+        assert!(lines.contains(&"etcd-1 (etcd-1): unhealthy: GET /health is false"));
+        assert!(
+            lines
+                .contains(&"etcd-2 (etcd-2): alarm: GET /health is false while an alarm is raised")
+        );
+        assert!(!details.contains("etcd-0 "), "{details}");
+        // A healthy cluster: no details, no hint.
+        let mut ok = every_health();
+        ok.members.truncate(1);
+        assert!(!etcd_status(&ok, false).contains("-v"));
+        assert_eq!(etcd_status_details(&ok), "");
     }
 
     #[test]

@@ -443,13 +443,33 @@ fn invalid_config_exits_2_and_unreachable_daemon_exits_1() {
     assert!(!dir.join("fild.sock").exists());
     assert!(!dir.join("fild.pid").exists());
 
-    // filc with no daemon behind the socket.
+    // filc with no daemon: no socket at all, then a stale socket file nothing listens on.
+    // The cause is said once, with what to do.
     let dir = TestDir::new("down");
     let config = dir.write("fild.ini", &preamble(dir.path()));
-    let o = run_bounded(Command::new(FILC).arg("-c").arg(&config).arg("status"), T);
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.contains("cannot reach fild"), "stderr: {err}");
+    let sock = dir.join("fild.sock");
+    for (stale, cause) in [
+        (false, "there is no socket at"),
+        (true, "nothing listens on the socket"),
+    ] {
+        if stale {
+            drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+            assert!(sock.exists());
+        }
+        let cause = format!("fild is not running: {cause} {}", sock.display());
+        for args in [&["status"][..], &["etcd", "status"]] {
+            let o = run_bounded(Command::new(FILC).arg("-c").arg(&config).args(args), T);
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "filc {args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "filc {args:?}: {err}");
+            assert!(err.contains(&cause), "filc {args:?}: {err}");
+            assert!(err.contains("start fild"), "filc {args:?}: {err}");
+            assert!(err.contains("-s PATH"), "filc {args:?}: {err}");
+            assert!(!err.contains("os error"), "filc {args:?}: {err}");
+            let path = sock.display().to_string();
+            assert_eq!(err.matches(&path).count(), 1, "filc {args:?}: {err}");
+        }
+    }
 }
 
 /// The case as written: a wrapper backgrounds a listener and exits 0. fild takes

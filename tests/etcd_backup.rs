@@ -5,6 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::backups::{assert_named_by_revision, assert_private, db_files, mode_of, name_revision};
 use common::etcd::*;
 use common::*;
 
@@ -27,6 +28,11 @@ fn last_line(o: &std::process::Output) -> String {
 }
 
 fn snapshot_into(c: &Cluster, dir: Option<&Path>) -> PathBuf {
+    snapshot_saying(c, dir).0
+}
+
+/// `filc etcd snapshot [DIR]`, retried while a member settles: the file and what filc said.
+fn snapshot_saying(c: &Cluster, dir: Option<&Path>) -> (PathBuf, String) {
     let mut args = vec!["etcd".to_string(), "snapshot".to_string()];
     if let Some(d) = dir {
         args.push(d.display().to_string());
@@ -50,16 +56,41 @@ fn snapshot_into(c: &Cluster, dir: Option<&Path>) -> PathBuf {
         path.display(),
         text(&o)
     );
-    path
+    (path, text(&o))
 }
 
-fn db_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "db"));
-    v.sort();
-    v
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `f` with an etcd client of `endpoint`, on a runtime of its own.
+fn with_client<T>(endpoint: &str, f: impl AsyncFnOnce(&mut etcd_client::Client) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
+        f(&mut client).await
+    })
+}
+
+/// Write `n` values of 1 MB through member 0.
+fn put_megabytes(c: &Cluster, n: usize) {
+    with_client(&c.endpoint(0), async |client| {
+        let value = vec![b'x'; 1_000_000];
+        for i in 0..n {
+            let mut tries = 0;
+            while let Err(e) = client.put(format!("big-{i:04}"), value.clone(), None).await {
+                tries += 1;
+                assert!(tries < 20, "put big-{i}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
 }
 
 fn part_files(dir: &Path) -> Vec<PathBuf> {
@@ -171,9 +202,124 @@ fn snapshot_writes_a_verified_file_and_backups_lists_it() {
 }
 
 #[test]
+fn snapshots_are_private_from_the_first_byte() {
+    let c = Cluster::up("bkpriv");
+    put(&c, "k", "v");
+
+    // The backup folder an older fild made: 0755. fild makes it 0700 and says so, once.
+    let dir = backup_dir(&c);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o755);
+    let (file, out) = snapshot_saying(&c, None);
+    assert_eq!(file.parent(), Some(dir.as_path()));
+    assert!(
+        out.contains(&format!("backup folder {} was mode 0755", dir.display()))
+            && out.contains("made it 0700"),
+        "{out}"
+    );
+    assert_private(&dir);
+    let (_, out) = snapshot_saying(&c, None);
+    assert!(!out.contains("mode 0"), "said again: {out}");
+    assert_private(&dir);
+
+    // A folder named for one snapshot is created 0700 (its missing parent too)...
+    let new = c.root.join("mine/new");
+    snapshot_saying(&c, Some(&new));
+    assert_private(&new);
+    assert_eq!(mode_of(&c.root.join("mine")), 0o700);
+    // ... but an existing one is the person's: left as it is, with a note; the file is 0600.
+    let open = c.root.join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    set_mode(&open, 0o755);
+    let (file, out) = snapshot_saying(&c, Some(&open));
+    assert!(
+        out.contains(&format!("{} is mode 0755", open.display())),
+        "{out}"
+    );
+    assert_eq!(mode_of(&open), 0o755);
+    assert_eq!(mode_of(&file), 0o600);
+
+    // The temporary file is 0600 while it is being written, not chmod-ed after: with 30 MB
+    // of data the stream and its verification last long enough to stat it.
+    put_megabytes(&c, 30);
+    let watch = c.root.join("watch");
+    let watch_arg = watch.display().to_string();
+    let mut seen = Vec::new();
+    let o = std::thread::scope(|s| {
+        let writer = s.spawn(|| c.fild().filc(&["etcd", "snapshot", &watch_arg]));
+        while !writer.is_finished() {
+            for p in part_files(&watch) {
+                if let Ok(md) = std::fs::metadata(&p) {
+                    use std::os::unix::fs::MetadataExt;
+                    seen.push((md.mode() & 0o7777, md.len()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        writer.join().unwrap()
+    });
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(!seen.is_empty(), "never saw the .part file: {}", text(&o));
+    assert!(seen.iter().all(|(m, _)| *m == 0o600), "{seen:?}");
+    assert!(seen.iter().any(|(_, len)| *len > 0), "{seen:?}");
+    assert_private(&watch);
+}
+
+/// The cluster's current revision, as member 0 reports it.
+fn current_revision(c: &Cluster) -> i64 {
+    let o = c.etcdctl(&c.endpoint(0), &["endpoint", "status", "-w", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no revision in {v}"))
+}
+
+#[test]
+fn a_snapshot_is_named_by_the_revision_it_holds() {
+    let c = Cluster::up("bkrev");
+    for i in 0..20 {
+        put(&c, &format!("rev-{i}"), "v");
+    }
+    // Quiet: the name is the cluster's revision, and what etcdctl reads from the file.
+    let file = snapshot_into(&c, Some(&c.root.join("quiet")));
+    assert_named_by_revision(&file);
+    assert_eq!(name_revision(&file), current_revision(&c));
+
+    // Writes racing the snapshot: whatever the stream caught, the name says what the file
+    // holds. (A revision read before the stream began would be behind it.)
+    put_megabytes(&c, 10);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let endpoint = c.endpoint(1);
+    let file = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            with_client(&endpoint, async |client| {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .put(format!("race-{}", n % 100), n.to_string(), None)
+                        .await;
+                    n += 1;
+                }
+                n
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let file = snapshot_into(&c, Some(&c.root.join("racing")));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(writes > 10, "only {writes} writes raced the snapshot");
+        file
+    });
+    assert_named_by_revision(&file);
+    assert!(name_revision(&file) <= current_revision(&c));
+}
+
+#[test]
 fn scheduled_backups_run_the_command_and_apply_retention() {
     let mut c = Cluster::new("bksched");
     let copies = c.root.join("copies");
+    let modes = c.root.join("modes-seen-by-backup-command");
     std::fs::create_dir_all(&copies).unwrap();
     // Short interval, keep two, everything beyond those is "old".
     let ini = std::fs::read_to_string(c.config()).unwrap();
@@ -184,7 +330,8 @@ fn scheduled_backups_run_the_command_and_apply_retention() {
     let ini = ini.replacen(
         "[etcd]\n",
         &format!(
-            "[etcd]\nbackup_interval=3s\nbackup_keep=2\nbackup_max_age=1s\nbackup_command=cp \"$1\" {}/ && echo copied\n",
+            "[etcd]\nbackup_interval=3s\nbackup_keep=2\nbackup_max_age=1s\nbackup_command=stat -c %a \"$1\" >> {} && cp \"$1\" {}/ && echo copied\n",
+            modes.display(),
             copies.display()
         ),
         1,
@@ -219,8 +366,14 @@ fn scheduled_backups_run_the_command_and_apply_retention() {
     }
     for f in db_files(&copies) {
         assert!(fild::etcd::snapshot::verify(&f).is_ok(), "{f:?}");
+        assert_named_by_revision(&f);
     }
     assert!(part_files(&dir).is_empty(), "{:?}", part_files(&dir));
+    // The folder and its files are private, and backup_command got each file as it is: 0600.
+    assert_private(&dir);
+    let seen = std::fs::read_to_string(&modes).unwrap();
+    assert!(seen.lines().count() >= 3, "{seen}");
+    assert!(seen.lines().all(|m| m == "600"), "{seen}");
     // Retention logs each deletion just after making it: wait for the line.
     let log = || std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap_or_default();
     let logged = wait_until(Duration::from_secs(10), || {
@@ -237,6 +390,7 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
         put(&c, &format!("a{i}"), &format!("A{i}"));
     }
     let file = snapshot_into(&c, Some(&c.root.join("snaps")));
+    assert_named_by_revision(&file);
     for i in 0..3 {
         put(&c, &format!("b{i}"), &format!("B{i}"));
     }
@@ -354,21 +508,54 @@ fn restore_refuses_bad_input_before_touching_anything() {
     let settings_before = c.settings("etcd-0");
 
     let missing = c.root.join("snaps/missing.db");
+    let snaps = c.root.join("snaps");
+    let empty = c.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let listing = format!(
+        "`filc etcd backups` lists the snapshots in {}",
+        backup_dir(&c).display()
+    );
+    // Every refusal of the choice names the way forward.
     for (file, why) in [
-        (&missing, "no such file"),
-        (&truncated, "checksum"),
-        (&flipped, "checksum"),
+        (&missing, "no such file".to_string()),
+        (&truncated, "checksum".to_string()),
+        (&flipped, "checksum".to_string()),
+        (
+            &snaps,
+            format!(
+                "{}: a directory, not a snapshot; it holds 3 snapshots",
+                snaps.display()
+            ),
+        ),
+        (
+            &empty,
+            format!(
+                "{}: a directory, not a snapshot, and it holds no snapshot",
+                empty.display()
+            ),
+        ),
     ] {
         let o = c
             .fild()
             .filc(&["etcd", "restore", &file.display().to_string()]);
         assert_ne!(code(&o), 0, "{}", text(&o));
         let t = text(&o);
-        assert!(t.contains(why), "{t}");
+        assert!(t.contains(&why), "{t}");
+        assert!(t.contains(&listing), "{t}");
         assert!(t.contains("nothing was changed"), "{t}");
         assert!(t.contains(&file.display().to_string()), "{t}");
         assert!(!t.contains("stopping"), "{t}");
     }
+    // The directory's snapshots are named, and a command that restores one.
+    let o = c
+        .fild()
+        .filc(&["etcd", "restore", &snaps.display().to_string()]);
+    let t = text(&o);
+    for f in [&good, &truncated, &flipped] {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(t.contains(&name), "{t}");
+    }
+    assert!(t.contains("`filc etcd restore "), "{t}");
 
     assert_eq!(pids(&c), pids_before);
     assert_eq!(member_ids(&c, 0), ids_before);
@@ -420,25 +607,7 @@ fn a_scheduled_backup_of_a_large_database_keeps_fild_small() {
     c.wait_healthy(UP);
 
     // 540 values of 1,000,000 bytes: a database of more than 512 MiB.
-    let endpoint = c.endpoint(0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
-            .await
-            .unwrap();
-        let value = vec![b'x'; 1_000_000];
-        for i in 0..540 {
-            let mut tries = 0;
-            while let Err(e) = client.put(format!("big-{i:04}"), value.clone(), None).await {
-                tries += 1;
-                assert!(tries < 20, "put big-{i}: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    });
+    put_megabytes(&c, 540);
     let pid = c.fild().pid();
     let before = vm_hwm(pid);
 

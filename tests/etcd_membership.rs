@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::backups::{assert_named_by_revision, assert_private, db_files};
 use common::etcd::*;
 use common::*;
 use fild::api::ProcessState;
@@ -124,6 +125,11 @@ fn snapshots(c: &Cluster) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The deployment's backup folder (`[etcd] backup_dir` of the kit's fild.ini).
+fn backup_dir(c: &Cluster) -> std::path::PathBuf {
+    c.root.join("var/backups/etcd")
 }
 
 /// A healthy cluster with keys k0..k4 written through etcd-0.
@@ -249,6 +255,8 @@ fn replace_rebuilds_a_member_whose_data_is_lost() {
     // A snapshot was taken before the first change, into the backup dir.
     assert_eq!(snapshots(&c).len(), 1, "{out}");
     assert!(out.find("snapshot:").unwrap() < out.rfind("stop etcd-2").unwrap());
+    assert_private(&backup_dir(&c));
+    assert_named_by_revision(&db_files(&backup_dir(&c))[0]);
     let st = filc_ok(&c, &["etcd", "status"]);
     assert!(st.contains("healthy: 3 of 3"), "{st}");
 }
@@ -268,7 +276,9 @@ fn replace_is_refused_without_quorum_of_the_others_and_changes_nothing() {
 
     // Bad input: a program that is not a member.
     let t = filc_refused(&c, &["etcd", "replace", "etcd-9"], "etcd-9");
-    assert!(t.contains("not an etcd member"), "{t}");
+    assert!(t.contains("not the program of an etcd member"), "{t}");
+    // As close to every program's name as to any one's: no guess.
+    assert!(!t.contains("did you mean"), "{t}");
     assert_eq!(fingerprint(&c, &[0, 2]), after);
 }
 
@@ -371,6 +381,13 @@ fn remove_guards_quorum_and_remove_then_add_round_trips() {
     keys_on(&c, &[0, 1, 2]);
     write_reaches(&c, "after-add", &[0, 1, 2]);
 
+    // One snapshot before the remove, one before the add, both private.
+    assert_eq!(db_files(&backup_dir(&c)).len(), 2);
+    assert_private(&backup_dir(&c));
+    for f in db_files(&backup_dir(&c)) {
+        assert_named_by_revision(&f);
+    }
+
     // Adding a member that is one already is refused.
     let before = fingerprint(&c, &[0, 1, 2]);
     filc_refused(&c, &["etcd", "add", "etcd-2"], "already a member");
@@ -447,6 +464,11 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
 
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
     assert!(out.contains("--force-new-cluster"), "{out}");
+    // The survivor's snapshot before the forced restart, private, and named by the revision
+    // it holds (a read before it, without quorum, once named it r0).
+    assert_eq!(db_files(&backup_dir(&c)).len(), 1, "{out}");
+    assert_private(&backup_dir(&c));
+    assert!(assert_named_by_revision(&db_files(&backup_dir(&c))[0]) > 5);
     assert!(out.contains("re-add etcd-1"), "{out}");
     assert!(out.contains("re-add etcd-2"), "{out}");
     c.assert_kit_clean("filc etcd rescue etcd-0");
@@ -476,4 +498,27 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
     assert!(!out.contains("runtime "), "{out}");
     assert_eq!(fingerprint(&c, &[0, 1, 2]), before);
+}
+
+#[test]
+fn rescue_from_a_member_that_cannot_serve_points_to_the_backups() {
+    let c = cluster_with_keys("mrescuebad");
+    // Every member down, and the one named as the survivor has no usable data.
+    for n in 0..3 {
+        stop(&c, &format!("etcd-{n}"));
+    }
+    let dd = c.data.join("boot0.etcd");
+    std::fs::rename(&dd, c.data.join("lost-boot0")).unwrap();
+    std::fs::create_dir_all(dd.join("member/snap")).unwrap();
+    std::fs::write(dd.join("member/snap/db"), b"garbage, not a bolt db").unwrap();
+    let dirs = data_dirs(&c);
+
+    let t = filc_refused(&c, &["etcd", "rescue", "etcd-0"], "does not answer");
+    assert!(
+        t.contains("restore a snapshot instead: `filc etcd backups` lists them, then `filc etcd restore FILE`"),
+        "{t}"
+    );
+    assert_eq!(data_dirs(&c), dirs, "{t}");
+    assert!(snapshots(&c).is_empty(), "{t}");
+    c.assert_kit_clean("a refused rescue");
 }

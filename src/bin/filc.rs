@@ -97,6 +97,9 @@ enum EtcdCmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// Under the table, each member's full error.
+        #[arg(short = 'v', long)]
+        verbose: bool,
     },
     /// One member's (or the gateway's) settings: the shipped settings file, what operations
     /// learned (the runtime layer under var/etcd/runtime/), and the argv etcd starts with.
@@ -414,7 +417,7 @@ async fn shutdown(c: &Client) -> anyhow::Result<ExitCode> {
 
 async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        EtcdCmd::Status { json } => {
+        EtcdCmd::Status { json, verbose } => {
             let local = c.members().await?;
             for p in &local.problems {
                 eprintln!("warning: {p}");
@@ -424,7 +427,7 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
-                print!("{}", fild::render::etcd_status(&st));
+                print!("{}", fild::render::etcd_status(&st, verbose));
             }
             Ok(ExitCode::from(st.verdict.exit_code()))
         }
@@ -453,8 +456,15 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                 let mut known: Vec<&str> =
                     local.members.iter().map(|m| m.program.as_str()).collect();
                 known.extend(local.gateway.iter().map(|g| g.program.as_str()));
+                let what = format!(
+                    "filc etcd show {program}{}",
+                    if json { " --json" } else { "" }
+                );
+                let hint = fild::etcd::programs::name_hint(&local, &program, true, &what)
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
                 anyhow::bail!(
-                    "{program} is not an etcd member or gateway among fild's programs (known: {})",
+                    "{program} is not an etcd member or gateway among fild's programs (known: {}){hint}",
                     if known.is_empty() {
                         "none".to_string()
                     } else {

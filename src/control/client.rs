@@ -61,15 +61,43 @@ impl std::fmt::Display for Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach fild at {target}: {source} (is fild running?)")]
+    /// No connection to fild. The message says the cause once (the I/O error is not also a
+    /// `source`, which anyhow would print a second time) and what to do: [`unreachable`].
+    #[error("{}", unreachable(.target, .error))]
     Unreachable {
-        target: String,
-        source: std::io::Error,
+        target: Target,
+        error: std::io::Error,
     },
     #[error("{}", .body.error)]
     Api { status: u16, body: ErrorReply },
     #[error("protocol error talking to fild: {0}")]
     Protocol(String),
+}
+
+/// Why filc cannot reach fild at `target`, said once, and what to do about it.
+pub fn unreachable(target: &Target, error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    const START: &str = "start fild (fild -c FILE, or systemctl start fild)";
+    match (target, error.kind()) {
+        (Target::Unix(p), K::NotFound) => format!(
+            "fild is not running: there is no socket at {}; {START}, or point filc at the socket fild uses (-s PATH, or [unix_http_server] file)",
+            p.display()
+        ),
+        (Target::Unix(p), K::ConnectionRefused) => format!(
+            "fild is not running: nothing listens on the socket {} (a fild that stopped left it); {START}, which replaces it, or point filc at the socket fild uses (-s PATH, or [unix_http_server] file)",
+            p.display()
+        ),
+        (Target::Unix(p), K::PermissionDenied) => format!(
+            "not allowed to use fild's socket {}; run filc as fild's user or root, or see [unix_http_server] chmod and chown",
+            p.display()
+        ),
+        (Target::Tcp(h), K::ConnectionRefused) => format!(
+            "fild does not listen at http://{h}: the connection was refused; {START}, or point filc at where fild listens (-s http://HOST:PORT, or [supervisorctl] serverurl)"
+        ),
+        (t, _) => format!(
+            "cannot reach fild at {t}: {error}; check that fild runs and that filc points at it (-s, or the config's [unix_http_server] / [supervisorctl] serverurl)"
+        ),
+    }
 }
 
 /// What a person gave on the command line; each wins over the configuration.
@@ -265,9 +293,9 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<T, ClientError> {
-        let unreachable = |source| ClientError::Unreachable {
-            target: self.target.to_string(),
-            source,
+        let unreachable = |error| ClientError::Unreachable {
+            target: self.target.clone(),
+            error,
         };
         let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
         let (mut sender, host) = match &self.target {
@@ -382,6 +410,53 @@ mod tests {
         assert_eq!(c.target, Target::Unix("/etc/fild/fild.sock".into()));
         let e = from_settings(&Flags::default(), None).unwrap_err();
         assert!(e.contains("no configuration file found"), "{e}");
+    }
+
+    #[test]
+    fn an_unreachable_fild_is_told_once_with_what_to_do() {
+        use std::io::{Error, ErrorKind};
+        let sock = Target::Unix("/run/fild.sock".into());
+        let tcp = Target::Tcp("127.0.0.1:9001".into());
+        let said = |t: &Target, e: Error| {
+            let err = ClientError::Unreachable {
+                target: t.clone(),
+                error: e,
+            };
+            // As filc prints it: the whole chain.
+            format!("{:#}", anyhow::Error::new(err))
+        };
+        let missing = said(&sock, Error::from(ErrorKind::NotFound));
+        assert!(
+            missing.starts_with(
+                "fild is not running: there is no socket at /run/fild.sock; start fild"
+            ),
+            "{missing}"
+        );
+        assert!(missing.contains("-s PATH"), "{missing}");
+        let stale = said(&sock, Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert!(
+            stale.starts_with("fild is not running: nothing listens on the socket /run/fild.sock"),
+            "{stale}"
+        );
+        assert!(!stale.to_lowercase().contains("refused"), "{stale}");
+        let denied = said(&sock, Error::from(ErrorKind::PermissionDenied));
+        assert!(
+            denied.contains("run filc as fild's user or root"),
+            "{denied}"
+        );
+        let tcp_refused = said(&tcp, Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert!(
+            tcp_refused.starts_with("fild does not listen at http://127.0.0.1:9001"),
+            "{tcp_refused}"
+        );
+        let other = said(&tcp, Error::from_raw_os_error(libc::EHOSTUNREACH));
+        for text in [&missing, &stale, &denied, &tcp_refused, &other] {
+            // The cause once: no OS error text twice, no "(os error" at all where it is
+            // said in words.
+            assert!(text.matches("os error").count() <= 1, "{text}");
+        }
+        assert_eq!(other.matches("os error").count(), 1, "{other}");
+        assert!(!missing.contains("os error"), "{missing}");
     }
 
     #[test]

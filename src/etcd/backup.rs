@@ -4,8 +4,10 @@
 //! # Files
 //!
 //! Snapshots are `etcd-<member>-<UTC time>-r<revision>.db` files (see [`snapshot::take`]),
-//! written as `.<name>.part`, fsynced, verified and renamed: a `*.db` file is always complete.
-//! [`backups`] lists `*.db` files newest first and never shows the `.part` temporaries.
+//! written as a hidden `.….db.part`, fsynced, verified and renamed: a `*.db` file is always
+//! complete. [`backups`] lists `*.db` files newest first and never shows the `.part`
+//! temporaries. The backup folder is 0700 and every file in it 0600 from its creation
+//! ([`super::private`]); `backup_command` gets the file as it is, never a wider copy.
 //!
 //! # The schedule (`[etcd]` in fild.ini)
 //!
@@ -54,6 +56,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::Say;
+use super::private::Folder;
 use super::{members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 use crate::config::EtcdSettings;
@@ -98,6 +101,19 @@ fn no_healthy_member(members: &[EtcdMember]) -> String {
     )
 }
 
+/// Whose folder `dir` is: the backup folder when it is `[etcd] backup_dir` (or nothing was
+/// named), else one a person chose.
+fn folder_of(dir: Option<&Path>, backup_dir: &Path) -> Folder {
+    let same = |d: &Path| {
+        d == backup_dir
+            || matches!((d.canonicalize(), backup_dir.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
+    match dir {
+        Some(d) if !same(d) => Folder::Chosen,
+        _ => Folder::Backup,
+    }
+}
+
 /// `filc etcd snapshot [DIR]`: a verified snapshot from a healthy member into DIR (default
 /// the `[etcd] backup_dir`).
 pub async fn snapshot(
@@ -107,7 +123,9 @@ pub async fn snapshot(
     say: Say<'_>,
 ) -> anyhow::Result<PathBuf> {
     let local = super::programs::local_members(ctl).await?;
-    let dir = dir.unwrap_or_else(|| PathBuf::from(&local.backup_dir));
+    let backup_dir = PathBuf::from(&local.backup_dir);
+    let folder = folder_of(dir.as_deref(), &backup_dir);
+    let dir = dir.unwrap_or(backup_dir);
     say("checking member health");
     let tls = conn::Tls::of(&local);
     let Some(m) = pick_healthy(&local.members, &tls).await else {
@@ -130,11 +148,18 @@ pub async fn snapshot(
         m.client_url,
         dir.display()
     ));
-    let path = snapshot::take(&m.client_url, &tls, &m.name, &dir)
+    let taken = snapshot::take(&m.client_url, &tls, &m.name, &dir, folder)
         .await
         .map_err(|e| anyhow::anyhow!("snapshot from {} failed: {e}", m.name))?;
+    if let Some(n) = &taken.notice {
+        say(n);
+    }
+    let path = taken.path;
     let size = std::fs::metadata(&path).map(|md| md.len()).unwrap_or(0);
-    say(&format!("snapshot verified ({size} bytes)"));
+    say(&format!(
+        "snapshot verified ({size} bytes, revision {})",
+        taken.revision
+    ));
     Ok(path)
 }
 
@@ -252,7 +277,7 @@ pub fn apply_retention(dir: &Path, keep: u32, max_age: Duration) -> Vec<PathBuf>
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with('.') && name.ends_with(".db.part")) {
+            if !snapshot::is_part_name(&name) {
                 continue;
             }
             let stale = e
@@ -338,8 +363,13 @@ async fn round(local: EtcdMembers, s: EtcdSettings) {
         return;
     };
     tracing::info!(member = %m.name, program = %m.program, url = %m.client_url, "Scheduled etcd backup: taking a snapshot.");
-    let file = match snapshot::take(&m.client_url, &tls, &m.name, &dir).await {
-        Ok(f) => f,
+    let file = match snapshot::take(&m.client_url, &tls, &m.name, &dir, Folder::Backup).await {
+        Ok(t) => {
+            if let Some(n) = &t.notice {
+                tracing::warn!(dir = %dir.display(), "Scheduled etcd backup: {n}.");
+            }
+            t.path
+        }
         Err(e) => {
             tracing::warn!(member = %m.name, error = %e, "Scheduled etcd backup failed: no snapshot taken.");
             return;

@@ -4,7 +4,8 @@
 //! changes nothing:
 //!
 //! 1. Check the file (it exists, its trailing SHA-256 matches) and every member's settings
-//!    (name, peer URL, data dir, env file).
+//!    (name, peer URL, data dir, env file). A choice that is no snapshot is refused with the
+//!    way forward ([`unfit_reason`]): the snapshots a directory holds, or `filc etcd backups`.
 //! 2. Restore the snapshot offline into `<data_dir>.restoring` beside each member's data dir,
 //!    with `etcdutl snapshot restore` when `etcdutl` is found (etcd 3.5+; `ETCDUTL_BIN` or
 //!    PATH), else `etcdctl snapshot restore` (`ETCDCTL_BIN` or PATH; `ETCDCTL_API=3`). Each
@@ -36,8 +37,8 @@ use super::Say;
 use super::child;
 use super::gate::Gate;
 use super::programs::local_members;
-use super::snapshot;
 use super::steps;
+use super::{backup, bolt, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
 use crate::etcd::conn;
 use crate::etcd::programs::Programs;
@@ -45,6 +46,81 @@ use crate::supervisor::UserOp;
 
 /// How long the restored cluster may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
+/// How many of a directory's snapshots a refusal names.
+const NAMED: usize = 5;
+/// The way forward when a member's own data cannot be used.
+pub const RESTORE_INSTEAD: &str =
+    "restore a snapshot instead: `filc etcd backups` lists them, then `filc etcd restore FILE`";
+
+/// Why the path given to restore is not a snapshot to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unfit {
+    Missing,
+    /// A directory, with the snapshots it holds, newest first.
+    Directory(Vec<PathBuf>),
+    /// Something else that is no regular file (a FIFO, a device).
+    NotAFile,
+    /// A file that is no good snapshot (unreadable, truncated, corrupt).
+    Bad(String),
+}
+
+/// The refusal of a snapshot choice, with the way forward: the snapshots a directory holds,
+/// else `filc etcd backups`, which lists the backup folder.
+fn unfit_reason(unfit: &Unfit, backup_dir: &str) -> String {
+    let listing = if backup_dir.is_empty() {
+        "`filc etcd backups` lists the snapshots fild keeps".to_string()
+    } else {
+        format!("`filc etcd backups` lists the snapshots in {backup_dir}")
+    };
+    match unfit {
+        Unfit::Missing => format!("no such file; {listing}"),
+        Unfit::NotAFile => format!("not a regular file; {listing}"),
+        Unfit::Bad(e) => format!("not a good snapshot: {e}; choose another: {listing}"),
+        Unfit::Directory(found) if found.is_empty() => {
+            format!("a directory, not a snapshot, and it holds no snapshot (*.db); {listing}")
+        }
+        Unfit::Directory(found) => {
+            let names: Vec<String> = found
+                .iter()
+                .take(NAMED)
+                .map(|p| {
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            let more = match found.len().saturating_sub(NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            format!(
+                "a directory, not a snapshot; it holds {} snapshot{}, newest first: {}{more}. To restore the newest: `filc etcd restore {}`; {listing}",
+                found.len(),
+                if found.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                found[0].display()
+            )
+        }
+    }
+}
+
+/// Whether `file` is a snapshot to restore: its size when it is.
+fn check_choice(file: &Path) -> Result<u64, Unfit> {
+    match std::fs::metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Unfit::Missing),
+        Err(e) => Err(Unfit::Bad(e.to_string())),
+        Ok(md) if md.is_dir() => Err(Unfit::Directory(
+            backup::list_dir(file)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|b| b.path)
+                .collect(),
+        )),
+        Ok(md) if !md.is_file() => Err(Unfit::NotAFile),
+        Ok(_) => snapshot::verify(file).map_err(Unfit::Bad),
+    }
+}
 
 /// `name=url` pairs of an `initial_cluster` value.
 fn parse_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
@@ -346,12 +422,17 @@ pub async fn restore(
 
     // 1. The file and the members' settings.
     say(&format!("verifying {}", file.display()));
-    if !file.is_file() {
-        return Err(refuse("no such file".into()));
+    let unfit = |u: Unfit| refuse(unfit_reason(&u, &local.backup_dir));
+    let size = check_choice(file).map_err(unfit)?;
+    let file = file
+        .canonicalize()
+        .map_err(|e| unfit(Unfit::Bad(e.to_string())))?;
+    match bolt::revision(&file) {
+        Ok(rev) => say(&format!(
+            "snapshot checksum ok ({size} bytes, revision {rev})"
+        )),
+        Err(e) => say(&format!("snapshot checksum ok ({size} bytes); {e}")),
     }
-    let size = snapshot::verify(file).map_err(|e| refuse(format!("not a good snapshot: {e}")))?;
-    let file = file.canonicalize().map_err(|e| refuse(e.to_string()))?;
-    say(&format!("snapshot checksum ok ({size} bytes)"));
     for m in &local.members {
         for (key, v) in [
             ("name", &m.name),
@@ -381,7 +462,7 @@ pub async fn restore(
     let list = restored_cluster(&local.members).map_err(refuse)?;
     let initial_cluster = format_cluster(&list);
     let old_token = local.members[0].cluster_token.clone();
-    let sum = snapshot_sum(&file).map_err(|e| refuse(e.to_string()))?;
+    let sum = snapshot_sum(&file).map_err(|e| unfit(Unfit::Bad(e.to_string())))?;
     let token = new_token(&old_token, &sum);
     let Some(tool) = restore_tool() else {
         return Err(refuse(
@@ -619,26 +700,17 @@ pub async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ProcessState;
 
     fn member(name: &str, peer: &str, ic: &str) -> EtcdMember {
         EtcdMember {
             program: format!("p-{name}"),
-            state: ProcessState::Running,
-            pid: 1,
-            env_file: String::new(),
             name: name.into(),
             client_url: "http://c".into(),
             peer_url: peer.into(),
             data_dir: format!("/d/{name}"),
             initial_cluster: ic.into(),
             cluster_token: "t".into(),
-            cluster_state: "new".into(),
-            runtime_file: String::new(),
-            argv: vec![],
-            next_start_flags: vec![],
-            learned: vec![],
-            client_tls: Default::default(),
+            ..crate::etcd::members::fixtures::member(0)
         }
     }
 
@@ -658,6 +730,59 @@ mod tests {
             "a=http://h:1,b=http://x:2,c=http://h:3"
         );
         assert!(restored_cluster(&[member("a", "http://h:1", "junk")]).is_err());
+    }
+
+    #[test]
+    fn every_refused_choice_names_the_way_forward() {
+        let r = |u: Unfit| unfit_reason(&u, "/b");
+        let backups = "`filc etcd backups` lists the snapshots in /b";
+        assert_eq!(r(Unfit::Missing), format!("no such file; {backups}"));
+        assert_eq!(r(Unfit::NotAFile), format!("not a regular file; {backups}"));
+        let bad = r(Unfit::Bad("/srv/x.db: checksum mismatch".into()));
+        assert!(
+            bad.starts_with("not a good snapshot: /srv/x.db: checksum mismatch; choose another")
+        );
+        assert!(bad.ends_with(backups), "{bad}");
+        let none = r(Unfit::Directory(vec![]));
+        assert!(none.starts_with("a directory, not a snapshot, and it holds no snapshot (*.db); "));
+        assert!(none.ends_with(backups), "{none}");
+        let one = r(Unfit::Directory(vec![PathBuf::from(
+            "/srv/snaps/etcd-a-r5.db",
+        )]));
+        assert!(
+            one.contains("it holds 1 snapshot, newest first: etcd-a-r5.db."),
+            "{one}"
+        );
+        assert!(
+            one.contains("`filc etcd restore /srv/snaps/etcd-a-r5.db`"),
+            "{one}"
+        );
+        let many: Vec<PathBuf> = (0..7)
+            .map(|i| PathBuf::from(format!("/srv/snaps/etcd-a-r{}.db", 9 - i)))
+            .collect();
+        let seven = r(Unfit::Directory(many));
+        assert!(
+            seven.contains("7 snapshots, newest first: etcd-a-r9.db, etcd-a-r8.db, etcd-a-r7.db, etcd-a-r6.db, etcd-a-r5.db and 2 more."),
+            "{seven}"
+        );
+        assert!(seven.contains("`filc etcd restore /srv/snaps/etcd-a-r9.db`"));
+        assert!(unfit_reason(&Unfit::Missing, "").contains("`filc etcd backups` lists"));
+    }
+
+    #[test]
+    fn choices_are_told_apart() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(check_choice(&d.path().join("nope.db")), Err(Unfit::Missing));
+        assert_eq!(check_choice(d.path()), Err(Unfit::Directory(vec![])));
+        std::fs::write(d.path().join("etcd-a.db"), b"x").unwrap();
+        assert_eq!(
+            check_choice(d.path()),
+            Err(Unfit::Directory(vec![d.path().join("etcd-a.db")]))
+        );
+        assert!(
+            matches!(check_choice(&d.path().join("etcd-a.db")), Err(Unfit::Bad(e)) if e.contains("too short"))
+        );
+        assert_eq!(check_choice(Path::new("/dev/null")), Err(Unfit::NotAFile));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::health::{self, Health};
 use crate::api::{EtcdMembers, ProcessState};
 
 /// One member as the cluster and fild see it.
@@ -23,8 +24,10 @@ pub struct MemberStatus {
     pub db_size: i64,
     pub learner: bool,
     pub healthy: bool,
+    /// Its health in one word (the HEALTH column): see [`Health`].
+    pub health: Health,
     pub alarms: Vec<String>,
-    /// Why the status could not be read.
+    /// Why the status could not be read, in full.
     pub error: Option<String>,
 }
 
@@ -168,17 +171,23 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         let tls = tls.clone();
         set.spawn(async move {
             if url.is_empty() {
-                return (i, Err("not started yet (no client URL)".to_string()), false);
+                let e = "not started yet (no client URL)".to_string();
+                return (i, Err((Health::Unstarted, e)), false);
             }
             let st = match super::conn::connect(&url, &tls).await {
-                Ok(mut c) => c.status().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                Ok(mut c) => c
+                    .status()
+                    .await
+                    .map_err(|e| (health::of_error(&e), e.to_string())),
+                Err(e) => Err((health::of_text(&e), e)),
             };
             let ok = listed && super::conn::healthy(&url, &tls).await;
             (i, st, ok)
         });
     }
     let mut leader_id = None;
+    // The word each member's own answer came to, when it was an error.
+    let mut faults: Vec<Option<Health>> = vec![None; rows.len()];
     // Members that answered a status call and know a leader: they serve, even when an alarm
     // makes etcd 3.4 report /health false on every member.
     let mut serving = vec![false; rows.len()];
@@ -204,24 +213,31 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                     leader_id = Some(format!("{:x}", s.leader()));
                 }
                 if !errors.is_empty() {
-                    r.error = Some(
-                        errors
-                            .iter()
-                            .map(|e| e.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    );
-                }
-            }
-            Err(e) => {
-                if r.error.is_none() {
+                    let e = errors
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    faults[i] = Some(health::of_text(&e));
                     r.error = Some(e);
                 }
+            }
+            Err((fault, e)) => {
+                faults[i] = Some(fault);
+                // An unlisted member's own answer follows what the cluster said of it.
+                r.error = Some(match r.error.take() {
+                    Some(said) => format!("{said}; {e}"),
+                    None => e,
+                });
             }
         }
     }
     let voters = rows.iter().filter(|r| r.id.is_some() && !r.learner).count();
     let any_alarm = rows.iter().any(|r| !r.alarms.is_empty());
+    for (r, fault) in rows.iter_mut().zip(faults) {
+        let unlisted = asked.is_some() && r.id.is_none();
+        r.health = health::health(r.healthy, unlisted, fault, any_alarm);
+    }
     let healthy_voters = rows
         .iter()
         .zip(&serving)

@@ -71,13 +71,15 @@ pub fn classify(e: &etcd_client::Error) -> Class {
     }
 }
 
+/// A gRPC error as etcd's client returns it, for tests.
+#[cfg(test)]
+pub(crate) fn status(code: tonic::Code, msg: &str) -> etcd_client::Error {
+    etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(code: tonic::Code, msg: &str) -> etcd_client::Error {
-        etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg))
-    }
 
     #[test]
     fn etcd_strings_win_over_codes() {

@@ -148,3 +148,31 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
     }
     out
 }
+
+/// Members for the unit tests of the modules that decide on them (plan, programs).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::api::{EtcdMember, ProcessState};
+
+    /// Program `etcd-<i>` running member `boot<i>`, as the kit's settings make it.
+    pub(crate) fn member(i: u64) -> EtcdMember {
+        EtcdMember {
+            program: format!("etcd-{i}"),
+            state: ProcessState::Running,
+            pid: 1,
+            env_file: format!("apps/etcd/etcd-{i}.env"),
+            name: format!("boot{i}"),
+            client_url: format!("http://127.0.0.1:{}", 2070 + i),
+            peer_url: format!("http://127.0.0.1:{}", 2080 + i),
+            data_dir: format!("/dev/shm/etcd-{i}"),
+            initial_cluster: String::new(),
+            cluster_token: String::new(),
+            cluster_state: "new".into(),
+            runtime_file: String::new(),
+            argv: vec![],
+            next_start_flags: vec![],
+            learned: vec![],
+            client_tls: Default::default(),
+        }
+    }
+}

@@ -14,11 +14,14 @@
 //! - [`show`]: `filc etcd show NAME`, one member's settings for a person.
 //! - [`cluster`]: membership, status, health, alarms and the verdict.
 //! - [`snapshot`]: take and verify snapshots.
+//! - [`bolt`]: the revision a snapshot file holds, read from its bbolt pages.
+//! - [`private`]: the backup folder 0700 and snapshot files 0600 from their creation.
 //! - [`membership`]: replace, add, remove, move, rescue (a file each).
 //! - [`conn`]: the operations' etcd connection (failover, retries, health and read checks).
 //! - [`quorum`]: quorum arithmetic and the refusals every membership change shares.
 //! - [`datadir`]: data dirs moved aside or copied, never deleted.
 //! - [`errors`]: etcd errors classified by gRPC code and etcd's own strings (one table).
+//! - [`health`]: a member's health in one word (the status table's HEALTH cell).
 //! - [`poll`]: `poll_until`, the one bounded wait every etcd wait uses.
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
@@ -37,6 +40,7 @@ pub type Say<'a> = &'a dyn Fn(&str);
 pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
+pub mod bolt;
 pub mod child;
 pub mod cluster;
 pub mod conn;
@@ -46,12 +50,14 @@ pub mod envfile;
 pub mod errors;
 pub mod gate;
 pub mod guard;
+pub mod health;
 pub mod launch;
 pub mod liveness;
 pub mod members;
 pub mod membership;
 pub mod ops;
 pub mod poll;
+pub mod private;
 pub mod programs;
 pub mod quorum;
 pub mod runtime;

@@ -1,9 +1,13 @@
 //! Snapshots: streamed from one member, written to a temporary name of their own, fsynced,
 //! verified against the SHA-256 etcd appends to the stream, then renamed into place. A file
-//! with the final name is therefore always complete. Memory stays bounded whatever the
-//! database's size: the stream is written as it comes, and verification reads the file in
-//! [`CHUNK`]-sized pieces. A stream that stops sending for [`STALL`] is abandoned, so a hung
-//! member cannot hold every later scheduled backup.
+//! with the final name is therefore always complete, and its name carries the revision it
+//! holds, read from the file ([`super::bolt`]): what `etcdctl snapshot status` says (a file
+//! whose bbolt pages cannot be read that far is no snapshot to keep: the snapshot fails).
+//! Memory stays bounded whatever the database's size: the stream is written as it comes,
+//! and verification reads the file in [`CHUNK`]-sized pieces. A stream that stops sending
+//! for [`STALL`] is abandoned, so a hung member cannot hold every later scheduled backup. The
+//! folder and the files are private ([`super::private`]): the folder 0700, every file 0600
+//! from its creation.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::bolt;
+use super::private::{self, Folder};
 use crate::etcd::conn;
 
 /// Length of the checksum etcd appends to a snapshot stream.
@@ -55,48 +61,60 @@ pub fn verify(path: &Path) -> Result<u64, String> {
     Ok(len)
 }
 
-/// The temporary name of a snapshot being written: hidden, and unique to this process and
-/// this snapshot.
-fn part_name(name: &str) -> String {
+/// The temporary name of a snapshot being written: hidden, unique to this process and this
+/// snapshot, and one that [`is_part_name`] knows (`.<stem>.<pid>-<n>.db.part`).
+fn part_name(stem: &str) -> String {
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
-    format!(".{name}.{}-{n}.part", std::process::id())
+    format!(".{stem}.{}-{n}.db.part", std::process::id())
 }
 
-/// `etcd-<member>-<UTC time>-r<revision>.db`
-fn file_name(member: &str, revision: i64) -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+/// Whether a file name is a snapshot's temporary (written, or left by a crash).
+pub fn is_part_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".db.part")
+}
+
+/// A snapshot written: its file, the revision it holds, and a notice about its folder's mode
+/// for a person (see [`private::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub path: PathBuf,
+    pub revision: i64,
+    pub notice: Option<String>,
+}
+
+/// `etcd-<member>-<UTC time>`: a snapshot's name before its revision is known.
+fn stem(member: &str, at: std::time::SystemTime) -> String {
+    let at = humantime::format_rfc3339_seconds(at)
         .to_string()
         .replace(':', "");
-    format!("etcd-{member}-{now}-r{revision}.db")
+    format!("etcd-{member}-{at}")
 }
 
-/// Take a snapshot from the member at `client_url` into `dir`; returns the new file.
+/// `etcd-<member>-<UTC time>-r<revision>.db`: the revision is the one the file holds.
+fn file_name(stem: &str, revision: i64) -> String {
+    format!("{stem}-r{revision}.db")
+}
+
+/// Take a snapshot from the member at `client_url` into `dir` (created 0700 if missing; see
+/// [`Folder`] for an existing one); returns the new file, named with the time the snapshot
+/// was asked for and the revision read from the file itself ([`bolt::revision`]).
 pub async fn take(
     client_url: &str,
     tls: &conn::Tls,
     member: &str,
     dir: &Path,
-) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    folder: Folder,
+) -> Result<Taken, String> {
+    let notice = private::prepare(dir, folder)?;
     let mut c = conn::connect(client_url, tls).await?;
-    let revision = c
-        .get("fild-snapshot-probe", None)
-        .await
-        .ok()
-        .and_then(|r| r.header().map(|h| h.revision()))
-        .unwrap_or(0);
-    let name = file_name(member, revision);
-    let tmp = dir.join(part_name(&name));
+    let stem = stem(member, std::time::SystemTime::now());
+    let tmp = dir.join(part_name(&stem));
     let result = async {
         let mut stream = c
             .snapshot()
             .await
             .map_err(|e| format!("snapshot from {client_url}: {e}"))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let mut f = private::create_file(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         while let Some(resp) = tokio::time::timeout(STALL, stream.message())
             .await
             .map_err(|_| {
@@ -114,12 +132,17 @@ pub async fn take(
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         drop(f);
         verify(&tmp)?;
-        let dest = dir.join(&name);
+        let revision = bolt::revision(&tmp)?;
+        let dest = dir.join(file_name(&stem, revision));
         std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(dest)
+        Ok(Taken {
+            path: dest,
+            revision,
+            notice,
+        })
     }
     .await;
     if result.is_err() {
@@ -147,6 +170,16 @@ mod tests {
         assert!(verify(&path).unwrap_err().contains("checksum mismatch"));
         std::fs::write(&path, [0u8; 32]).unwrap();
         assert!(verify(&path).unwrap_err().contains("too short"));
-        assert_ne!(part_name("etcd-a-x-r1.db"), part_name("etcd-a-x-r1.db"));
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let s = stem("boot0", at);
+        assert_eq!(s, "etcd-boot0-2027-01-15T080000Z");
+        assert_eq!(
+            file_name(&s, 2051),
+            "etcd-boot0-2027-01-15T080000Z-r2051.db"
+        );
+        assert_ne!(part_name(&s), part_name(&s));
+        // Retention's clean-up of a crash's leftovers knows the temporaries by name.
+        assert!(is_part_name(&part_name(&s)));
+        assert!(!is_part_name(&file_name(&s, 1)));
     }
 }

@@ -2,6 +2,7 @@
 //! diagnostic dump (fild's log, status, the dir listing) when a test fails.
 #![allow(dead_code)]
 
+pub mod backups;
 pub mod etcd;
 pub mod hosts;
 pub mod netns;

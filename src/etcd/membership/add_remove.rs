@@ -24,7 +24,7 @@ pub async fn add(
 ) -> anyhow::Result<()> {
     let what = format!("filc etcd add {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     if !Path::new(&me.env_file).is_file() {
         bail!(
             "{what}: {program} is not configured: its env file {} does not exist. Nothing changed.",
@@ -55,7 +55,7 @@ pub async fn remove(
 ) -> anyhow::Result<()> {
     let what = format!("filc etcd remove {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     let list = cluster_list(&local, None).await.within(&what)?;
     let others = plan::other_voters(&list, &me);
     let op = Op::new(ctl, say, &local, &me, &what);

@@ -136,7 +136,8 @@ pub(crate) fn voters(list: &[Mem]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::membership::plan::tests::{mem, member};
+    use crate::etcd::members::fixtures::member;
+    use crate::etcd::membership::plan::tests::mem;
 
     #[test]
     fn a_replace_says_its_arithmetic_step_by_step() {

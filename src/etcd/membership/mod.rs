@@ -46,6 +46,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 
 use super::conn::{Mem, Tls};
+use super::private::Folder;
 use super::{Say, runtime, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 
@@ -110,10 +111,14 @@ pub(crate) async fn take_snapshot_from(
         "snapshot from {name} ({url}) into {}",
         local.backup_dir
     ));
-    let path = snapshot::take(url, &Tls::of(local), name, Path::new(&local.backup_dir))
+    let dir = Path::new(&local.backup_dir);
+    let taken = snapshot::take(url, &Tls::of(local), name, dir, Folder::Backup)
         .await
         .map_err(|e| anyhow!("snapshot: {e}"))?;
-    say(&format!("snapshot: {}", path.display()));
+    if let Some(n) = &taken.notice {
+        say(n);
+    }
+    say(&format!("snapshot: {}", taken.path.display()));
     Ok(())
 }
 

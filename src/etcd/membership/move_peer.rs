@@ -25,7 +25,7 @@ pub async fn move_peer(
     let what = format!("filc etcd move {program} --peer-url {peer_url}");
     plan::peer_url_port(peer_url).map_err(|why| anyhow!("{what}: {why}"))?;
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     plan::move_request(&local, &me, peer_url).map_err(|why| anyhow!("{what}: {why}"))?;
     let list = cluster_list(&local, Some(&me)).await.within(&what)?;
     let Some(mine) = plan::moving(&list, &me, peer_url) else {

@@ -5,6 +5,7 @@
 //! plans only what is left: that is what makes every operation safe to re-run.
 
 use crate::api::{EtcdMember, EtcdMembers};
+use crate::etcd::backup_restore::RESTORE_INSTEAD;
 use crate::etcd::conn::{Mem, host_port};
 use crate::etcd::quorum::{self, Change, Verdict, describe_unhealthy};
 
@@ -227,7 +228,7 @@ pub(crate) fn replace(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned
         return Planned::refuse(
             vec![],
             format!(
-                "refused: {} is the only voting member; there is nothing to copy its data from (use filc etcd restore or rescue). Nothing changed.",
+                "refused: {} is the only voting member; there is nothing to copy its data from: {RESTORE_INSTEAD}. Nothing changed.",
                 me.name
             ),
         );
@@ -571,6 +572,7 @@ pub(crate) fn readd(other: &EtcdMember, list: &[Mem], health: &[bool]) -> Planne
 pub(super) mod tests {
     use super::*;
     use crate::api::ProcessState;
+    use crate::etcd::members::fixtures::member;
 
     pub(crate) fn mem(id: u64, name: &str, learner: bool) -> Mem {
         Mem {
@@ -579,27 +581,6 @@ pub(super) mod tests {
             peer_urls: vec![format!("http://127.0.0.1:{}", 2080 + id)],
             client_urls: vec![format!("http://127.0.0.1:{}", 2070 + id)],
             learner,
-        }
-    }
-
-    pub(crate) fn member(i: u64) -> EtcdMember {
-        EtcdMember {
-            program: format!("etcd-{i}"),
-            state: ProcessState::Running,
-            pid: 1,
-            env_file: format!("apps/etcd/etcd-{i}.env"),
-            name: format!("boot{i}"),
-            client_url: format!("http://127.0.0.1:{}", 2070 + i),
-            peer_url: format!("http://127.0.0.1:{}", 2080 + i),
-            data_dir: format!("/dev/shm/etcd-{i}"),
-            initial_cluster: String::new(),
-            cluster_token: String::new(),
-            cluster_state: "new".into(),
-            runtime_file: String::new(),
-            argv: vec![],
-            next_start_flags: vec![],
-            learned: vec![],
-            client_tls: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ pub async fn replace(
 ) -> anyhow::Result<()> {
     let what = format!("filc etcd replace {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     say(&format!(
         "replace {program}: member {}, peer URL {}, data dir {}",
         me.name, me.peer_url, me.data_dir

@@ -8,6 +8,7 @@ use super::exec::{Ctx, Seen, carry_out};
 use super::plan;
 use super::*;
 use crate::etcd::Say;
+use crate::etcd::backup_restore::RESTORE_INSTEAD;
 use crate::etcd::conn::{Conn, Mem, Tls, client_urls, settled_health, wait_list};
 use crate::etcd::gate::Gate;
 use crate::etcd::programs::Programs;
@@ -25,7 +26,7 @@ pub async fn rescue(
 ) -> anyhow::Result<()> {
     let what = format!("filc etcd rescue {program}");
     let local = members(ctl).await.within(&what)?;
-    let me = find_local(&local, program).within(&what)?;
+    let me = find_local(&local, program, &what).within(&what)?;
     let tls = Tls::of(&local);
 
     // A next-start flag an interrupted rescue left (its start never came) must never stay.
@@ -62,7 +63,7 @@ pub async fn rescue(
                 let _ = stop(ctl, say, &me.program).await;
             }
             bail!(
-                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: use filc etcd restore",
+                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: {RESTORE_INSTEAD}",
                 me.name,
                 me.client_url
             );
@@ -70,7 +71,7 @@ pub async fn rescue(
     };
     let Some(mine) = plan::mine(&list, &me) else {
         bail!(
-            "{what}: {} is not in its own member list. Nothing changed.",
+            "{what}: {} is not in its own member list (its data is another cluster's, or it was removed): rescue from another survivor (see `filc etcd status`), or {RESTORE_INSTEAD}. Nothing changed.",
             me.name
         );
     };
