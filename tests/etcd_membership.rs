@@ -522,3 +522,53 @@ fn rescue_from_a_member_that_cannot_serve_points_to_the_backups() {
     assert!(snapshots(&c).is_empty(), "{t}");
     c.assert_kit_clean("a refused rescue");
 }
+
+#[test]
+fn a_rescued_cluster_of_one_grows_back_to_three_with_replace_and_add() {
+    let c = cluster_with_keys("mgrow");
+    // etcd-1 and etcd-2 are lost and, as on other hosts, not among this fild's programs.
+    stop(&c, "etcd-1");
+    stop(&c, "etcd-2");
+    for p in ["etcd-1", "etcd-2"] {
+        std::fs::remove_file(c.root.path().join(format!("etc/fild/apps/{p}.ini"))).unwrap();
+    }
+    filc_ok(&c, &["reload"]);
+    assert!(
+        wait_until(UP, || !c.healthy(0)),
+        "etcd-0 still healthy alone"
+    );
+    filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
+    let one = members(&c, &[0]);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(wait_until(UP, || c.put(
+        &c.endpoint(0),
+        "after-rescue",
+        "v"
+    )));
+
+    // The members come back: a replace grows one voter to two, an add two to three.
+    activate(c.root.path(), "etcd-1");
+    activate(c.root.path(), "etcd-2");
+    filc_ok(&c, &["reload"]);
+    let out = filc_ok(&c, &["etcd", "replace", "etcd-1", "--yes"]);
+    assert!(out.contains("joins as a learner"), "{out}");
+    assert!(
+        out.contains("promote boot1 once it caught up: voting members 1 -> 2"),
+        "{out}"
+    );
+    let two = members(&c, &[0, 1]);
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two.iter().all(|m| !m.learner), "{two:?}");
+    let out = filc_ok(&c, &["etcd", "add", "etcd-2"]);
+    assert!(out.contains("voting members 2 -> 3"), "{out}");
+    let three = members(&c, &[0, 1, 2]);
+    assert_eq!(three.len(), 3, "{three:?}");
+    assert!(three.iter().all(|m| !m.learner), "{three:?}");
+    c.wait_healthy(UP);
+    keys_on(&c, &[0, 1, 2]);
+    for n in 0..3 {
+        c.wait_value(n, "after-rescue", "v", UP);
+    }
+    write_reaches(&c, "after-growth", &[0, 1, 2]);
+    c.assert_kit_clean("filc etcd replace etcd-1; filc etcd add etcd-2");
+}

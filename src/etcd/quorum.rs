@@ -100,7 +100,14 @@ pub(crate) fn verdict(change: Change, f: Figures, healthy: usize) -> Verdict {
         Change::Remove if f.others < 2 => return Verdict::TooSmall,
         _ => {}
     }
-    if healthy == 0 || healthy < f.quorum {
+    // An add needs quorum of the cluster as it is: the new member joins as a learner (no
+    // vote) and etcd promotes it only once it caught up, when it counts among the healthy.
+    // So one voter may grow to two, and two to three.
+    let need = match change {
+        Change::Add => quorum_of(f.others),
+        _ => f.quorum,
+    };
+    if healthy == 0 || healthy < need {
         return Verdict::NoQuorum;
     }
     let even = matches!(change, Change::Add | Change::Remove) && f.size.is_multiple_of(2);
@@ -145,10 +152,13 @@ mod tests {
         let (f, v) = check(Change::Add, 2, 2);
         assert_eq!((f.size, f.quorum), (3, 2));
         assert_eq!(v, Verdict::Go { even: false });
-        // Growing one voter to two needs both healthy, the new one included: refused today.
-        assert_eq!(check(Change::Add, 1, 1).1, Verdict::NoQuorum);
+        // One voter grows to two: the learner catches up under quorum 1, then counts.
+        assert_eq!(check(Change::Add, 1, 1).1, Verdict::Go { even: true });
         assert_eq!(check(Change::Add, 3, 3).1, Verdict::Go { even: true });
-        assert_eq!(check(Change::Add, 3, 2).1, Verdict::NoQuorum, "4 need 3");
+        // 3 voters with 2 up hold quorum; promoted, the new one makes 3 of 4.
+        assert_eq!(check(Change::Add, 3, 2).1, Verdict::Go { even: true });
+        // Two voters with one down have no quorum to add anything with.
+        assert_eq!(check(Change::Add, 2, 1).1, Verdict::NoQuorum);
         assert_eq!(check(Change::Add, 0, 0).1, Verdict::NoQuorum);
     }
 

@@ -197,19 +197,33 @@ fn others_hold_quorum(
 ) -> Result<Vec<String>, Planned> {
     let f = quorum::figures(change, others.len());
     let healthy = quorum::healthy(others, health).len();
-    let notes = vec![format!(
-        "check quorum: {healthy} of {} other voting members healthy, quorum of {} is {}",
-        others.len(),
-        f.size,
+    // Joining afresh (not listed as a voter): the cluster as it is must hold quorum.
+    let need = if change == Change::Add {
+        quorum::quorum_of(others.len())
+    } else {
         f.quorum
-    )];
+    };
+    let notes = vec![if change == Change::Add {
+        format!(
+            "check quorum: {healthy} of {} voting members healthy, quorum {need}; the member joins as a learner and counts once promoted ({} voting members, quorum {})",
+            others.len(),
+            f.size,
+            f.quorum
+        )
+    } else {
+        format!(
+            "check quorum: {healthy} of {} other voting members healthy, quorum of {} is {}",
+            others.len(),
+            f.size,
+            f.quorum
+        )
+    }];
     if quorum::verdict(change, f, healthy) == Verdict::NoQuorum {
         return Err(Planned::refuse(
             notes,
             format!(
-                "refused: the other members do not hold quorum on their own ({healthy} of {} healthy, quorum {}: {}). Nothing changed.",
+                "refused: the other members do not hold quorum on their own ({healthy} of {} healthy, quorum {need}: {}). Nothing changed.",
                 others.len(),
-                f.quorum,
                 describe_unhealthy(others, health)
             ),
         ));
@@ -223,8 +237,12 @@ pub(crate) fn replace(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned
         return Planned::refuse(vec![], why);
     }
     let others = other_voters(list, me);
+    // Listed as a started voter, it must be removed first, which takes quorum of the full
+    // cluster; not listed (a rescue left it out), it only joins, as an add does.
+    let listed = mine(list, me).is_some_and(|m| m.voter() && m.started());
+    let change = if listed { Change::Replace } else { Change::Add };
     let f = quorum::figures(Change::Replace, others.len());
-    if quorum::verdict(Change::Replace, f, 0) == Verdict::OnlyVoter {
+    if listed && quorum::verdict(Change::Replace, f, 0) == Verdict::OnlyVoter {
         return Planned::refuse(
             vec![],
             format!(
@@ -233,7 +251,7 @@ pub(crate) fn replace(me: &EtcdMember, list: &[Mem], health: &[bool]) -> Planned
             ),
         );
     }
-    let notes = match others_hold_quorum(Change::Replace, &others, health) {
+    let notes = match others_hold_quorum(change, &others, health) {
         Ok(notes) => notes,
         Err(refused) => return refused,
     };
@@ -718,8 +736,34 @@ pub(super) mod tests {
         ];
         let p = add(&member(1), &four, &[true, true, true]);
         assert!(p.notes[1].contains("an even number"), "{:?}", p.notes);
+        // 3 voters, 2 healthy: quorum holds, and once promoted the new one makes 3 of 4.
         let p = add(&member(1), &four, &[true, true, false]);
+        assert!(p.steps.is_ok(), "{:?}", p.steps);
+        let p = add(&member(1), &four, &[true, false, false]);
         assert!(p.steps.unwrap_err().contains("would not hold quorum"));
+    }
+
+    #[test]
+    fn one_voter_grows_to_two_by_replace_or_add() {
+        // A rescue left boot0 alone; boot1 is not listed any more.
+        let alone = vec![mem(0, "boot0", false)];
+        for p in [
+            replace(&member(1), &alone, &[true]),
+            add(&member(1), &alone, &[true]),
+        ] {
+            let steps = p.steps.unwrap();
+            assert!(steps.contains(&Step::AddLearner), "{steps:?}");
+            assert!(steps.contains(&Step::Promote), "{steps:?}");
+        }
+        let p = replace(&member(1), &alone, &[true]);
+        assert!(p.notes[0].contains("joins as a learner"), "{:?}", p.notes);
+        // The survivor down: no quorum to add with.
+        let e = replace(&member(1), &alone, &[false]).steps.unwrap_err();
+        assert!(e.contains("do not hold quorum"), "{e}");
+        // Still listed as a started voter: removing it first needs 2 of 2, refused.
+        let two = vec![mem(0, "boot0", false), mem(1, "boot1", false)];
+        let e = replace(&member(1), &two, &[true]).steps.unwrap_err();
+        assert!(e.contains("do not hold quorum"), "{e}");
     }
 
     #[test]
