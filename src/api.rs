@@ -127,6 +127,10 @@ pub struct SignalRequest {
     /// `HUP`, `SIGHUP` or a number.
     pub signal: String,
     pub names: Vec<String>,
+    /// Past the quorum guard: a signal to etcd members is guarded like a stop (etcd ends on
+    /// most signals it does not handle).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// The outcome for one process of a start/stop/restart/signal.

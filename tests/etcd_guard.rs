@@ -533,3 +533,31 @@ fn reload_refuses_to_remove_a_member_below_quorum_unless_forced() {
     let st = c.fild().filc(&["status"]);
     assert!(!text(&st).contains("etcd-0 "), "{}", text(&st));
 }
+
+#[test]
+fn a_signal_to_members_passes_the_quorum_guard() {
+    let c = Cluster::up("guardsignal");
+    up(&c);
+    c.fild().filc_ok(&["stop", "--force", "etcd-1"]);
+    assert!(wait_until(UP, || !c.healthy(1)));
+    let pid0 = c.pid("etcd-0");
+
+    // etcd ends on a signal it does not handle: refused like a stop below quorum.
+    let o = c.fild().filc(&["signal", "KILL", "etcd-0"]);
+    let t = text(&o);
+    assert_eq!(code(&o), 1, "{t}");
+    assert!(t.contains("below quorum"), "{t}");
+    assert!(t.contains("sending KILL to etcd-0"), "{t}");
+    assert_eq!(c.pid("etcd-0"), pid0);
+    assert!(c.healthy(0));
+    // Not a member, or a signal that only resumes: straight through.
+    c.fild().filc_ok(&["signal", "CONT", "etcd-0"]);
+    c.fild().filc_ok(&["signal", "HUP", "etcd-gw"]);
+    assert_eq!(c.pid("etcd-0"), pid0);
+
+    // Forced, it is sent (and fild restarts the member).
+    let o = c.fild().filc(&["signal", "--force", "KILL", "etcd-0"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("sent SIGKILL"), "{}", text(&o));
+    c.fild().wait_new_pid("etcd-0", pid0, UP);
+}

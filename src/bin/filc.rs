@@ -79,7 +79,13 @@ enum Cmd {
     /// Print a process's pid (0 when not running), or fild's own without a name.
     Pid { name: Option<String> },
     /// Send a signal to processes.
-    Signal { signal: String, names: Vec<String> },
+    Signal {
+        /// Even to etcd members below quorum (a signal is guarded like a stop).
+        #[arg(long)]
+        force: bool,
+        signal: String,
+        names: Vec<String>,
+    },
     /// Stop every program and fild itself.
     Shutdown,
     /// Print filc's and fild's versions.
@@ -248,8 +254,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             stream,
         } => tail(&c, &name, &stream, follow, lines).await,
         Cmd::Pid { name } => pid(&c, name).await,
-        Cmd::Signal { signal, names } => {
-            let reply = c.signal(signal, names).await?;
+        Cmd::Signal {
+            force,
+            signal,
+            names,
+        } => {
+            let reply = c.signal(signal, names, force).await?;
             Ok(print_results(&reply))
         }
         Cmd::Shutdown => shutdown(&c).await,

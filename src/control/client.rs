@@ -211,9 +211,17 @@ impl Client {
         &self,
         signal: String,
         names: Vec<String>,
+        force: bool,
     ) -> Result<ActionReply, ClientError> {
-        self.post(routes::SIGNAL, &SignalRequest { signal, names })
-            .await
+        self.post(
+            routes::SIGNAL,
+            &SignalRequest {
+                signal,
+                names,
+                force,
+            },
+        )
+        .await
     }
 
     /// Reload; `force` goes past the quorum guard.

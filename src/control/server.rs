@@ -56,6 +56,8 @@ pub struct EtcdHooks {
         std::sync::Arc<dyn Fn(Handle, UserOp, Vec<String>, bool) -> GuardFuture + Send + Sync>,
     /// The etcd members and gateway among the programs.
     pub members: std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdMembers> + Send + Sync>,
+    /// Send a signal (with the quorum guard for etcd members).
+    pub signal: std::sync::Arc<dyn Fn(Handle, SignalRequest) -> GuardFuture + Send + Sync>,
     /// The operations fild runs.
     pub ops: std::sync::Arc<dyn OpsHook>,
 }
@@ -503,7 +505,8 @@ async fn route(
                 Ok(r) => r,
                 Err(resp) => return resp,
             };
-            result(handle.call(|reply| Request::Signal { req, reply }).await)
+            // A signal to etcd members passes the quorum guard, as a stop does.
+            result((served.etcd.signal)(handle.clone(), req).await)
         }
         (&Method::POST, "/reload") => {
             // A reload that would cost the etcd members quorum is refused unless forced.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::{Say, members, steps};
-use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState};
+use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
 use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
 
 /// How long a rolling restart waits for the cluster to be healthy after each member.
@@ -136,6 +136,40 @@ pub async fn action(
         return Err(refusal(msg, &st));
     }
     run_action(handle, op, names).await
+}
+
+/// `filc signal`: a signal to running etcd members is guarded like a stop (etcd ends on the
+/// signals it does not handle), unless forced.
+pub async fn signal(handle: &Handle, req: SignalRequest) -> Result<ActionReply, ApiError> {
+    let forward = |req: SignalRequest| async move {
+        handle.call(|reply| Request::Signal { req, reply }).await
+    };
+    // SIGCONT only resumes a process: never a loss.
+    let resumes = crate::config::parse_signal(&req.signal).is_ok_and(|s| s == libc::SIGCONT);
+    if req.force || resumes {
+        return forward(req).await;
+    }
+    let Ok(v) = view(handle).await else {
+        return forward(req).await;
+    };
+    let Ok(resolved) = v.resolve(&req.names) else {
+        return forward(req).await;
+    };
+    let local = members::collect_off_loop(v).await;
+    let targets: Vec<String> = resolved
+        .into_iter()
+        .filter(|n| local.members.iter().any(|m| &m.program == n))
+        .collect();
+    if targets.is_empty() {
+        return forward(req).await;
+    }
+    let _lock = MEMBER_OPS.lock().await;
+    let st = cluster::status(&local).await;
+    if let Err(msg) = check(&st, &targets, &format!("sending {} to", req.signal)) {
+        tracing::warn!(programs = ?targets, "{msg}");
+        return Err(refusal(msg, &st));
+    }
+    forward(req).await
 }
 
 /// The reload guard: refuse a reload that would stop or restart (`programs`, the running

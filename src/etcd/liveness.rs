@@ -180,6 +180,7 @@ async fn restart_silent(
             req: SignalRequest {
                 signal: "CONT".into(),
                 names: vec![program.to_string()],
+                force: true,
             },
             reply,
         })

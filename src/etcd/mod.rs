@@ -102,6 +102,7 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
             })
         },
         members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
+        signal: Arc::new(|handle, req| Box::pin(async move { guard::signal(&handle, req).await })),
         ops: Arc::new(ops),
     }
 }
