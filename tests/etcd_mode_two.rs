@@ -26,6 +26,18 @@ fn etcdctl(net: &Net, n: usize, args: &[&str]) -> std::process::Output {
         .expect("run etcdctl")
 }
 
+/// filc run inside host `n`'s namespace (where its fild's etcd addresses are reachable).
+fn filc_in(net: &Net, n: usize, host: &Host, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &net.hosts[n], FILC, "-c"])
+        .arg(&host.fild.config)
+        .args(args)
+        .envs(host.fild.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run filc in the host's namespace")
+}
+
 fn get_local(net: &Net, n: usize, key: &str) -> Option<String> {
     let out = etcdctl(
         net,
@@ -108,5 +120,32 @@ fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
             "host 2 did not catch up on {k} after the link healed"
         );
     }
+
+    // Any host sees the whole cluster: host 0 with its member and gateway stopped asks the
+    // members the gateway's settings name.
+    activate(hosts[0].root.path(), "etcd-gw");
+    hosts[0].fild.filc_ok(&["reload"]);
+    hosts[0]
+        .fild
+        .filc_ok(&["stop", "--force", "etcd-0", "etcd-gw"]);
+    let full = |o: &std::process::Output| {
+        let t = text(o);
+        code(o) == 1 && ["boot0", "boot1", "boot2"].iter().all(|m| t.contains(m))
+    };
+    let mut o = filc_in(&net, 0, &hosts[0], &["etcd", "status"]);
+    assert!(
+        wait_until(UP, || {
+            o = filc_in(&net, 0, &hosts[0], &["etcd", "status"]);
+            full(&o)
+        }),
+        "host 0 without its member and gateway:\n{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("2 of 3 voting members healthy"), "{}", text(&o));
+    // A host that runs only the gateway gets the full status too.
+    std::fs::remove_file(hosts[0].root.join("etc/fild/apps/etcd-0.ini")).unwrap();
+    hosts[0].fild.filc_ok(&["reload"]);
+    let o = filc_in(&net, 0, &hosts[0], &["etcd", "status"]);
+    assert!(full(&o), "a gateway-only host:\n{}", text(&o));
     drop(hosts);
 }

@@ -187,8 +187,9 @@ async fn healthy_grpc(client_url: &str, tls: &Tls) -> bool {
     c.get("health", None).await.is_ok()
 }
 
-/// The endpoints worth asking: the local members' client URLs, then the gateway.
-/// The gateway only forwards TCP, so it speaks whatever the members speak.
+/// The endpoints worth asking: the local members' client URLs, then the gateway, then the
+/// members the gateway forwards to. The gateway only forwards TCP, so it speaks whatever the
+/// members speak.
 pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
     let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
     if let Some(gw) = &local.gateway {
@@ -198,6 +199,14 @@ pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
             .any(|m| m.client_url.starts_with("https://"));
         let scheme = if https { "https" } else { "http" };
         urls.push(format!("{scheme}://{}", gw.listen_addr));
+        // The members the gateway forwards to, asked directly: with the local member and the
+        // gateway down (or on a host that runs only the gateway), they still answer.
+        for e in &gw.endpoints {
+            let u = format!("{scheme}://{e}");
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
     }
     urls
 }
@@ -511,6 +520,18 @@ mod tests {
         assert_eq!(endpoints(&local)[1], "https://127.0.0.1:2379");
         local.members = vec![m("http://127.0.0.1:2079")];
         assert_eq!(endpoints(&local)[1], "http://127.0.0.1:2379");
+        // The gateway's members come after it, each once.
+        if let Some(g) = local.gateway.as_mut() {
+            g.endpoints = vec!["127.0.0.1:2079".into(), "10.0.0.2:2179".into()];
+        }
+        assert_eq!(
+            endpoints(&local),
+            [
+                "http://127.0.0.1:2079",
+                "http://127.0.0.1:2379",
+                "http://10.0.0.2:2179"
+            ]
+        );
     }
     #[test]
     fn tls_options_only_for_https_and_errors_name_the_file() {
