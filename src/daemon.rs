@@ -349,6 +349,7 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     crate::etcd::adopt::at_start(&config.programs, &env);
     let mut sup = Supervisor::new(path, env, config, guard, cgroups.clone(), server_url);
     sup.set_reload_guard(crate::etcd::reload_guard());
+    sup.set_stop_order(crate::etcd::stop_order());
     let handle = sup.handle();
     let policy = peer_policy(&fs::metadata(&socket).ok(), chown_group);
     let served = server::Served {

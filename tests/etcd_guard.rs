@@ -561,3 +561,64 @@ fn a_signal_to_members_passes_the_quorum_guard() {
     assert!(text(&o).contains("sent SIGKILL"), "{}", text(&o));
     c.fild().wait_new_pid("etcd-0", pid0, UP);
 }
+
+/// The members' "Signalling." and "Exited." events in fild's log after `from` bytes of it.
+fn stop_events(c: &Cluster, from: usize) -> Vec<(&'static str, String)> {
+    let log = std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap_or_default();
+    log[from.min(log.len())..]
+        .lines()
+        .filter_map(|l| {
+            let kind = ["Signalling.", "Exited."]
+                .into_iter()
+                .find(|k| l.contains(k))?;
+            let m = MEMBERS
+                .iter()
+                .find(|m| l.contains(&format!("program={m} ")))?;
+            Some((kind, m.to_string()))
+        })
+        .collect()
+}
+
+/// The leader was signalled only once both followers had exited.
+fn assert_leader_last(c: &Cluster, from: usize, leader: &str) {
+    let ev = stop_events(c, from);
+    let pos = |kind: &str, m: &str| ev.iter().position(|(k, p)| *k == kind && p == m);
+    let signalled = pos("Signalling.", leader).unwrap_or_else(|| panic!("{ev:?}"));
+    for f in MEMBERS.iter().filter(|m| **m != leader) {
+        let exited = pos("Exited.", f).unwrap_or_else(|| panic!("{f}: {ev:?}"));
+        assert!(
+            exited < signalled,
+            "{leader} signalled before {f} exited: {ev:?}"
+        );
+    }
+}
+
+fn log_len(c: &Cluster) -> usize {
+    std::fs::metadata(c.root.join("var/log/fild.log")).map_or(0, |m| m.len() as usize)
+}
+
+#[test]
+fn several_members_stop_followers_first_and_the_leader_last() {
+    let mut c = Cluster::new("guardstoporder");
+    up(&c);
+    // Stopped together, the leader hands leadership to members that are exiting and stalls:
+    // `filc stop` of several members stops the leader after the others.
+    let leader = leader_program(&c);
+    let at = log_len(&c);
+    c.fild().filc_ok(&["stop", "--force", "etcd:*"]);
+    assert_leader_last(&c, at, &leader);
+
+    // So does a shutdown (SIGTERM, `filc shutdown`, systemd's stop).
+    c.start_all();
+    up(&c);
+    let leader = leader_program(&c);
+    let at = log_len(&c);
+    assert!(c.fild_mut().terminate().is_some_and(|s| s.success()));
+    let log = std::fs::read_to_string(c.root.join("var/log/fild.log")).unwrap();
+    assert!(
+        log[at..].contains("Shutdown: stopping these after the others."),
+        "{}",
+        &log[at..]
+    );
+    assert_leader_last(&c, at, &leader);
+}

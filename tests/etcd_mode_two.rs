@@ -141,7 +141,11 @@ fn three_hosts_form_a_cluster_and_each_fild_repairs_its_member() {
         "host 0 without its member and gateway:\n{}",
         text(&o)
     );
-    assert!(text(&o).contains("2 of 3 voting members healthy"), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 of 3 voting members healthy"),
+        "{}",
+        text(&o)
+    );
     // A host that runs only the gateway gets the full status too.
     std::fs::remove_file(hosts[0].root.join("etc/fild/apps/etcd-0.ini")).unwrap();
     hosts[0].fild.filc_ok(&["reload"]);

@@ -114,10 +114,11 @@ pub async fn action(
         .filter(|n| local.members.iter().any(|m| m.program == **n))
         .cloned()
         .collect();
-    if targets.is_empty() || (force && !(op == UserOp::Restart && targets.len() >= 2)) {
+    let several = targets.len() >= 2;
+    if targets.is_empty() || (force && !several) {
         return run_action(handle, op, names).await;
     }
-    if op == UserOp::Restart && targets.len() >= 2 {
+    if op == UserOp::Restart && several {
         let id = start_rolling(names, force)?;
         return Ok(ActionReply {
             results: Vec::new(),
@@ -131,9 +132,12 @@ pub async fn action(
     } else {
         "restarting"
     };
-    if let Err(msg) = check(&st, &targets, verb) {
+    if !force && let Err(msg) = check(&st, &targets, verb) {
         tracing::warn!(programs = ?targets, "{msg}");
         return Err(refusal(msg, &st));
+    }
+    if op == UserOp::Stop && several {
+        return stop_leader_last(handle, &st, names, &targets).await;
     }
     run_action(handle, op, names).await
 }
@@ -170,6 +174,47 @@ pub async fn signal(handle: &Handle, req: SignalRequest) -> Result<ActionReply, 
         return Err(refusal(msg, &st));
     }
     forward(req).await
+}
+
+/// The running local members that lead now: the programs to stop after the others.
+pub async fn leaders(handle: &Handle) -> Vec<String> {
+    let Ok(v) = view(handle).await else {
+        return Vec::new();
+    };
+    let local = members::collect_off_loop(v).await;
+    if local.members.iter().filter(|m| m.pid != 0).count() < 2 {
+        return Vec::new();
+    }
+    let st = cluster::status(&local).await;
+    leader_of(&st).into_iter().collect()
+}
+
+/// Stop `names`, the leader among `targets` after the others: stopped together, the leader
+/// hands leadership to members that are exiting and waits seconds for each.
+async fn stop_leader_last(
+    handle: &Handle,
+    st: &ClusterStatus,
+    names: Vec<String>,
+    targets: &[String],
+) -> Result<ActionReply, ApiError> {
+    let leader = leader_of(st).filter(|l| targets.contains(l));
+    let Some(leader) = leader else {
+        return run_action(handle, UserOp::Stop, names).await;
+    };
+    let v = view(handle).await?;
+    let resolved = v.resolve(&names).unwrap_or_else(|_| names.clone());
+    let first: Vec<String> = resolved.iter().filter(|n| **n != leader).cloned().collect();
+    let mut results = Vec::new();
+    if !first.is_empty() {
+        results.extend(run_action(handle, UserOp::Stop, first).await?.results);
+    }
+    results.extend(
+        run_action(handle, UserOp::Stop, vec![leader])
+            .await?
+            .results,
+    );
+    results.sort_by_key(|r| resolved.iter().position(|n| *n == r.name));
+    Ok(ActionReply { results, op: None })
 }
 
 /// The reload guard: refuse a reload that would stop or restart (`programs`, the running

@@ -73,6 +73,11 @@ pub fn reload_guard() -> crate::supervisor::ReloadGuard {
     })
 }
 
+/// The supervisor's stop order: at shutdown the etcd leader is stopped after the others.
+pub fn stop_order() -> crate::supervisor::StopOrder {
+    std::sync::Arc::new(|handle| Box::pin(async move { guard::leaders(&handle).await }))
+}
+
 /// The hooks the control server runs for etcd: the quorum guard in front of start, stop and
 /// restart, the members view ([`members::collect`]) and the operations ([`ops::Ops`]).
 /// `daemon` hands them to the server.

@@ -51,6 +51,20 @@ pub(super) fn phase(op: Op, names: Vec<String>) -> Phase {
     Phase { op, names }
 }
 
+/// How long a shutdown waits to learn which programs go last.
+pub(super) const STOP_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Each tier split in two, its `last` programs after the others (empty parts dropped).
+pub(super) fn last_after(tiers: Vec<Vec<String>>, last: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for tier in tiers {
+        let (late, now): (Vec<String>, Vec<String>) =
+            tier.into_iter().partition(|n| last.contains(n));
+        out.extend([now, late].into_iter().filter(|p| !p.is_empty()));
+    }
+    out
+}
+
 /// A reload answers once its stops are done and its starts are issued (as supervisorctl
 /// update does); the job itself goes on until every start has settled.
 pub(super) fn reply_once_started(job: &mut Job) {
@@ -108,6 +122,11 @@ impl Supervisor {
         t
     }
 
+    /// Ask this at shutdown which programs to stop after the others.
+    pub fn set_stop_order(&mut self, order: StopOrder) {
+        self.stop_order = Some(order);
+    }
+
     pub(super) fn begin_shutdown(&mut self, why: &str) {
         if self.shutting_down {
             return;
@@ -118,8 +137,31 @@ impl Supervisor {
         for n in &names {
             self.input(n, Input::Shutdown);
         }
-        let phases = self
-            .tiers(&names, true)
+        let Some(order) = self.stop_order.clone() else {
+            return self.shutdown_job(&[]);
+        };
+        // Which programs go last (the etcd leader) is asked beside the loop, briefly.
+        let (handle, tx) = (self.handle(), self.tx.clone());
+        tokio::spawn(async move {
+            let last = tokio::time::timeout(STOP_ORDER_WAIT, order(handle))
+                .await
+                .unwrap_or_default();
+            let _ = tx.send(Request::ShutdownOrder { last });
+        });
+    }
+
+    /// The shutdown's stops: reverse priority tiers, each with its `last` programs after the
+    /// others.
+    pub(super) fn shutdown_job(&mut self, last: &[String]) {
+        if self
+            .jobs
+            .iter()
+            .any(|j| matches!(j.reply, JobReply::Shutdown))
+        {
+            return;
+        }
+        let names: Vec<String> = self.table.keys().cloned().collect();
+        let phases = last_after(self.tiers(&names, true), last)
             .into_iter()
             .map(|t| phase(Op::Stop, t))
             .collect();
@@ -358,6 +400,30 @@ mod tests {
         assert_eq!(
             said(UserOp::Stop, None, None),
             (false, "removed by a reload meanwhile".into())
+        );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::last_after;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_last_programs_go_after_the_others_of_their_tier() {
+        let tiers = vec![v(&["etcd-gw"]), v(&["etcd-0", "etcd-1", "etcd-2"])];
+        assert_eq!(
+            last_after(tiers.clone(), &v(&["etcd-1"])),
+            [v(&["etcd-gw"]), v(&["etcd-0", "etcd-2"]), v(&["etcd-1"])]
+        );
+        assert_eq!(last_after(tiers.clone(), &[]), tiers);
+        // Alone in its tier, or unknown: nothing moves.
+        assert_eq!(
+            last_after(vec![v(&["a"]), v(&["b"])], &v(&["a", "z"])),
+            [v(&["a"]), v(&["b"])]
         );
     }
 }

@@ -164,6 +164,10 @@ pub enum Request {
     Programs {
         reply: Reply<ProgramsView>,
     },
+    /// The programs a shutdown stops after the others (the stop-order hook's answer).
+    ShutdownOrder {
+        last: Vec<String>,
+    },
 }
 
 /// The reload guard: given the running programs a reload would stop or restart, refuse (with
@@ -175,6 +179,15 @@ pub type ReloadGuard = Arc<
             Vec<String>,
         )
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The stop-order hook: at shutdown, the programs to stop after the others. The daemon sets
+/// it to the etcd leader (stopping it last spares the leader a leadership transfer to
+/// members that are exiting, which stalls each for seconds).
+pub type StopOrder = Arc<
+    dyn Fn(Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>>
         + Send
         + Sync,
 >;
@@ -266,6 +279,8 @@ pub struct Supervisor {
     reload_guard: Option<ReloadGuard>,
     /// The applied configuration's `user=` names, resolved off the loop.
     users: spawn::Users,
+    /// Asked at shutdown which programs to stop last (the etcd leader).
+    stop_order: Option<StopOrder>,
     shutting_down: bool,
     exit: bool,
 }
@@ -300,6 +315,7 @@ impl Supervisor {
             rx,
             applied: tokio::sync::watch::Sender::new(0),
             reload_guard: None,
+            stop_order: None,
             users,
             shutting_down: false,
             exit: false,
@@ -637,6 +653,12 @@ impl Supervisor {
                 reply,
             } => {
                 let _ = reply.send(self.log_file(&name, &stream));
+            }
+            Request::ShutdownOrder { last } => {
+                if !last.is_empty() {
+                    tracing::info!(last = ?last, "Shutdown: stopping these after the others.");
+                }
+                self.shutdown_job(&last)
             }
             Request::Programs { reply } => {
                 let _ = reply.send(Ok(self.programs()));
