@@ -289,10 +289,12 @@ fn peer_policy(meta: &Option<fs::Metadata>, chown_group: bool) -> server::PeerPo
 }
 
 /// Run fild with `config` (already loaded from `path`) until it shuts down.
-/// Where the etcd operations' journals go: `etcd-ops/` beside the pidfile (under `var/` in
-/// the kit), which only this fild holds.
+/// Where the etcd operations' journals go: `<pidfile>.etcd-ops/` (under `var/` in the kit),
+/// which only the fild holding that pidfile uses, as `<pidfile>.groups`.
 fn ops_dir(pidfile: &Path) -> PathBuf {
-    pidfile.parent().unwrap_or(Path::new(".")).join("etcd-ops")
+    let mut dir = pidfile.as_os_str().to_owned();
+    dir.push(".etcd-ops");
+    PathBuf::from(dir)
 }
 
 pub fn run(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {

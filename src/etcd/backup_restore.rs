@@ -331,8 +331,25 @@ async fn live(local: &EtcdMembers) -> Live {
     let tls = conn::Tls::of(local);
     let mut revision = 0;
     let mut answers = None;
-    for m in &local.members {
-        if let Ok(mut c) = conn::connect(&m.client_url, &tls).await
+    // Every member fild knows of, the other hosts' too (through the gateway's settings).
+    let mut urls: Vec<String> = st
+        .members
+        .iter()
+        .map(|r| r.client_url.clone())
+        .filter(|u| !u.is_empty())
+        .collect();
+    for u in conn::endpoints(local) {
+        if !urls.contains(&u) {
+            urls.push(u);
+        }
+    }
+    for url in urls {
+        let who = st
+            .members
+            .iter()
+            .find(|r| r.client_url == url)
+            .map_or(url.clone(), |r| r.name.clone());
+        if let Ok(mut c) = conn::connect(&url, &tls).await
             && let Ok(r) = c
                 .get(
                     "fild-restore-check",
@@ -343,7 +360,7 @@ async fn live(local: &EtcdMembers) -> Live {
             let rev = r.header().map(|h| h.revision()).unwrap_or(0);
             if rev >= revision {
                 revision = rev;
-                answers = Some(m.name.clone());
+                answers = Some(who);
             }
         }
     }
@@ -382,7 +399,12 @@ fn plan_lines(
                 .map_or("no gateway".to_string(), |g| g.program.clone())
         ),
     ];
-    let destructive = live.answers.as_ref().map(|who| {
+    // A cluster with quorum answers, even if no member this host asked did.
+    let answers = live
+        .answers
+        .clone()
+        .or_else(|| live.quorum.then(|| "the cluster".to_string()));
+    let destructive = answers.as_ref().map(|who| {
         let lost = live.revision - snap_rev;
         format!(
             "it replaces the data of a cluster that answers ({who} is at revision {}; the snapshot holds revision {snap_rev}: {})",

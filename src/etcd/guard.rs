@@ -307,7 +307,7 @@ pub(crate) async fn rolling_op(
         .cloned()
         .collect();
     let _lock = MEMBER_OPS.lock().await;
-    let r = rolling(handle, &local, &resolved, &targets, force, say)
+    let (r, stopped) = rolling(handle, &local, &resolved, &targets, force, say)
         .await
         .map_err(|e| anyhow::anyhow!(e.error))?;
     let failed: Vec<&str> = r
@@ -318,6 +318,9 @@ pub(crate) async fn rolling_op(
         .collect();
     if !failed.is_empty() {
         anyhow::bail!("not restarted: {}", failed.join(", "));
+    }
+    if let Some(why) = stopped {
+        anyhow::bail!("{why}");
     }
     Ok(())
 }
@@ -341,7 +344,7 @@ async fn rolling(
     targets: &[String],
     force: bool,
     say: Say<'_>,
-) -> Result<ActionReply, ApiError> {
+) -> Result<(ActionReply, Option<String>), ApiError> {
     let mut results: BTreeMap<String, ActionResult> = BTreeMap::new();
     let others: Vec<String> = resolved
         .iter()
@@ -433,10 +436,11 @@ async fn rolling(
             current = cluster::status(local).await;
         }
     }
-    Ok(ActionReply {
+    let reply = ActionReply {
         results: resolved.iter().filter_map(|n| results.remove(n)).collect(),
         op: None,
-    })
+    };
+    Ok((reply, stop_reason))
 }
 
 async fn state_of(handle: &Handle, program: &str) -> ProcessState {

@@ -159,8 +159,14 @@ impl Supervisor {
         verdict: Result<(), String>,
         applied: u64,
     ) {
-        if *self.applied.borrow() != applied {
+        if self.shutting_down {
             return self.loaded(Ok(new), users, reply, false);
+        }
+        if *self.applied.borrow() != applied {
+            // Another configuration was applied meanwhile: read the files again, not this
+            // older copy, and ask again.
+            drop((new, users));
+            return self.load_off_loop(reply, false);
         }
         match (verdict, reply) {
             (Ok(()), reply) => self.apply_loaded(new, users, reply),

@@ -143,9 +143,12 @@ impl Supervisor {
         // Which programs go last (the etcd leader) is asked beside the loop, briefly.
         let (handle, tx) = (self.handle(), self.tx.clone());
         tokio::spawn(async move {
-            let last = tokio::time::timeout(STOP_ORDER_WAIT, order(handle))
-                .await
-                .unwrap_or_default();
+            // Its own task: a panic in the hook must not keep the shutdown from happening.
+            let last =
+                match tokio::time::timeout(STOP_ORDER_WAIT, tokio::spawn(order(handle))).await {
+                    Ok(Ok(last)) => last,
+                    _ => Vec::new(),
+                };
             let _ = tx.send(Request::ShutdownOrder { last });
         });
     }

@@ -78,7 +78,11 @@ impl<'a, P: Programs> Op<'a, P> {
         change: Change,
         plan: impl FnOnce(&[bool]) -> Planned,
     ) -> anyhow::Result<()> {
-        let need = quorum::figures(change, others.len()).quorum;
+        // An add needs quorum of the cluster as it is (the member joins as a learner).
+        let need = match change {
+            Change::Add => quorum::quorum_of(others.len()),
+            _ => quorum::figures(change, others.len()).quorum,
+        };
         let health = conn::settled_health(others, need, &self.tls).await;
         let planned = plan(&health);
         // Removing the member itself is destructive only while it is healthy.

@@ -29,13 +29,12 @@ pub async fn replace(
     // The others must hold quorum of the cluster the member belongs (or will belong) to.
     let others = plan::other_voters(&list, &me);
     let op = Op::new(ctl, say, &local, &me, &what);
-    op.run(
-        gate,
-        describe::voters(&list),
-        &others,
-        Change::Replace,
-        |h| plan::replace(&me, &list, h),
-    )
+    // Not listed as a started voter (a rescue left it out), it only joins: an add.
+    let listed = plan::mine(&list, &me).is_some_and(|m| m.voter() && m.started());
+    let change = if listed { Change::Replace } else { Change::Add };
+    op.run(gate, describe::voters(&list), &others, change, |h| {
+        plan::replace(&me, &list, h)
+    })
     .await
     .within(&what)?;
     say(&format!("replace {program}: done"));

@@ -32,11 +32,18 @@ pub async fn rescue(
     // A next-start flag an interrupted rescue left (its start never came) must never stay.
     if !me.next_start_flags.is_empty() {
         say(&format!(
-            "found next-start flags {} left in {} by an interrupted rescue: removing them",
+            "found next-start flags {} left in {} by an interrupted rescue: {}",
             me.next_start_flags.join(" "),
-            me.runtime_file
+            me.runtime_file,
+            if gate.dry_run {
+                "a real run removes them"
+            } else {
+                "removing them"
+            }
         ));
-        clear_once(&me).within(&what)?;
+        if !gate.dry_run {
+            clear_once(&me).within(&what)?;
+        }
     }
 
     // The survivor must run to be asked (member list is served locally, without quorum).
@@ -90,9 +97,15 @@ pub async fn rescue(
         voters: voters.len(),
         me_healthy: false,
     };
-    carry_out(&cx, &mut own, planned, gate, seen)
-        .await
-        .within(&what)?;
+    let first = carry_out(&cx, &mut own, planned, gate, seen).await;
+    if let Err(e) = &first
+        && e.is::<crate::etcd::gate::Halt>()
+        && started_here
+    {
+        // Halted at the gate: the survivor started only to be asked goes back to stopped.
+        let _ = stop(ctl, say, &me.program).await;
+    }
+    first.within(&what)?;
     // The re-adds below were part of what was confirmed.
     let confirmed = Gate {
         yes: true,

@@ -108,26 +108,38 @@ type Runner = Arc<
         + Sync,
 >;
 
-/// The journals under `dir`: the newest [`KEEP`] operations, the interrupted ones marked and
-/// reported, and the next ID.
-fn recover(dir: &Path) -> (VecDeque<EtcdOp>, u64) {
+/// The journal files under `dir`, oldest first.
+fn journals(dir: &Path) -> Vec<(u64, PathBuf)> {
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .filter_map(|e| {
-                    let id = journal::id_of(&e.file_name().to_string_lossy())?;
-                    Some((id, e.path()))
-                })
+                .filter_map(|e| Some((journal::id_of(&e.file_name().to_string_lossy())?, e.path())))
                 .collect()
         })
         .unwrap_or_default();
     found.sort();
-    let next_id = found.last().map_or(1, |(id, _)| id + 1);
+    found
+}
+
+/// Remove the journals beyond the newest [`KEEP`].
+fn prune(dir: &Path) {
+    let found = journals(dir);
     if found.len() > KEEP {
-        for (_, p) in found.drain(..found.len() - KEEP) {
+        for (_, p) in &found[..found.len() - KEEP] {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// The journals under `dir`: the newest [`KEEP`] operations, the interrupted ones marked and
+/// reported, and the next ID.
+fn recover(dir: &Path) -> (VecDeque<EtcdOp>, u64) {
+    let mut found = journals(dir);
+    let next_id = found.last().map_or(1, |(id, _)| id + 1);
+    if found.len() > KEEP {
+        found.drain(..found.len() - KEEP);
+    }
+    prune(dir);
     let mut ops = VecDeque::new();
     for (_, path) in found {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -179,7 +191,20 @@ fn worker_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         while let Some(id) = rx.recv().await {
-            let Some(req) = inner.request(id) else { continue };
+            let Some(op) = inner.view(id, 0) else { continue };
+            let req = op.request.clone();
+            // The journal opens here, on this thread: the request's thread waits on no disk.
+            inner.journal(
+                id,
+                &Entry::Begin {
+                    id,
+                    title: op.title,
+                    request: op.request,
+                    started_unix: op.started_unix,
+                    fild_pid: std::process::id(),
+                },
+            );
+            prune(&inner.dir);
             // Its own task: a panic in it ends this operation, not the thread.
             let task = tokio::task::spawn_local(run(inner.clone(), id, req));
             let end = match task.await {
@@ -221,14 +246,6 @@ fn panic_text(e: tokio::task::JoinError) -> String {
 }
 
 impl Inner {
-    fn request(&self, id: u64) -> Option<EtcdOpRequest> {
-        let reg = self.ops.lock().ok()?;
-        reg.ops
-            .iter()
-            .find(|o| o.id == id)
-            .map(|o| o.request.clone())
-    }
-
     fn journal(&self, id: u64, entry: &Entry) {
         let path = journal::path(&self.dir, id);
         if let Err(e) = journal::append(&path, entry) {
@@ -342,23 +359,12 @@ impl OpsHook for Ops {
                 journal,
             ));
             while reg.ops.len() > KEEP {
-                if let Some(old) = reg.ops.pop_front() {
-                    let _ = std::fs::remove_file(journal::path(&inner.dir, old.id));
-                }
+                // Its journal goes when the worker next writes one (never a disk wait here).
+                reg.ops.pop_front();
             }
             id
         };
-        tracing::info!(op = id, "Operation begins: filc etcd {title}");
-        inner.journal(
-            id,
-            &Entry::Begin {
-                id,
-                title,
-                request,
-                started_unix,
-                fild_pid: std::process::id(),
-            },
-        );
+        tracing::info!(op = id, "Operation begins: {}", request.command());
         if inner.jobs.send(id).is_err() {
             inner.end(
                 id,
