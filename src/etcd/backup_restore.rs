@@ -37,6 +37,7 @@ use super::Say;
 use super::child;
 use super::gate::Gate;
 use super::programs::local_members;
+use super::restore_plan::{live, plan_lines, snapshot_revision};
 use super::steps;
 use super::{backup, bolt, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
@@ -289,134 +290,6 @@ async fn action(
 
 fn program_names(local: &EtcdMembers) -> Vec<String> {
     local.members.iter().map(|m| m.program.clone()).collect()
-}
-
-/// The revision a snapshot file holds, as the restore tool's `snapshot status` reports it.
-fn snapshot_revision(tool: &Path, file: &Path) -> anyhow::Result<i64> {
-    let args: [&std::ffi::OsStr; 5] = [
-        "snapshot".as_ref(),
-        "status".as_ref(),
-        "-w".as_ref(),
-        "json".as_ref(),
-        file.as_os_str(),
-    ];
-    let out = child::output(tool.as_os_str(), &args, &[("ETCDCTL_API", "3")], "ETCD_")
-        .with_context(|| format!("cannot run {}", tool.display()))?;
-    if !out.success() {
-        bail!(
-            "{} snapshot status failed ({}): {}",
-            tool.display(),
-            out.status(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{} snapshot status printed no JSON", tool.display()))?;
-    v.get("revision")
-        .and_then(|r| r.as_i64())
-        .ok_or_else(|| anyhow!("{} snapshot status printed no revision", tool.display()))
-}
-
-/// What the running cluster says before a restore: whether a member answers, whether it has
-/// quorum, and its revision (read serializably, so a member without quorum answers too).
-struct Live {
-    answers: Option<String>,
-    quorum: bool,
-    revision: i64,
-}
-
-async fn live(local: &EtcdMembers) -> Live {
-    let st = crate::etcd::cluster::status(local).await;
-    let quorum = st.verdict != crate::etcd::cluster::Verdict::NoQuorum && st.asked.is_some();
-    let tls = conn::Tls::of(local);
-    let mut revision = 0;
-    let mut answers = None;
-    // Every member fild knows of, the other hosts' too (through the gateway's settings).
-    let mut urls: Vec<String> = st
-        .members
-        .iter()
-        .map(|r| r.client_url.clone())
-        .filter(|u| !u.is_empty())
-        .collect();
-    for u in conn::endpoints(local) {
-        if !urls.contains(&u) {
-            urls.push(u);
-        }
-    }
-    for url in urls {
-        let who = st
-            .members
-            .iter()
-            .find(|r| r.client_url == url)
-            .map_or(url.clone(), |r| r.name.clone());
-        if let Ok(mut c) = conn::connect(&url, &tls).await
-            && let Ok(r) = c
-                .get(
-                    "fild-restore-check",
-                    Some(etcd_client::GetOptions::new().with_serializable()),
-                )
-                .await
-        {
-            let rev = r.header().map(|h| h.revision()).unwrap_or(0);
-            if rev >= revision {
-                revision = rev;
-                answers = Some(who);
-            }
-        }
-    }
-    Live {
-        answers,
-        quorum,
-        revision,
-    }
-}
-
-/// The restore's plan as said, and what in it is destructive, from what the cluster says.
-fn plan_lines(
-    local: &EtcdMembers,
-    file: &Path,
-    snap_rev: i64,
-    live: &Live,
-    initial_cluster: &str,
-) -> (Vec<String>, Option<String>) {
-    let mut stop: Vec<String> = local.gateway.iter().map(|g| g.program.clone()).collect();
-    stop.extend(program_names(local));
-    let lines = vec![
-        format!(
-            "restore {} (revision {snap_rev}) offline beside each data dir, as a new cluster {initial_cluster}",
-            file.display()
-        ),
-        format!("stop {}", stop.join(", ")),
-        "move each member's data dir aside (renamed, kept) and the restored one in".to_string(),
-        "record the new cluster token and cluster_state=new in each member's runtime layer"
-            .to_string(),
-        format!(
-            "start {}, then {}; wait until each member is healthy and serves reads",
-            program_names(local).join(", "),
-            local
-                .gateway
-                .as_ref()
-                .map_or("no gateway".to_string(), |g| g.program.clone())
-        ),
-    ];
-    // A cluster with quorum answers, even if no member this host asked did.
-    let answers = live
-        .answers
-        .clone()
-        .or_else(|| live.quorum.then(|| "the cluster".to_string()));
-    let destructive = answers.as_ref().map(|who| {
-        let lost = live.revision - snap_rev;
-        format!(
-            "it replaces the data of a cluster that answers ({who} is at revision {}; the snapshot holds revision {snap_rev}: {})",
-            live.revision,
-            if lost > 0 {
-                format!("the {lost} revisions after it are lost")
-            } else {
-                "no revision is lost".to_string()
-            }
-        )
-    });
-    (lines, destructive)
 }
 
 /// Recovery mode three: see the module docs. Over a cluster that still has quorum only with

@@ -26,6 +26,7 @@
 //! - [`programs`]: the operations' way to fild's programs (members view, start/stop/restart).
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
+//! - [`restore_plan`]: what a restore would do and lose, said before it changes anything.
 //! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
 //! - [`liveness`]: restarts of members that stopped answering.
 //! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
@@ -60,6 +61,7 @@ pub mod poll;
 pub mod private;
 pub mod programs;
 pub mod quorum;
+pub mod restore_plan;
 pub mod runtime;
 pub mod settings;
 pub mod show;
