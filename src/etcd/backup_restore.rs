@@ -37,7 +37,7 @@ use super::Say;
 use super::child;
 use super::gate::Gate;
 use super::programs::local_members;
-use super::restore_plan::{live, plan_lines, snapshot_revision};
+use super::restore_plan::{live, plan_lines};
 use super::steps;
 use super::{backup, bolt, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
@@ -322,12 +322,11 @@ pub async fn restore(
     let file = file
         .canonicalize()
         .map_err(|e| unfit(Unfit::Bad(e.to_string())))?;
-    match bolt::revision(&file) {
-        Ok(rev) => say(&format!(
-            "snapshot checksum ok ({size} bytes, revision {rev})"
-        )),
-        Err(e) => say(&format!("snapshot checksum ok ({size} bytes); {e}")),
-    }
+    // The revision the file holds, read from the file itself: what the plan says is lost.
+    let snap_rev = bolt::revision(&file).map_err(|e| unfit(Unfit::Bad(e)))?;
+    say(&format!(
+        "snapshot checksum ok ({size} bytes, revision {snap_rev})"
+    ));
     for m in &local.members {
         for (key, v) in [
             ("name", &m.name),
@@ -367,7 +366,6 @@ pub async fn restore(
     };
     say(&format!("new cluster: {initial_cluster}"));
     say(&format!("new cluster token: {token} (was {old_token})"));
-    let snap_rev = snapshot_revision(&tool, &file).map_err(|e| refuse(e.to_string()))?;
     let now = live(&local).await;
     let (lines, destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
     if now.quorum && !force {

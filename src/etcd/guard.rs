@@ -72,6 +72,15 @@ fn refusal(msg: String, st: &ClusterStatus) -> ApiError {
     e
 }
 
+/// The programs among `names` that are etcd members fild runs.
+fn member_targets(local: &EtcdMembers, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| local.members.iter().any(|m| &m.program == *n))
+        .cloned()
+        .collect()
+}
+
 pub(crate) async fn view(handle: &Handle) -> Result<ProgramsView, ApiError> {
     handle.call(|reply| Request::Programs { reply }).await
 }
@@ -109,11 +118,7 @@ pub async fn action(
         return run_action(handle, op, names).await;
     };
     let local = members::collect_off_loop(v.clone()).await;
-    let targets: Vec<String> = resolved
-        .iter()
-        .filter(|n| local.members.iter().any(|m| m.program == **n))
-        .cloned()
-        .collect();
+    let targets = member_targets(&local, &resolved);
     let several = targets.len() >= 2;
     if targets.is_empty() || (force && !several) {
         return run_action(handle, op, names).await;
@@ -137,7 +142,7 @@ pub async fn action(
         return Err(refusal(msg, &st));
     }
     if op == UserOp::Stop && several {
-        return stop_leader_last(handle, &st, names, &targets).await;
+        return stop_leader_last(handle, &st, &resolved, &targets).await;
     }
     run_action(handle, op, names).await
 }
@@ -160,10 +165,7 @@ pub async fn signal(handle: &Handle, req: SignalRequest) -> Result<ActionReply, 
         return forward(req).await;
     };
     let local = members::collect_off_loop(v).await;
-    let targets: Vec<String> = resolved
-        .into_iter()
-        .filter(|n| local.members.iter().any(|m| &m.program == n))
-        .collect();
+    let targets = member_targets(&local, &resolved);
     if targets.is_empty() {
         return forward(req).await;
     }
@@ -189,20 +191,18 @@ pub async fn leaders(handle: &Handle) -> Vec<String> {
     leader_of(&st).into_iter().collect()
 }
 
-/// Stop `names`, the leader among `targets` after the others: stopped together, the leader
-/// hands leadership to members that are exiting and waits seconds for each.
+/// Stop `resolved`, the leader among `targets` after the others: stopped together, the
+/// leader hands leadership to members that are exiting and waits seconds for each.
 async fn stop_leader_last(
     handle: &Handle,
     st: &ClusterStatus,
-    names: Vec<String>,
+    resolved: &[String],
     targets: &[String],
 ) -> Result<ActionReply, ApiError> {
     let leader = leader_of(st).filter(|l| targets.contains(l));
     let Some(leader) = leader else {
-        return run_action(handle, UserOp::Stop, names).await;
+        return run_action(handle, UserOp::Stop, resolved.to_vec()).await;
     };
-    let v = view(handle).await?;
-    let resolved = v.resolve(&names).unwrap_or_else(|_| names.clone());
     let first: Vec<String> = resolved.iter().filter(|n| **n != leader).cloned().collect();
     let mut results = Vec::new();
     if !first.is_empty() {
@@ -224,10 +224,7 @@ pub async fn reload_check(handle: &Handle, programs: Vec<String>) -> Result<(), 
         return Ok(());
     };
     let local = members::collect_off_loop(v).await;
-    let targets: Vec<String> = programs
-        .into_iter()
-        .filter(|p| local.members.iter().any(|m| &m.program == p))
-        .collect();
+    let targets = member_targets(&local, &programs);
     if targets.is_empty() {
         return Ok(());
     }
@@ -301,11 +298,7 @@ pub(crate) async fn rolling_op(
         .resolve(&names)
         .map_err(|unknown| anyhow::anyhow!("no such process: {}", unknown.join(", ")))?;
     let local = members::collect_off_loop(v).await;
-    let targets: Vec<String> = resolved
-        .iter()
-        .filter(|n| local.members.iter().any(|m| m.program == **n))
-        .cloned()
-        .collect();
+    let targets = member_targets(&local, &resolved);
     let _lock = MEMBER_OPS.lock().await;
     let (r, stopped) = rolling(handle, &local, &resolved, &targets, force, say)
         .await

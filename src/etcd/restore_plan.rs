@@ -1,41 +1,12 @@
-//! What a restore would do and what it would lose, said before it changes anything: the
-//! revision the snapshot holds (the restore tool's `snapshot status`), what the running
-//! cluster says (whether a member answers, quorum, its revision), and the plan's lines with
-//! what in them is destructive.
+//! What a restore would do and what it would lose, said before it changes anything: what the
+//! running cluster says (whether a member answers, quorum, its revision) and the plan's lines
+//! with what in them is destructive, against the revision the snapshot holds
+//! ([`super::bolt::revision`]).
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
-
-use super::child;
 use crate::api::EtcdMembers;
 use crate::etcd::conn;
-
-/// The revision a snapshot file holds, as the restore tool's `snapshot status` reports it.
-pub(super) fn snapshot_revision(tool: &Path, file: &Path) -> anyhow::Result<i64> {
-    let args: [&std::ffi::OsStr; 5] = [
-        "snapshot".as_ref(),
-        "status".as_ref(),
-        "-w".as_ref(),
-        "json".as_ref(),
-        file.as_os_str(),
-    ];
-    let out = child::output(tool.as_os_str(), &args, &[("ETCDCTL_API", "3")], "ETCD_")
-        .with_context(|| format!("cannot run {}", tool.display()))?;
-    if !out.success() {
-        bail!(
-            "{} snapshot status failed ({}): {}",
-            tool.display(),
-            out.status(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{} snapshot status printed no JSON", tool.display()))?;
-    v.get("revision")
-        .and_then(|r| r.as_i64())
-        .ok_or_else(|| anyhow!("{} snapshot status printed no revision", tool.display()))
-}
 
 /// What the running cluster says before a restore: whether a member answers, whether it has
 /// quorum, and its revision (read serializably, so a member without quorum answers too).
