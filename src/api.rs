@@ -215,6 +215,11 @@ pub struct EtcdMember {
     pub initial_cluster: String,
     pub cluster_token: String,
     pub cluster_state: String,
+    /// The client URLs of the cluster's members, as the settings file's
+    /// `cluster_client_urls` names them: where operations and status look for the cluster
+    /// when this member does not answer (its host may run no gateway).
+    #[serde(default)]
+    pub cluster_client_urls: Vec<String>,
     /// The files fild's own client uses when the member's client URL is `https://` (the env
     /// file's `client_trusted_ca_file`, `client_cert_file`, `client_key_file`); empty: none.
     #[serde(default)]

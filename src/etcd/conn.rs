@@ -187,11 +187,17 @@ async fn healthy_grpc(client_url: &str, tls: &Tls) -> bool {
     c.get("health", None).await.is_ok()
 }
 
-/// The endpoints worth asking: the local members' client URLs, then the gateway, then the
-/// members the gateway forwards to. The gateway only forwards TCP, so it speaks whatever the
-/// members speak.
+/// The endpoints worth asking: the local members' client URLs, then the other members'
+/// their settings name (`cluster_client_urls`), then the gateway, then the members the
+/// gateway forwards to. The gateway only forwards TCP, so it speaks whatever the members
+/// speak.
 pub fn endpoints(local: &EtcdMembers) -> Vec<String> {
     let mut urls: Vec<String> = local.members.iter().map(|m| m.client_url.clone()).collect();
+    for u in local.members.iter().flat_map(|m| &m.cluster_client_urls) {
+        if !urls.contains(u) {
+            urls.push(u.clone());
+        }
+    }
     if let Some(gw) = &local.gateway {
         let https = local
             .members
@@ -496,6 +502,7 @@ mod tests {
             initial_cluster: String::new(),
             cluster_token: String::new(),
             cluster_state: String::new(),
+            cluster_client_urls: vec![],
             runtime_file: String::new(),
             argv: vec![],
             next_start_flags: vec![],
@@ -531,6 +538,16 @@ mod tests {
                 "http://127.0.0.1:2379",
                 "http://10.0.0.2:2179"
             ]
+        );
+        // The other members the settings name come after the local ones, each once.
+        local.gateway = None;
+        local.members[0].cluster_client_urls = vec![
+            "http://127.0.0.1:2079".into(),
+            "http://10.0.0.3:2279".into(),
+        ];
+        assert_eq!(
+            endpoints(&local),
+            ["http://127.0.0.1:2079", "http://10.0.0.3:2279"]
         );
     }
     #[test]

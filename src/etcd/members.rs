@@ -118,6 +118,12 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
                 initial_cluster: get("initial_cluster"),
                 cluster_token: get("cluster_token"),
                 cluster_state: get("cluster_state"),
+                cluster_client_urls: get("cluster_client_urls")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from)
+                    .collect(),
                 client_tls: EtcdClientTls {
                     trusted_ca_file: get("client_trusted_ca_file"),
                     cert_file: get("client_cert_file"),
@@ -168,6 +174,7 @@ pub(crate) mod fixtures {
             initial_cluster: String::new(),
             cluster_token: String::new(),
             cluster_state: "new".into(),
+            cluster_client_urls: vec![],
             runtime_file: String::new(),
             argv: vec![],
             next_start_flags: vec![],

@@ -44,6 +44,7 @@ pub mod backup_restore;
 pub mod bolt;
 pub mod child;
 pub mod cluster;
+pub mod cluster_lock;
 pub mod conn;
 pub mod datadir;
 pub mod defrag;

@@ -437,6 +437,11 @@ fn member_argv(
         }
         split_url(u).map_err(|e| ("initial_cluster", e))?;
     }
+    for u in get("cluster_client_urls").split(',').map(str::trim) {
+        if !u.is_empty() {
+            split_url(u).map_err(|e| ("cluster_client_urls", e))?;
+        }
+    }
     let state = get("cluster_state");
     if state != "new" && state != "existing" {
         return Err((

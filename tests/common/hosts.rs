@@ -3,6 +3,7 @@
 //! fild. Used by the mode-two test and the fault suite's partition case.
 
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use super::etcd::{activate, lay_out_kit};
 use super::netns::Net;
@@ -44,4 +45,43 @@ pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
     let config = root.join("etc/fild/fild.ini");
     let fild = start_fild_in(Some(&net.hosts[n]), root.path(), &config, &env);
     Host { root, data, fild }
+}
+
+impl Host {
+    /// filc run inside host `n`'s namespace (where its fild's etcd addresses are reachable).
+    pub fn filc_in(&self, net: &Net, n: usize, args: &[&str]) -> Output {
+        self.filc_cmd(net, n, args)
+            .output()
+            .expect("run filc in the host's namespace")
+    }
+
+    /// The command [`Host::filc_in`] runs, to spawn it in the background.
+    pub fn filc_cmd(&self, net: &Net, n: usize, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &net.hosts[n], super::FILC, "-c"])
+            .arg(&self.fild.config)
+            .args(args)
+            .envs(self.fild.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Start this host's fild again (after a SIGKILL), with the same settings.
+    pub fn restart_fild(&mut self, net: &Net, n: usize) {
+        let (config, env) = (self.fild.config.clone(), self.fild.env.clone());
+        self.fild.kill9();
+        self.fild = start_fild_in(Some(&net.hosts[n]), self.root.path(), &config, &env);
+    }
+}
+
+/// etcdctl (API 3) run inside host `n`'s namespace against `endpoints`.
+pub fn etcdctl_in(net: &Net, n: usize, endpoints: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", &net.hosts[n], "etcdctl"])
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=5s")
+        .args(args)
+        .output()
+        .expect("run etcdctl")
 }

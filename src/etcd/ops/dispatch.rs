@@ -4,12 +4,36 @@
 use std::path::{Path, PathBuf};
 
 use crate::api::{EtcdOpKind, EtcdOpRequest};
+use crate::etcd::cluster_lock::{self, Holder};
+use crate::etcd::conn::{Tls, endpoints};
 use crate::etcd::gate::Gate;
-use crate::etcd::{Say, backup, backup_restore, defrag, guard, membership};
+use crate::etcd::{Say, backup, backup_restore, defrag, guard, membership, programs};
 use crate::supervisor::Handle;
 
-/// Run `req`; what it produced (a snapshot's path), if anything.
+/// Run `req` (operation `id`) under the cluster-wide lock it needs; what it produced (a
+/// snapshot's path), if anything.
 pub(super) async fn run(
+    ctl: &Handle,
+    id: u64,
+    req: &EtcdOpRequest,
+    say: Say<'_>,
+) -> anyhow::Result<Option<String>> {
+    let need = cluster_lock::need(&req.kind, req.dry_run, req.force);
+    let lock = if need == cluster_lock::Need::None {
+        None
+    } else {
+        let local = programs::members(ctl).await?;
+        let holder = Holder::here(id, req.kind.title());
+        cluster_lock::take(need, &endpoints(&local), &Tls::of(&local), &holder, say).await?
+    };
+    let out = carry_out(ctl, req, say).await;
+    if let Some(held) = lock {
+        held.release().await;
+    }
+    out
+}
+
+async fn carry_out(
     ctl: &Handle,
     req: &EtcdOpRequest,
     say: Say<'_>,

@@ -67,7 +67,7 @@ impl Ops {
             let handle = handle.clone();
             Box::pin(async move {
                 let say = |line: &str| inner.say(id, line);
-                dispatch::run(&handle, &req, &say).await
+                dispatch::run(&handle, id, &req, &say).await
             })
         });
         Ops::with_runner(dir, run)

@@ -1,0 +1,349 @@
+//! One operation at a time, cluster-wide: a lock held in etcd itself.
+//!
+//! fild runs one operation at a time ([`super::ops`]), but that is per fild: on three hosts,
+//! `filc etcd replace etcd-1` on host 1 and `filc etcd replace etcd-2` on host 2 would both
+//! pass their quorum checks and together take the cluster below quorum. So every operation
+//! that changes a cluster with quorum also holds [`KEY`] in etcd while it runs: the key is
+//! created in one transaction only if it does not exist, attached to a lease of [`TTL`] that
+//! the holder keeps alive. A second operation anywhere finds the key and is refused, naming
+//! the holder; a holder whose fild dies (SIGKILL, power loss) stops renewing, and etcd deletes
+//! the key when the lease runs out.
+//!
+//! Operations that run without quorum (rescue, restore of a dead cluster) cannot take it
+//! (nothing commits); they rely on the local rule and on asking the other hosts' filds.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::Say;
+use super::conn::{self, Tls};
+use crate::api::EtcdOpKind;
+
+/// The key the lock lives at (outside any key an application is likely to use).
+pub const KEY: &str = "/fild/lock/operation";
+/// The lease: how long the lock outlives a holder that stopped renewing it.
+pub const TTL: Duration = Duration::from_secs(10);
+/// How often the holder renews it.
+const RENEW: Duration = Duration::from_secs(3);
+
+/// Who holds the lock: the value stored at [`KEY`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// As typed after `filc etcd` (`replace etcd-1`).
+    pub op: String,
+    /// The operation's id in its fild (`filc etcd ops` there).
+    pub id: u64,
+    /// The host's name.
+    pub host: String,
+    /// Its fild's pid (hosts made of namespaces share one name).
+    pub pid: u32,
+    /// When it took the lock, seconds since the epoch.
+    pub since_unix: u64,
+}
+
+impl Holder {
+    /// This fild, running operation `id` (`op`), now.
+    pub fn here(id: u64, op: String) -> Holder {
+        Holder {
+            op,
+            id,
+            host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "?".into()),
+            pid: std::process::id(),
+            since_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    fn since(&self) -> String {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(self.since_unix))
+            .to_string()
+    }
+}
+
+/// How much an operation needs the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// It changes a cluster with quorum: it takes the lock, or is refused. Where the cluster
+    /// commits nothing (no quorum from here) it goes on without, and its own quorum checks
+    /// decide (they refuse every change such a cluster cannot make).
+    Required,
+    /// It runs without quorum or changes nothing (rescue, restore of a dead cluster, a
+    /// snapshot, a dry run): no lock.
+    None,
+}
+
+/// What `kind` needs. `force` is the request's: a forced restore may land on a live cluster.
+pub fn need(kind: &EtcdOpKind, dry_run: bool, force: bool) -> Need {
+    if dry_run {
+        return Need::None;
+    }
+    match kind {
+        EtcdOpKind::Replace { .. }
+        | EtcdOpKind::Add { .. }
+        | EtcdOpKind::Remove { .. }
+        | EtcdOpKind::Move { .. }
+        | EtcdOpKind::Defrag
+        | EtcdOpKind::Rolling { .. } => Need::Required,
+        EtcdOpKind::Restore { .. } if force => Need::Required,
+        EtcdOpKind::Restore { .. } | EtcdOpKind::Rescue { .. } | EtcdOpKind::Snapshot { .. } => {
+            Need::None
+        }
+    }
+}
+
+/// The refusal a second operation gets.
+pub fn refusal(holder: &Holder, wanted: &str) -> String {
+    format!(
+        "{wanted} refused: operation `{}` (id {}) from host {} (fild pid {}) since {} holds the cluster-wide lock ({KEY} in etcd); one operation at a time keeps the cluster within quorum. Wait for it to end (`filc etcd ops` on {}), then run this again; if that fild died, its lock ends with its lease within {} s",
+        holder.op,
+        holder.id,
+        holder.host,
+        holder.pid,
+        holder.since(),
+        holder.host,
+        TTL.as_secs()
+    )
+}
+
+/// What the value at [`KEY`] says, for the refusal (a value fild did not write still names
+/// the key, so the person can look).
+fn read_holder(bytes: &[u8]) -> Holder {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Holder {
+        op: format!("unknown ({})", String::from_utf8_lossy(bytes)),
+        id: 0,
+        host: "?".into(),
+        pid: 0,
+        since_unix: 0,
+    })
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another operation holds it.
+    #[error("held by operation `{}` from host {}", .0.op, .0.host)]
+    Held(Holder),
+    /// The cluster committed nothing (no quorum from here, or no member answered).
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// The lock, held. Dropping it stops the renewals (the lease then runs out); [`Held::release`]
+/// deletes it at once.
+pub struct Held {
+    client: etcd_client::Client,
+    lease: i64,
+    /// Dropped (or sent) to end the renewing thread.
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Held {
+    /// Give the lock back (revoking the lease deletes the key).
+    pub async fn release(mut self) {
+        if let Err(e) = self.client.lease_revoke(self.lease).await {
+            tracing::warn!(
+                "Cannot give back the cluster-wide lock ({e}); it ends with its lease within {} s.",
+                TTL.as_secs()
+            );
+        }
+    }
+}
+
+/// Take the lock for `holder` through the first of `urls` that answers.
+pub async fn acquire(urls: &[String], tls: &Tls, holder: &Holder) -> Result<Held, LockError> {
+    let (mut client, _) = conn::connect_any(urls, tls)
+        .await
+        .map_err(LockError::Unreachable)?;
+    let lease = client
+        .lease_grant(TTL.as_secs() as i64, None)
+        .await
+        .map_err(|e| LockError::Unreachable(format!("lease grant: {e}")))?
+        .id();
+    let value = serde_json::to_vec(holder).expect("a Holder serializes");
+    let txn = Txn::new()
+        .when([Compare::create_revision(KEY, CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(
+            KEY,
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+        .or_else([TxnOp::get(KEY, None)]);
+    let resp = match client.txn(txn).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = client.lease_revoke(lease).await;
+            return Err(LockError::Unreachable(format!("lock transaction: {e}")));
+        }
+    };
+    if !resp.succeeded() {
+        let _ = client.lease_revoke(lease).await;
+        let held = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| read_holder(kv.value())),
+            _ => None,
+        });
+        return Err(LockError::Held(held.unwrap_or_else(|| read_holder(b""))));
+    }
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let (urls, tls) = (urls.to_vec(), tls.clone());
+    // Its own thread and runtime: an operation may hold the operations' thread for seconds
+    // (a data-dir copy), which must not let the lease run out.
+    let spawned = std::thread::Builder::new()
+        .name("etcd-lock".into())
+        .spawn(move || renew(&urls, &tls, lease, &stopped));
+    if let Err(e) = spawned {
+        let _ = client.lease_revoke(lease).await;
+        return Err(LockError::Unreachable(format!(
+            "cannot start the thread that renews the lock: {e}"
+        )));
+    }
+    Ok(Held {
+        client,
+        lease,
+        _stop: stop,
+    })
+}
+
+/// Keep the lease alive until `stopped` says so (or its sender is dropped). A lease that
+/// cannot be renewed is logged and tried again; the operation goes on (stopping it halfway
+/// would leave more to repair than finishing it).
+fn renew(urls: &[String], tls: &Tls, lease: i64, stopped: &std::sync::mpsc::Receiver<()>) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        tracing::warn!(
+            "Cannot renew the cluster-wide lock (no runtime); it ends within {} s.",
+            TTL.as_secs()
+        );
+        return;
+    };
+    let mut keeper = None;
+    loop {
+        match stopped.recv_timeout(RENEW) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let ok = rt.block_on(async {
+            if keeper.is_none() {
+                let (mut c, _) = conn::connect_any(urls, tls).await.ok()?;
+                keeper = Some(c.lease_keep_alive(lease).await.ok()?);
+            }
+            let (k, s) = keeper.as_mut()?;
+            k.keep_alive().await.ok()?;
+            let r = tokio::time::timeout(conn::TIMEOUT, s.message())
+                .await
+                .ok()?
+                .ok()??;
+            (r.ttl() > 0).then_some(())
+        });
+        if ok.is_none() {
+            keeper = None;
+            tracing::warn!(
+                "The cluster-wide lock's lease was not renewed; trying again (another operation may start once it ends)."
+            );
+        }
+    }
+}
+
+/// Take the lock as `need` says, saying what happened: `Ok(Some)` held, `Ok(None)` not
+/// needed or not to be had (said), `Err` the refusal.
+pub async fn take(
+    need: Need,
+    urls: &[String],
+    tls: &Tls,
+    holder: &Holder,
+    say: Say<'_>,
+) -> anyhow::Result<Option<Held>> {
+    if need == Need::None {
+        return Ok(None);
+    }
+    match acquire(urls, tls, holder).await {
+        Ok(held) => {
+            say(&format!(
+                "took the cluster-wide lock ({KEY}, lease {} s)",
+                TTL.as_secs()
+            ));
+            Ok(Some(held))
+        }
+        Err(LockError::Held(h)) => Err(anyhow::anyhow!(refusal(&h, &holder.op))),
+        Err(LockError::Unreachable(why)) => {
+            say(&format!(
+                "no cluster-wide lock: the cluster commits nothing from here ({why}); going on, the operation's own quorum checks decide"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_with_quorum_need_the_lock() {
+        let p = || "etcd-1".to_string();
+        for kind in [
+            EtcdOpKind::Replace { program: p() },
+            EtcdOpKind::Add { program: p() },
+            EtcdOpKind::Remove { program: p() },
+            EtcdOpKind::Move {
+                program: p(),
+                peer_url: "http://x:1".into(),
+            },
+            EtcdOpKind::Defrag,
+            EtcdOpKind::Rolling {
+                names: vec![p()],
+                force: false,
+            },
+        ] {
+            assert_eq!(need(&kind, false, false), Need::Required, "{kind:?}");
+            assert_eq!(need(&kind, true, false), Need::None, "dry run {kind:?}");
+        }
+    }
+
+    #[test]
+    fn work_without_quorum_takes_no_lock() {
+        let restore = EtcdOpKind::Restore {
+            snapshot: "s.db".into(),
+        };
+        assert_eq!(need(&restore, false, false), Need::None);
+        assert_eq!(need(&restore, false, true), Need::Required);
+        let rescue = EtcdOpKind::Rescue {
+            program: "etcd-0".into(),
+        };
+        assert_eq!(need(&rescue, false, true), Need::None);
+        assert_eq!(
+            need(&EtcdOpKind::Snapshot { dir: None }, false, false),
+            Need::None
+        );
+    }
+
+    #[test]
+    fn the_refusal_names_the_holder_and_the_way_forward() {
+        let h = Holder {
+            op: "replace etcd-1".into(),
+            id: 7,
+            host: "h1".into(),
+            pid: 42,
+            since_unix: 1_800_000_000,
+        };
+        let m = refusal(&h, "replace etcd-2");
+        for part in [
+            "replace etcd-2 refused",
+            "`replace etcd-1` (id 7) from host h1 (fild pid 42) since 2027-01-15T08:00:00Z",
+            KEY,
+            "filc etcd ops` on h1",
+            "within 10 s",
+        ] {
+            assert!(m.contains(part), "{part} not in {m}");
+        }
+        let v = serde_json::to_vec(&h).unwrap();
+        assert_eq!(read_holder(&v), h);
+        assert!(read_holder(b"by hand").op.contains("by hand"));
+    }
+}
