@@ -116,6 +116,9 @@ pub fn etcd_status(st: &ClusterStatus, verbose: bool) -> String {
     }
     let mut out = table(&rows);
     out.push_str(&format!("verdict: {}\n", st.summary()));
+    for w in &st.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     let details = etcd_status_details(st);
     if verbose {
         out.push_str(&details);

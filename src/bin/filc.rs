@@ -436,7 +436,8 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             if local.gateway.is_none() {
                 fild::etcd::programs::require_members(&local)?;
             }
-            let st = fild::etcd::cluster::status(&local).await;
+            let mut st = fild::etcd::cluster::status(&local).await;
+            st.warnings = fild::etcd::names::check(&local, &st).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {

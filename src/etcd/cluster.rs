@@ -61,6 +61,9 @@ pub struct ClusterStatus {
     pub verdict: Verdict,
     /// Where the member list came from (None: no member answered).
     pub asked: Option<String>,
+    /// Where this host's names for the members disagree with the cluster's
+    /// ([`super::names::check`]; empty unless asked).
+    pub warnings: Vec<String>,
 }
 
 impl ClusterStatus {
@@ -267,6 +270,7 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         leader,
         verdict,
         asked,
+        warnings: Vec::new(),
     }
 }
 
@@ -307,6 +311,7 @@ pub(crate) mod fixtures {
             leader: Some("1".into()),
             verdict: Verdict::Healthy,
             asked: Some("x".into()),
+            warnings: Vec::new(),
         }
     }
 }

@@ -36,6 +36,10 @@ struct Silent {
     probes: u32,
 }
 
+/// How often liveness checks this host's names for the members against the cluster's
+/// ([`super::names`]); a new finding goes to fild's log once.
+const NAMES_EVERY: Duration = Duration::from_secs(600);
+
 /// fild's liveness check of its members (`[etcd] liveness_window`); runs for fild's life.
 ///
 /// Every `window / 6` (at least 1 s) each RUNNING member is asked for its status. One that
@@ -51,6 +55,8 @@ pub async fn liveness(handle: Handle) {
     // Programs (and their pid) that have answered at least once since their current start.
     let mut answered: HashMap<String, u32> = HashMap::new();
     let mut applied = handle.config_applied();
+    // When this host's names for the members were last checked, and what that said.
+    let mut names: Option<(Instant, Vec<String>)> = None;
     loop {
         let v = match view(&handle).await {
             Ok(v) => v,
@@ -106,6 +112,20 @@ pub async fn liveness(handle: Handle) {
                 });
                 s.probes += 1;
             }
+        }
+
+        if !answered.is_empty()
+            && names
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() > NAMES_EVERY)
+        {
+            let st = cluster::status(&local).await;
+            let found = super::names::check(&local, &st).await;
+            let said = names.map(|(_, w)| w).unwrap_or_default();
+            for w in found.iter().filter(|w| !said.contains(w)) {
+                tracing::warn!("etcd names: {w}");
+            }
+            names = Some((Instant::now(), found));
         }
 
         let due = silent

@@ -57,6 +57,7 @@ pub mod launch;
 pub mod liveness;
 pub mod members;
 pub mod membership;
+pub mod names;
 pub mod ops;
 pub mod poll;
 pub mod private;

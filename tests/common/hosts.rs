@@ -26,6 +26,17 @@ impl Drop for Host {
 /// Host `n` of `net`, running member `etcd-n`'s fild (not the member yet). `name` keeps the
 /// dirs of different suites apart; `token` is the cluster token.
 pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
+    start_host_env(net, n, name, token, &[])
+}
+
+/// [`start_host`] with `extra` environment over the usual (`ETCDn_HOST` names, say).
+pub fn start_host_env(
+    net: &Net,
+    n: usize,
+    name: &str,
+    token: &str,
+    extra: &[(String, String)],
+) -> Host {
     let root = TestDir::new(&format!("{name}{n}"));
     lay_out_kit(root.path());
     activate(root.path(), &format!("etcd-{n}"));
@@ -42,6 +53,7 @@ pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
     for m in 0..3 {
         env.push((format!("ETCD{m}_HOST"), net.addr(m)));
     }
+    set_env(&mut env, extra);
     let config = root.join("etc/fild/fild.ini");
     let fild = start_fild_in(Some(&net.hosts[n]), root.path(), &config, &env);
     Host { root, data, fild }
@@ -68,8 +80,15 @@ impl Host {
 
     /// Start this host's fild again (after a SIGKILL), with the same settings.
     pub fn restart_fild(&mut self, net: &Net, n: usize) {
-        let (config, env) = (self.fild.config.clone(), self.fild.env.clone());
-        self.fild.kill9();
+        self.restart_fild_env(net, n, &[]);
+    }
+
+    /// Stop this host's fild (SIGTERM if it still runs) and start it again with `extra`
+    /// environment over what it had.
+    pub fn restart_fild_env(&mut self, net: &Net, n: usize, extra: &[(String, String)]) {
+        let (config, mut env) = (self.fild.config.clone(), self.fild.env.clone());
+        set_env(&mut env, extra);
+        let _ = self.fild.terminate();
         self.fild = start_fild_in(Some(&net.hosts[n]), self.root.path(), &config, &env);
     }
 }
@@ -84,4 +103,14 @@ pub fn etcdctl_in(net: &Net, n: usize, endpoints: &str, args: &[&str]) -> Output
         .args(args)
         .output()
         .expect("run etcdctl")
+}
+
+/// `extra` over `env`: a key already there gets the new value.
+fn set_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {
+    for (k, v) in extra {
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(e) => e.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
 }
