@@ -556,7 +556,7 @@ async fn rolling(
             results.insert(a.name.clone(), a);
         }
         if !ok {
-            let why = format!("{p} did not start");
+            let why = format!("{p} did not start (its log: filc tail {p} stderr)");
             tracing::warn!("{kind}: {why}; the members not yet restarted are left as they are.");
             say(&format!("stopped: {why}"));
             stop_reason = Some(why);
