@@ -332,16 +332,30 @@ async fn wait_ready(
     }
 }
 
-/// The leader's raft index.
+/// The leader's raft index (with no leader row, the highest index any member said).
 pub(crate) fn leader_index(st: &ClusterStatus) -> Option<u64> {
-    st.members.iter().find(|r| r.leader).map(|r| r.raft_index)
+    st.members
+        .iter()
+        .find(|r| r.leader)
+        .or_else(|| st.members.iter().max_by_key(|r| r.raft_index))
+        .map(|r| r.raft_index)
+}
+
+/// What a member has applied: its applied index, or its raft index from an etcd whose status
+/// does not report the applied one (0).
+fn applied(r: &MemberStatus) -> u64 {
+    if r.raft_applied_index > 0 {
+        r.raft_applied_index
+    } else {
+        r.raft_index
+    }
 }
 
 fn applied_of(st: &ClusterStatus, program: &str) -> Option<u64> {
     st.members
         .iter()
         .find(|r| r.program.as_deref() == Some(program))
-        .map(|r| r.raft_applied_index)
+        .map(applied)
 }
 
 /// Whether `program`'s member is up and has applied the raft log up to `target`. A member
@@ -350,7 +364,7 @@ pub(crate) fn caught_up(st: &ClusterStatus, program: &str, target: u64) -> bool 
     st.members
         .iter()
         .find(|r| r.program.as_deref() == Some(program))
-        .is_some_and(|r| up(st, r) && r.raft_applied_index >= target)
+        .is_some_and(|r| up(st, r) && applied(r) >= target)
 }
 
 /// The program of the member that leads now.
@@ -731,6 +745,13 @@ mod tests {
         // Down: not caught up, whatever it applied before.
         assert!(!caught_up(&st, "etcd-2", 120));
         assert!(!caught_up(&st, "etcd-9", 0));
-        assert_eq!(leader_index(&cluster(vec![row("a", true, false)])), None);
+        // No leader row: the highest index said; no applied index said: the raft index.
+        let mut rows = vec![row("a", true, false), row("b", true, false)];
+        rows[0].raft_index = 7;
+        rows[1].raft_index = 9;
+        let st = cluster(rows);
+        assert_eq!(leader_index(&st), Some(9));
+        assert!(caught_up(&st, "b", 9) && !caught_up(&st, "a", 9));
+        assert_eq!(leader_index(&cluster(vec![])), None);
     }
 }
