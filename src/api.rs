@@ -155,9 +155,20 @@ pub struct ActionReply {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReloadReply {
     pub added: Vec<String>,
+    /// Every changed program, the rolled ones too.
     pub changed: Vec<String>,
     pub removed: Vec<String>,
     pub warnings: Vec<String>,
+    /// Changed programs left on their old settings for now and brought over one at a time by
+    /// operation `op` (running etcd members: a rolling reload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolling: Vec<String>,
+    /// The rolling reload's operation (follow it at `/v1/etcd/ops/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<u64>,
+    /// Why the rolling reload could not start (`rolling` then keep their old settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,10 +334,13 @@ pub enum EtcdOpKind {
     },
     Defrag,
     /// `filc restart NAMES` naming two or more members: one member at a time, leader last.
+    /// With `reload`, a reload's changed members: each takes its new settings as it restarts.
     Rolling {
         names: Vec<String>,
         #[serde(default)]
         force: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reload: bool,
     },
 }
 
@@ -345,6 +359,11 @@ impl EtcdOpKind {
             EtcdOpKind::Snapshot { dir: Some(d) } => format!("snapshot {d}"),
             EtcdOpKind::Restore { snapshot } => format!("restore {snapshot}"),
             EtcdOpKind::Defrag => "defrag".to_string(),
+            EtcdOpKind::Rolling {
+                names,
+                reload: true,
+                ..
+            } => format!("rolling reload of {}", names.join(" ")),
             EtcdOpKind::Rolling { names, .. } => format!("rolling restart of {}", names.join(" ")),
         }
     }
@@ -352,7 +371,8 @@ impl EtcdOpKind {
     /// The command that runs it again.
     pub fn command(&self) -> String {
         match self {
-            EtcdOpKind::Rolling { names, force } => format!(
+            EtcdOpKind::Rolling { reload: true, .. } => "filc reload".to_string(),
+            EtcdOpKind::Rolling { names, force, .. } => format!(
                 "filc restart{} {}",
                 if *force { " --force" } else { "" },
                 names.join(" ")

@@ -350,16 +350,14 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     // any member starts.
     crate::etcd::adopt::at_start(&config.programs, &env);
     let mut sup = Supervisor::new(path, env, config, guard, cgroups.clone(), server_url);
-    sup.set_reload_guard(crate::etcd::reload_guard());
-    sup.set_stop_order(crate::etcd::stop_order());
     let handle = sup.handle();
+    let ops = crate::etcd::ops::Ops::start(handle.clone(), ops_dir(&pidfile));
+    sup.set_reload_guard(crate::etcd::reload_guard(ops.clone()));
+    sup.set_stop_order(crate::etcd::stop_order());
     let policy = peer_policy(&fs::metadata(&socket).ok(), chown_group);
     let served = server::Served {
         handle: handle.clone(),
-        etcd: crate::etcd::hooks(crate::etcd::ops::Ops::start(
-            handle.clone(),
-            ops_dir(&pidfile),
-        )),
+        etcd: crate::etcd::hooks(ops),
         slots: Default::default(),
         brake: Default::default(),
     };

@@ -43,6 +43,7 @@ fn unit_renders_and_passes_systemd_analyze_verify() {
         "KillMode=mixed",
         "Restart=on-failure",
         "ExecReload=",
+        "reload --no-wait",
         "WatchdogSec=",
     ] {
         assert!(unit.contains(line), "unit lacks {line}");

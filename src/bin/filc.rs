@@ -58,11 +58,16 @@ enum Cmd {
         force: bool,
         names: Vec<String>,
     },
-    /// Reread the config and apply it program by program.
+    /// Reread the config and apply it program by program; changed etcd members restart one
+    /// at a time (a rolling reload), followed until the last is healthy and caught up.
     Reload {
-        /// Even when it stops or restarts etcd members below quorum.
+        /// Even when it stops or restarts etcd members below quorum (at once, no roll).
         #[arg(long)]
         force: bool,
+        /// Return once the rolling reload has started (print its ID; follow it with
+        /// `filc etcd ops --follow ID`).
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Print the end of a process's log.
     Tail {
@@ -246,7 +251,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Start { names } => action(&c, "start", names, false).await,
         Cmd::Stop { force, names } => action(&c, "stop", names, force).await,
         Cmd::Restart { force, names } => action(&c, "restart", names, force).await,
-        Cmd::Reload { force } => reload(&c, force).await,
+        Cmd::Reload { force, no_wait } => reload(&c, force, no_wait).await,
         Cmd::Tail {
             follow,
             lines,
@@ -329,7 +334,7 @@ async fn action(
     Ok(print_results(&reply))
 }
 
-async fn reload(c: &Client, force: bool) -> anyhow::Result<ExitCode> {
+async fn reload(c: &Client, force: bool, no_wait: bool) -> anyhow::Result<ExitCode> {
     let r = c.reload(force).await?;
     for w in &r.warnings {
         println!("warning: {w}");
@@ -346,7 +351,26 @@ async fn reload(c: &Client, force: bool) -> anyhow::Result<ExitCode> {
             println!("{label}: {}", list.join(", "));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if r.rolling.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let members = r.rolling.join(", ");
+    let Some(id) = r.op else {
+        eprintln!(
+            "filc: {members} keep their old settings: the rolling reload did not start: {}",
+            r.op_error.as_deref().unwrap_or("no reason given")
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    println!(
+        "Rolling: {members}, one at a time (each healthy and caught up before the next, the leader last), as operation {id}"
+    );
+    if no_wait {
+        println!("follow it: filc etcd ops --follow {id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("(interrupting filc does not stop it: filc etcd ops --follow {id})");
+    Ok(ExitCode::from(follow::reattach(c, id).await?))
 }
 
 async fn pid(c: &Client, name: Option<String>) -> anyhow::Result<ExitCode> {

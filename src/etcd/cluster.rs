@@ -21,6 +21,8 @@ pub struct MemberStatus {
     pub leader: bool,
     pub raft_term: u64,
     pub raft_index: u64,
+    /// The raft index it has applied: caught up once it reaches the leader's `raft_index`.
+    pub raft_applied_index: u64,
     pub db_size: i64,
     pub learner: bool,
     pub healthy: bool,
@@ -208,6 +210,7 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                 serving[i] = ok || (s.leader() != 0 && errors.is_empty());
                 r.raft_term = s.raft_term();
                 r.raft_index = s.raft_index();
+                r.raft_applied_index = s.raft_applied_index();
                 r.db_size = s.db_size();
                 if let Some(h) = s.header() {
                     r.leader = h.member_id() == s.leader() && s.leader() != 0;

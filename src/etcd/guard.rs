@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use super::cluster::{self, ClusterStatus, MemberStatus};
 use super::{Say, members, steps};
 use crate::api::{ActionReply, ActionResult, EtcdMembers, ProcessState, SignalRequest};
-use crate::supervisor::{ApiError, ErrorKind, Handle, ProgramsView, Request, UserOp};
+use crate::supervisor::{
+    ApiError, ErrorKind, Handle, ProgramsView, ReloadStops, ReloadVerdict, Request, UserOp,
+};
 
 /// How long a rolling restart waits for the cluster to be healthy after each member.
 pub const ROLLING_WAIT: Duration = Duration::from_secs(60);
@@ -217,40 +219,152 @@ async fn stop_leader_last(
     Ok(ActionReply { results, op: None })
 }
 
-/// The reload guard: refuse a reload that would stop or restart (`programs`, the running
-/// ones it removes or changes) so many members that fewer than quorum stay up.
-pub async fn reload_check(handle: &Handle, programs: Vec<String>) -> Result<(), String> {
+/// Starts a rolling reload of these members as an etcd operation (its ID), or says why not.
+pub type StartRollingReload = Box<dyn FnOnce(Vec<String>) -> Result<u64, String> + Send>;
+
+/// The reload guard over what a reload stops or restarts among the running programs: refuse
+/// a reload whose stops would leave fewer than quorum up, and hold the changed members back
+/// for a rolling reload (`start`, run once the rest is applied) per [`reload_plan`].
+/// `busy` names the etcd operation running now, if any: a reload that would roll waits for
+/// none (the roll holds [`MEMBER_OPS`] throughout), it is refused.
+pub async fn reload_check(
+    handle: &Handle,
+    stops: ReloadStops,
+    busy: Option<String>,
+    start: StartRollingReload,
+) -> Result<ReloadVerdict, String> {
     let Ok(v) = view(handle).await else {
-        return Ok(());
+        return Ok(ReloadVerdict::default());
     };
     let local = members::collect_off_loop(v).await;
-    let targets = member_targets(&local, &programs);
-    if targets.is_empty() {
-        return Ok(());
+    let removed = member_targets(&local, &stops.removed);
+    let changed = member_targets(&local, &stops.changed);
+    if removed.is_empty() && changed.is_empty() {
+        return Ok(ReloadVerdict::default());
+    }
+    if !changed.is_empty()
+        && let Some(busy) = busy
+    {
+        return Err(format!(
+            "{busy}; the changed etcd members ({}) restart one at a time as an operation of \
+             their own, one operation at a time: reload once it ended",
+            changed.join(", ")
+        ));
     }
     let _lock = MEMBER_OPS.lock().await;
     let st = cluster::status(&local).await;
-    check(&st, &targets, "a reload that stops or restarts").map_err(|msg| {
-        tracing::warn!(programs = ?targets, "{msg}");
+    let hold = reload_plan(&st, &removed, &changed).map_err(|msg| {
+        tracing::warn!(removed = ?removed, changed = ?changed, "{msg}");
         format!("{msg} (filc reload --force); etcd: {}", st.summary())
+    })?;
+    if hold.is_empty() {
+        return Ok(ReloadVerdict::default());
+    }
+    let names = hold.clone();
+    Ok(ReloadVerdict {
+        hold,
+        then: Some(Box::new(move || start(names))),
     })
 }
 
-/// Wait (bounded) until every voting member is up.
-async fn wait_cluster_healthy(local: &EtcdMembers, timeout: Duration) -> Result<(), String> {
+/// What a reload does with the running members it stops (`removed`) or restarts
+/// (`changed`): refused when the removed ones cost quorum; otherwise the changed ones to
+/// hold for a rolling reload (one at a time, down members first, the leader last, each
+/// healthy and caught up before the next; each checked against quorum at its turn). A
+/// cluster of one voting member (or none answering) cannot keep quorum through a roll: its
+/// changed members restart at once when the guard lets them, as before rolls.
+pub(crate) fn reload_plan(
+    st: &ClusterStatus,
+    removed: &[String],
+    changed: &[String],
+) -> Result<Vec<String>, String> {
+    const VERB: &str = "a reload that stops or restarts";
+    check(st, removed, VERB)?;
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    if st.voters <= 1 {
+        let all: Vec<String> = removed.iter().chain(changed).cloned().collect();
+        check(st, &all, VERB)?;
+        return Ok(Vec::new());
+    }
+    Ok(changed.to_vec())
+}
+
+/// Wait (bounded, until `end`) until every voting member is up and `program`'s member has
+/// caught up: its applied raft index reached the leader's index as it was once the cluster
+/// was healthy. Says what it waits for.
+async fn wait_ready(
+    local: &EtcdMembers,
+    program: &str,
+    end: Instant,
+    say: Say<'_>,
+) -> Result<(), String> {
     // An explicit loop, not `poll_until`: this runs in fild's spawned tasks, whose futures
     // must be Send, and an async closure's future cannot yet be proven Send there.
-    let end = Instant::now() + timeout;
+    say("waiting until every voting member is healthy");
+    let mut target: Option<u64> = None;
     loop {
         let st = cluster::status(local).await;
-        if st.voters > 0 && up_count(&st) == st.voters {
+        let healthy = st.voters > 0 && up_count(&st) == st.voters;
+        if healthy && target.is_none() {
+            target = leader_index(&st);
+            if let Some(t) = target {
+                say(&format!(
+                    "waiting until {program} has caught up (its raft applied index at the leader's {t})"
+                ));
+            }
+        }
+        if healthy && target.is_some_and(|t| caught_up(&st, program, t)) {
             return Ok(());
         }
         if Instant::now() >= end {
-            return Err(st.summary());
+            let lag = match target {
+                None => String::new(),
+                Some(t) => format!(
+                    "; {program} applied {} of the leader's {t}",
+                    applied_of(&st, program).unwrap_or(0)
+                ),
+            };
+            return Err(format!("{}{lag}", st.summary()));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The leader's raft index (with no leader row, the highest index any member said).
+pub(crate) fn leader_index(st: &ClusterStatus) -> Option<u64> {
+    st.members
+        .iter()
+        .find(|r| r.leader)
+        .or_else(|| st.members.iter().max_by_key(|r| r.raft_index))
+        .map(|r| r.raft_index)
+}
+
+/// What a member has applied: its applied index, or its raft index from an etcd whose status
+/// does not report the applied one (0).
+fn applied(r: &MemberStatus) -> u64 {
+    if r.raft_applied_index > 0 {
+        r.raft_applied_index
+    } else {
+        r.raft_index
+    }
+}
+
+fn applied_of(st: &ClusterStatus, program: &str) -> Option<u64> {
+    st.members
+        .iter()
+        .find(|r| r.program.as_deref() == Some(program))
+        .map(applied)
+}
+
+/// Whether `program`'s member is up and has applied the raft log up to `target`. A member
+/// this fild does not run, or the cluster not listing it, is not caught up.
+pub(crate) fn caught_up(st: &ClusterStatus, program: &str, target: u64) -> bool {
+    st.members
+        .iter()
+        .find(|r| r.program.as_deref() == Some(program))
+        .is_some_and(|r| up(st, r) && applied(r) >= target)
 }
 
 /// The program of the member that leads now.
@@ -287,10 +401,12 @@ pub(crate) fn next_rolling(order: &[String], leader: Option<&str>) -> usize {
 }
 
 /// The rolling restart operation: `names` as typed; fails when a member was not restarted.
+/// `reload`: a reload's held members, each taking its new settings as it restarts.
 pub(crate) async fn rolling_op(
     handle: &Handle,
     names: Vec<String>,
     force: bool,
+    reload: bool,
     say: Say<'_>,
 ) -> anyhow::Result<()> {
     let v = view(handle).await.map_err(|e| anyhow::anyhow!(e.error))?;
@@ -300,7 +416,8 @@ pub(crate) async fn rolling_op(
     let local = members::collect_off_loop(v).await;
     let targets = member_targets(&local, &resolved);
     let _lock = MEMBER_OPS.lock().await;
-    let (r, stopped) = rolling(handle, &local, &resolved, &targets, force, say)
+    let how = Roll { force, reload };
+    let (r, stopped, untouched) = rolling(handle, &local, &resolved, &targets, how, say)
         .await
         .map_err(|e| anyhow::anyhow!(e.error))?;
     let failed: Vec<&str> = r
@@ -309,13 +426,30 @@ pub(crate) async fn rolling_op(
         .filter(|a| !a.ok)
         .map(|a| a.name.as_str())
         .collect();
-    if !failed.is_empty() {
-        anyhow::bail!("not restarted: {}", failed.join(", "));
+    match stopped {
+        None if failed.is_empty() => Ok(()),
+        None => anyhow::bail!("not restarted: {}", failed.join(", ")),
+        Some(why) if reload => {
+            let left = if untouched.is_empty() {
+                String::new()
+            } else {
+                format!("; still on their old settings: {}", untouched.join(", "))
+            };
+            anyhow::bail!(
+                "the rolling reload stopped: {why}{left} (fix what stopped it, then filc reload again)"
+            )
+        }
+        Some(why) if failed.is_empty() => anyhow::bail!("{why}"),
+        Some(why) => anyhow::bail!("{why}; not restarted: {}", failed.join(", ")),
     }
-    if let Some(why) = stopped {
-        anyhow::bail!("{why}");
-    }
-    Ok(())
+}
+
+/// How a roll goes: past the quorum check (`force`), and whether each member takes the
+/// applied configuration's settings as it restarts (`reload`).
+#[derive(Debug, Clone, Copy)]
+struct Roll {
+    force: bool,
+    reload: bool,
 }
 
 /// A restart's outcome for one program, as `filc restart` prints it.
@@ -327,17 +461,21 @@ fn outcome(a: &ActionResult) -> String {
     }
 }
 
-/// Restart `targets` one member at a time (followers first, leader last), waiting for the
-/// cluster to be healthy after each, saying each step as it happens; the other names in
-/// `resolved` are restarted first, as one ordinary restart.
+/// Restart `targets` one member at a time (followers first, leader last), waiting after
+/// each until the cluster is healthy and the member caught up, saying each step as it
+/// happens; the other names in `resolved` are restarted first, as one ordinary restart. A
+/// member that does not come back stops the roll: the rest are left as they are.
 async fn rolling(
     handle: &Handle,
     local: &EtcdMembers,
     resolved: &[String],
     targets: &[String],
-    force: bool,
+    how: Roll,
     say: Say<'_>,
-) -> Result<(ActionReply, Option<String>), ApiError> {
+) -> Result<(ActionReply, Option<String>, Vec<String>), ApiError> {
+    let force = how.force;
+    // The members the roll left untouched.
+    let mut untouched: Vec<String> = Vec::new();
     let mut results: BTreeMap<String, ActionResult> = BTreeMap::new();
     let others: Vec<String> = resolved
         .iter()
@@ -354,13 +492,23 @@ async fn rolling(
 
     let st = cluster::status(local).await;
     let mut order = rolling_order(&st, targets);
-    tracing::info!(order = ?order, leader = ?leader_of(&st), "Rolling restart of etcd members.");
+    let kind = if how.reload {
+        "Rolling reload"
+    } else {
+        "Rolling restart"
+    };
+    tracing::info!(order = ?order, leader = ?leader_of(&st), "{kind} of etcd members.");
     say(&format!("cluster: {}", st.summary()));
     let of = order.len();
     for (i, p) in order.iter().enumerate() {
         let leader = leader_of(&st).as_deref() == Some(p.as_str());
         let what = format!(
-            "restart {p}{}, then wait until every voting member is healthy",
+            "restart {p}{}{}, then wait until every voting member is healthy and {p} caught up",
+            if how.reload {
+                " on its new settings"
+            } else {
+                ""
+            },
             if leader { " (the leader, last)" } else { "" }
         );
         say(&steps::planned(i + 1, of, &what));
@@ -372,7 +520,13 @@ async fn rolling(
     while !order.is_empty() {
         let p = order.remove(next_rolling(&order, leader_of(&current).as_deref()));
         if let Some(why) = &stop_reason {
-            say(&format!("{p}: not restarted: {why}"));
+            let left = if how.reload {
+                "not restarted, still on its old settings"
+            } else {
+                "not restarted"
+            };
+            say(&format!("{p}: {left}"));
+            untouched.push(p.clone());
             results.insert(
                 p.clone(),
                 ActionResult {
@@ -388,6 +542,7 @@ async fn rolling(
             tracing::warn!(program = %p, "{msg}");
             say(&format!("{p}: ERROR ({msg})"));
             stop_reason = Some(msg.clone());
+            untouched.push(p.clone());
             results.insert(
                 p.clone(),
                 ActionResult {
@@ -399,41 +554,51 @@ async fn rolling(
             );
             continue;
         }
-        tracing::info!(program = %p, "Rolling restart: restarting this member.");
+        tracing::info!(program = %p, "{kind}: restarting this member.");
         index += 1;
         say(&steps::begin(index, of, &format!("restart {p}")));
-        let r = run_action(handle, UserOp::Restart, vec![p.clone()]).await?;
+        let names = vec![p.clone()];
+        let r = if how.reload {
+            handle.call(|reply| Request::Apply { names, reply }).await?
+        } else {
+            run_action(handle, UserOp::Restart, names).await?
+        };
         let mut ok = true;
         for a in r.results {
             ok &= a.ok;
             say(&outcome(&a));
             results.insert(a.name.clone(), a);
         }
+        if !ok {
+            let why = format!("{p} did not start (its log: filc tail {p} stderr)");
+            tracing::warn!("{kind}: {why}; the members not yet restarted are left as they are.");
+            say(&format!("stopped: {why}"));
+            stop_reason = Some(why);
+            current = cluster::status(local).await;
+            continue;
+        }
         // After each member, the last one too: the roll ends with the cluster healthy.
-        {
-            say("waiting until every voting member is healthy");
-            match wait_cluster_healthy(local, ROLLING_WAIT).await {
-                Ok(()) => say(&steps::done(index, of)),
-                Err(summary) => {
-                    let why = format!(
-                        "the cluster was not healthy within {} s after restarting {p} ({summary})",
-                        ROLLING_WAIT.as_secs()
-                    );
-                    tracing::warn!("Rolling restart: {why}.");
-                    say(&format!("stopped: {why}"));
-                    if !force || !ok || order.is_empty() {
-                        stop_reason = Some(why);
-                    }
+        match wait_ready(local, &p, Instant::now() + ROLLING_WAIT, say).await {
+            Ok(()) => say(&steps::done(index, of)),
+            Err(summary) => {
+                let why = format!(
+                    "{p} was not healthy and caught up within {} s of its restart ({summary})",
+                    ROLLING_WAIT.as_secs()
+                );
+                tracing::warn!("{kind}: {why}.");
+                say(&format!("stopped: {why}"));
+                if !force || order.is_empty() {
+                    stop_reason = Some(why);
                 }
             }
-            current = cluster::status(local).await;
         }
+        current = cluster::status(local).await;
     }
     let reply = ActionReply {
         results: resolved.iter().filter_map(|n| results.remove(n)).collect(),
         op: None,
     };
-    Ok((reply, stop_reason))
+    Ok((reply, stop_reason, untouched))
 }
 
 async fn state_of(handle: &Handle, program: &str) -> ProcessState {
@@ -514,5 +679,79 @@ mod tests {
         assert_eq!(next_rolling(&rest, Some("etcd-2")), 1);
         assert_eq!(next_rolling(&rest, None), 0);
         assert_eq!(next_rolling(&names(&["etcd-2"]), Some("etcd-2")), 0);
+    }
+
+    #[test]
+    fn a_reload_rolls_changed_members_and_guards_removed_ones() {
+        let st = cluster(vec![
+            row("etcd-0", true, true),
+            row("etcd-1", true, false),
+            row("etcd-2", true, false),
+        ]);
+        let all = names(&["etcd-0", "etcd-1", "etcd-2"]);
+        // Every member changed: all held for the roll, nothing refused.
+        assert_eq!(reload_plan(&st, &[], &all), Ok(all.clone()));
+        // One changed member rolls too (one path for every change).
+        assert_eq!(
+            reload_plan(&st, &[], &names(&["etcd-1"])),
+            Ok(names(&["etcd-1"]))
+        );
+        // Nothing changed among the members: nothing held.
+        assert_eq!(reload_plan(&st, &[], &[]), Ok(vec![]));
+        // Removed members keep the guard: two of three gone is refused, whatever changes.
+        let e = reload_plan(&st, &names(&["etcd-0", "etcd-1"]), &names(&["etcd-2"])).unwrap_err();
+        assert!(e.contains("below quorum 2"), "{e}");
+        assert_eq!(
+            reload_plan(&st, &names(&["etcd-0"]), &names(&["etcd-2"])),
+            Ok(names(&["etcd-2"]))
+        );
+        // A member that is down while the others change: held too (the roll takes it first).
+        let mut down = row("etcd-1", false, false);
+        down.raft_term = 0;
+        let st2 = cluster(vec![
+            row("etcd-0", true, true),
+            down,
+            row("etcd-2", true, false),
+        ]);
+        assert_eq!(reload_plan(&st2, &[], &all), Ok(all.clone()));
+    }
+
+    #[test]
+    fn a_cluster_of_one_restarts_at_once_when_the_guard_lets_it() {
+        let one = cluster(vec![row("etcd-0", true, true)]);
+        let e = reload_plan(&one, &[], &names(&["etcd-0"])).unwrap_err();
+        assert!(e.contains("below quorum 1"), "{e}");
+        let mut down = row("etcd-0", false, false);
+        down.raft_term = 0;
+        let one_down = cluster(vec![down]);
+        assert_eq!(reload_plan(&one_down, &[], &names(&["etcd-0"])), Ok(vec![]));
+    }
+
+    #[test]
+    fn caught_up_means_up_and_applied_to_the_leaders_index() {
+        let mut rows = vec![
+            row("etcd-0", true, true),
+            row("etcd-1", true, false),
+            row("etcd-2", false, false),
+        ];
+        rows[0].raft_index = 120;
+        rows[1].raft_applied_index = 119;
+        rows[2].raft_applied_index = 500;
+        rows[2].raft_term = 0;
+        let st = cluster(rows);
+        assert_eq!(leader_index(&st), Some(120));
+        assert!(!caught_up(&st, "etcd-1", 120));
+        assert!(caught_up(&st, "etcd-1", 119));
+        // Down: not caught up, whatever it applied before.
+        assert!(!caught_up(&st, "etcd-2", 120));
+        assert!(!caught_up(&st, "etcd-9", 0));
+        // No leader row: the highest index said; no applied index said: the raft index.
+        let mut rows = vec![row("a", true, false), row("b", true, false)];
+        rows[0].raft_index = 7;
+        rows[1].raft_index = 9;
+        let st = cluster(rows);
+        assert_eq!(leader_index(&st), Some(9));
+        assert!(caught_up(&st, "b", 9) && !caught_up(&st, "a", 9));
+        assert_eq!(leader_index(&cluster(vec![])), None);
     }
 }

@@ -70,10 +70,35 @@ pub mod show;
 pub mod snapshot;
 pub mod steps;
 
-/// The supervisor's reload guard: the quorum guard over what a reload stops or restarts.
-pub fn reload_guard() -> crate::supervisor::ReloadGuard {
-    std::sync::Arc::new(|handle, programs| {
-        Box::pin(async move { guard::reload_check(&handle, programs).await })
+/// The supervisor's reload guard: the quorum guard over what a reload stops or restarts,
+/// which holds changed members back for a rolling reload, run as one of `ops`.
+pub fn reload_guard(ops: ops::Ops) -> crate::supervisor::ReloadGuard {
+    use crate::control::server::OpsHook;
+    std::sync::Arc::new(move |handle, stops| {
+        let ops = ops.clone();
+        Box::pin(async move {
+            let busy = ops
+                .list()
+                .into_iter()
+                .find(|o| o.state == crate::api::EtcdOpState::Running)
+                .map(|o| format!("operation {} ({}) is running", o.id, o.title));
+            let start: guard::StartRollingReload = Box::new(move |names| {
+                ops.begin(crate::api::EtcdOpRequest {
+                    kind: crate::api::EtcdOpKind::Rolling {
+                        names,
+                        force: false,
+                        reload: true,
+                    },
+                    dry_run: false,
+                    yes: true,
+                    confirm: None,
+                    force: false,
+                })
+                .map(|op| op.id)
+                .map_err(|e| e.error)
+            });
+            guard::reload_check(&handle, stops, busy, start).await
+        })
     })
 }
 
@@ -97,7 +122,11 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
                         crate::control::server::OpsHook::begin(
                             &ops,
                             crate::api::EtcdOpRequest {
-                                kind: crate::api::EtcdOpKind::Rolling { names, force },
+                                kind: crate::api::EtcdOpKind::Rolling {
+                                    names,
+                                    force,
+                                    reload: false,
+                                },
                                 dry_run: false,
                                 yes: true,
                                 confirm: None,

@@ -3,15 +3,17 @@
 use super::*;
 
 impl Supervisor {
-    /// Apply a configuration to the table: the one path for start-up and reload. Returns the
-    /// job that carries out the changes and the summary for `filc reload`.
-    pub(super) fn apply(&mut self, new: Config) -> (Job, ReloadReply) {
-        let plan = reload::diff(
+    /// Apply a configuration to the table: the one path for start-up and reload. The changed
+    /// programs in `hold` keep their old specs (a rolling reload brings them over). Returns
+    /// the job that carries out the changes and the summary for `filc reload`.
+    pub(super) fn apply(&mut self, new: Config, hold: &[String]) -> (Job, ReloadReply) {
+        let mut plan = reload::diff(
             self.table
                 .iter()
                 .map(|(n, e)| (n.as_str(), e.spec.as_ref())),
             &new.programs,
         );
+        let held = plan.hold(hold);
         let mut restart = Vec::new();
         for spec in &plan.changed {
             let e = self
@@ -72,14 +74,19 @@ impl Supervisor {
         for tier in self.tiers(&start, false) {
             phases.push_back(phase(Op::Start, tier));
         }
+        let mut changed: Vec<String> = plan.changed.iter().map(|s| s.name.clone()).collect();
+        changed.extend(held.iter().cloned());
         let result = ReloadReply {
             added: plan.added.iter().map(|s| s.name.clone()).collect(),
-            changed: plan.changed.iter().map(|s| s.name.clone()).collect(),
+            changed,
             removed: plan.removed.clone(),
             warnings: new.warnings.iter().map(ToString::to_string).collect(),
+            rolling: held,
+            op: None,
+            op_error: None,
         };
         if !result.added.is_empty() || !result.changed.is_empty() || !result.removed.is_empty() {
-            tracing::info!(added = ?result.added, changed = ?result.changed, removed = ?result.removed, "Configuration applied.");
+            tracing::info!(added = ?result.added, changed = ?result.changed, removed = ?result.removed, held_for_a_roll = ?result.rolling, "Configuration applied.");
         }
         for w in &new.warnings {
             tracing::warn!("{w}");
@@ -109,26 +116,59 @@ impl Supervisor {
     }
 
     /// The running programs applying `new` would stop (removed) or restart (changed).
-    fn reload_stops(&self, new: &Config) -> Vec<String> {
+    fn reload_stops(&self, new: &Config) -> ReloadStops {
         let plan = reload::diff(
             self.table
                 .iter()
                 .map(|(n, e)| (n.as_str(), e.spec.as_ref())),
             &new.programs,
         );
-        plan.removed
-            .iter()
-            .cloned()
-            .chain(plan.changed.iter().map(|s| s.name.clone()))
-            .filter(|n| {
-                self.table.get(n).is_some_and(|e| {
-                    matches!(
-                        e.proc.state,
-                        ProcessState::Starting | ProcessState::Running | ProcessState::Backoff
-                    )
-                })
+        let running = |n: &String| {
+            self.table.get(n).is_some_and(|e| {
+                matches!(
+                    e.proc.state,
+                    ProcessState::Starting | ProcessState::Running | ProcessState::Backoff
+                )
             })
-            .collect()
+        };
+        ReloadStops {
+            removed: plan
+                .removed
+                .iter()
+                .filter(|n| running(n))
+                .cloned()
+                .collect(),
+            changed: plan
+                .changed
+                .iter()
+                .map(|s| s.name.clone())
+                .filter(running)
+                .collect(),
+        }
+    }
+
+    /// [`Request::Apply`]: each of `names` takes the applied configuration's spec (at once
+    /// when it is not running, after its stop otherwise), as a reload would have done.
+    pub(super) fn take_applied_specs(&mut self, names: &[String]) {
+        for n in names {
+            let Some(spec) = self.config.programs.iter().find(|s| &s.name == n) else {
+                continue;
+            };
+            let Some(e) = self.table.get_mut(n) else {
+                continue;
+            };
+            if *e.spec == *spec {
+                continue;
+            }
+            let spec = Arc::new(spec.clone());
+            if state::stop_settled(&e.proc) {
+                e.spec = spec;
+                e.next_spec = None;
+                e._watcher = watch(&e.spec, &self.tx);
+            } else {
+                e.next_spec = Some(spec);
+            }
+        }
     }
 
     /// Read the configuration on the blocking pool (its files, include globs and all): a
@@ -156,7 +196,7 @@ impl Supervisor {
         new: Config,
         users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
-        verdict: Result<(), String>,
+        verdict: Result<ReloadVerdict, String>,
         applied: u64,
     ) {
         if self.shutting_down {
@@ -169,7 +209,7 @@ impl Supervisor {
             return self.load_off_loop(reply, false);
         }
         match (verdict, reply) {
-            (Ok(()), reply) => self.apply_loaded(new, users, reply),
+            (Ok(verdict), reply) => self.apply_loaded(new, users, reply, verdict),
             (Err(why), Some(reply)) => {
                 tracing::warn!("Reload refused: {why}");
                 let _ = reply.send(Err(ApiError::new(
@@ -188,9 +228,32 @@ impl Supervisor {
         new: Config,
         users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
+        verdict: ReloadVerdict,
     ) {
         self.users = users;
-        let (mut job, result) = self.apply(new);
+        let (mut job, mut result) = self.apply(new, &verdict.hold);
+        if !result.rolling.is_empty() {
+            // Applied: what brings the held programs over starts now (beside the loop).
+            let started = match verdict.then {
+                Some(start) => start(),
+                None => Err("nothing was set to restart them".to_string()),
+            };
+            let by = if reply.is_some() {
+                "reload"
+            } else {
+                "SIGHUP reload"
+            };
+            match started {
+                Ok(id) => {
+                    tracing::info!(programs = ?result.rolling, op = id, "{by}: these restart one at a time on their new settings, as operation {id} (filc etcd ops --follow {id}).");
+                    result.op = Some(id);
+                }
+                Err(why) => {
+                    tracing::warn!(programs = ?result.rolling, "{by}: these keep their old settings, the rolling reload did not start: {why}.");
+                    result.op_error = Some(why);
+                }
+            }
+        }
         if let Some(reply) = reply {
             job.reply = JobReply::Reload { result, reply };
         }
@@ -220,9 +283,9 @@ impl Supervisor {
                 let guard = self
                     .reload_guard
                     .clone()
-                    .filter(|_| !force && !stops.is_empty());
+                    .filter(|_| !force && stops != ReloadStops::default());
                 let Some(guard) = guard else {
-                    return self.apply_loaded(new, users, reply);
+                    return self.apply_loaded(new, users, reply, ReloadVerdict::default());
                 };
                 // Asked beside the loop (it talks to etcd); the answer comes back as a request.
                 let (handle, tx) = (self.handle(), self.tx.clone());

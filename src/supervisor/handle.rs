@@ -115,8 +115,14 @@ pub enum Request {
         config: Box<Config>,
         users: spawn::Users,
         reply: Option<Reply<ReloadReply>>,
-        verdict: Result<(), String>,
+        verdict: Result<ReloadVerdict, String>,
         applied: u64,
+    },
+    /// Let each of `names` take the applied configuration's settings (those a reload held
+    /// back, [`ReloadVerdict::hold`]) and restart it: one step of a rolling reload.
+    Apply {
+        names: Vec<String>,
+        reply: Reply<ActionReply>,
     },
     /// A read-only view of the programs, for modules that reason about them (etcd).
     Programs {
@@ -128,16 +134,38 @@ pub enum Request {
     },
 }
 
+/// What a reload would stop or restart among the running programs: those it removes and
+/// those it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStops {
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// Called once a reload is applied: starts what brings the held programs over, and gives
+/// its ID (an etcd operation), or why it could not start.
+pub type ThenStart = Box<dyn FnOnce() -> Result<u64, String> + Send>;
+
+/// The reload guard's yes: the reload goes on, except that the changed programs in `hold`
+/// keep running on their old settings (as if unchanged) until `then`'s operation restarts
+/// them one at a time through [`Request::Apply`].
+#[derive(Default)]
+pub struct ReloadVerdict {
+    pub hold: Vec<String>,
+    pub then: Option<ThenStart>,
+}
+
 /// The reload guard: given the running programs a reload would stop or restart, refuse (with
-/// the reason) or let it go on. The daemon sets the etcd quorum guard here
-/// ([`Supervisor::set_reload_guard`]); the supervisor knows nothing of etcd.
+/// the reason) or let it go on, perhaps holding some back (see [`ReloadVerdict`]). The
+/// daemon sets the etcd quorum guard here ([`Supervisor::set_reload_guard`]); the
+/// supervisor knows nothing of etcd.
 pub type ReloadGuard = Arc<
     dyn Fn(
             Handle,
-            Vec<String>,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-        + Send
+            ReloadStops,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<ReloadVerdict, String>> + Send>,
+        > + Send
         + Sync,
 >;
 

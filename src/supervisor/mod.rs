@@ -27,7 +27,8 @@ mod watch;
 
 use handle::Reply;
 pub use handle::{
-    ApiError, ErrorKind, Handle, ProgramView, ProgramsView, ReloadGuard, Request, StopOrder, UserOp,
+    ApiError, ErrorKind, Handle, ProgramView, ProgramsView, ReloadGuard, ReloadStops,
+    ReloadVerdict, Request, StopOrder, ThenStart, UserOp,
 };
 use jobs::{Job, JobReply, Op, phase};
 pub use names::resolve_names;
@@ -165,7 +166,7 @@ impl Supervisor {
         let mut sighup = signal(SignalKind::hangup())?;
 
         let initial = self.config.clone();
-        let (startup, _) = self.apply(initial);
+        let (startup, _) = self.apply(initial, &[]);
         let mut on_ready = Some(on_ready);
         self.jobs.push(startup);
         self.progress();
@@ -468,6 +469,24 @@ impl Supervisor {
                 verdict,
                 applied,
             } => self.guarded(*config, users, reply, verdict, applied),
+            Request::Apply { names, reply } => {
+                if self.shutting_down {
+                    let _ = reply.send(Err(ApiError::new(
+                        ErrorKind::Unavailable,
+                        "fild is shutting down",
+                    )));
+                    return;
+                }
+                match self.resolve(&names) {
+                    Ok(resolved) => {
+                        self.take_applied_specs(&resolved);
+                        self.begin_action(UserOp::Restart, resolved, reply)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Request::Shutdown { reply } => {
                 let _ = reply.send(Ok(()));
                 self.begin_shutdown("a shutdown request");

@@ -18,6 +18,19 @@ pub struct Plan {
     pub removed: Vec<String>,
 }
 
+impl Plan {
+    /// Take the changed programs named in `hold` out of the plan: they keep running on their
+    /// old specs for now (a rolling reload brings them over one at a time). Names that are
+    /// not changed are ignored. The held ones, in the plan's order.
+    pub fn hold(&mut self, hold: &[String]) -> Vec<String> {
+        let (held, now): (Vec<ProgramSpec>, Vec<ProgramSpec>) = std::mem::take(&mut self.changed)
+            .into_iter()
+            .partition(|s| hold.contains(&s.name));
+        self.changed = now;
+        held.into_iter().map(|s| s.name).collect()
+    }
+}
+
 /// Compare the running specs with a freshly loaded config.
 pub fn diff<'a>(
     old: impl IntoIterator<Item = (&'a str, &'a ProgramSpec)>,
@@ -69,6 +82,26 @@ mod tests {
 
     fn old(s: &[ProgramSpec]) -> Vec<(&str, &ProgramSpec)> {
         s.iter().map(|p| (p.name.as_str(), p)).collect()
+    }
+
+    #[test]
+    fn held_programs_leave_the_changes_applied_now() {
+        let before = specs(
+            "[program:a]\ncommand=/bin/true\n[program:m0]\ncommand=/bin/true\n[program:m1]\ncommand=/bin/true\n",
+        );
+        let after = specs(
+            "[program:a]\ncommand=/bin/false\n[program:m0]\ncommand=/bin/false\n[program:m1]\ncommand=/bin/false\n[program:n]\ncommand=/bin/true\n",
+        );
+        let mut plan = diff(old(&before), &after);
+        // Held: only changed ones (n is added, z unknown); the rest applies at once.
+        let held = plan.hold(&["m1".into(), "m0".into(), "n".into(), "z".into()]);
+        assert_eq!(held, ["m0", "m1"]);
+        let now: Vec<&str> = plan.changed.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(now, ["a"]);
+        assert_eq!(plan.added.len(), 1);
+        // Held back, they are still changed the next time: a later reload rolls them again.
+        let again = diff(old(&before), &after);
+        assert_eq!(again.changed.len(), 3);
     }
 
     #[test]

@@ -59,9 +59,11 @@ async fn carry_out(
             backup_restore::restore(ctl, Path::new(snapshot), &gate, req.force, say).await?
         }
         EtcdOpKind::Defrag => defrag::defrag(ctl, &gate, say).await?,
-        EtcdOpKind::Rolling { names, force } => {
-            guard::rolling_op(ctl, names.clone(), *force, say).await?
-        }
+        EtcdOpKind::Rolling {
+            names,
+            force,
+            reload,
+        } => guard::rolling_op(ctl, names.clone(), *force, *reload, say).await?,
     }
     Ok(None)
 }
