@@ -299,6 +299,7 @@ mod tests {
             EtcdOpKind::Rolling {
                 names: vec![p()],
                 force: false,
+                reload: true,
             },
         ] {
             assert_eq!(need(&kind, false, false), Need::Required, "{kind:?}");
