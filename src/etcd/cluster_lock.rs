@@ -41,6 +41,10 @@ pub struct Holder {
     pub pid: u32,
     /// When it took the lock, seconds since the epoch.
     pub since_unix: u64,
+    /// The machine's boot id and network namespace ([`machine`]): with `pid`, tells a holder
+    /// that died on this host (its lease not yet run out) from one elsewhere.
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 impl Holder {
@@ -56,13 +60,34 @@ impl Holder {
             since_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            boot_id: machine(),
         }
+    }
+
+    /// Whether this holder was a fild on this machine that is gone (killed before its lease
+    /// ran out): its lock may be taken over at once. A live pid (even reused) is not gone.
+    pub fn gone_from(&self, boot_id: &str) -> bool {
+        !self.boot_id.is_empty()
+            && self.boot_id == boot_id
+            && self.pid != 0
+            && self.pid != std::process::id()
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), None)
+                == Err(nix::errno::Errno::ESRCH)
     }
 
     fn since(&self) -> String {
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(self.since_unix))
             .to_string()
     }
+}
+
+/// This host, as far as a pid means anything: the boot id, and the network namespace (hosts
+/// made of namespaces on one machine share the boot id and the pids, not the namespace).
+pub fn machine() -> String {
+    let ns = std::fs::read_link("/proc/self/ns/net")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{}/{ns}", crate::supervisor::guard::boot_id())
 }
 
 /// How much an operation needs the lock.
@@ -119,6 +144,7 @@ fn read_holder(bytes: &[u8]) -> Holder {
         host: "?".into(),
         pid: 0,
         since_unix: 0,
+        boot_id: String::new(),
     })
 }
 
@@ -155,38 +181,98 @@ impl Held {
 }
 
 /// Take the lock for `holder` through the first of `urls` that answers.
+/// A lock whose holder died on this machine is taken over at once (deleted only if it is
+/// still the value read), so a re-run after fild was killed need not wait out the lease.
 pub async fn acquire(urls: &[String], tls: &Tls, holder: &Holder) -> Result<Held, LockError> {
+    let value = serde_json::to_vec(holder).expect("a Holder serializes");
+    for attempt in 0..2 {
+        match hold(KEY, value.clone(), urls, tls).await {
+            Ok(held) => return Ok(held),
+            Err(HoldError::Held(v, rev)) => {
+                let h = read_holder(&v);
+                if attempt == 0 && h.gone_from(&holder.boot_id) {
+                    tracing::warn!(
+                        "The cluster-wide lock's holder, fild pid {} on this machine ({}), is gone; taking the lock over.",
+                        h.pid,
+                        h.op
+                    );
+                    delete_if(KEY, rev, urls, tls)
+                        .await
+                        .map_err(LockError::Unreachable)?;
+                    continue;
+                }
+                return Err(LockError::Held(h));
+            }
+            Err(HoldError::Unreachable(why)) => return Err(LockError::Unreachable(why)),
+        }
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+/// Delete `key` if it is still at modification revision `rev`.
+async fn delete_if(key: &str, rev: i64, urls: &[String], tls: &Tls) -> Result<(), String> {
+    let (mut c, _) = conn::connect_any(urls, tls).await?;
+    let txn = Txn::new()
+        .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
+        .and_then([TxnOp::delete(key, None)]);
+    c.txn(txn)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("delete {key}: {e}"))
+}
+
+/// Why [`hold`] did not create its key.
+#[derive(Debug)]
+pub(crate) enum HoldError {
+    /// The key exists: its value and modification revision.
+    Held(Vec<u8>, i64),
+    /// The cluster committed nothing.
+    Unreachable(String),
+}
+
+/// Create `key` with `value` only if it is absent, on a lease of [`TTL`] renewed until the
+/// [`Held`] is released or dropped: the one way fild holds a key in etcd for as long as it
+/// lives (this lock, the scheduled backup's turn).
+pub(crate) async fn hold(
+    key: &str,
+    value: Vec<u8>,
+    urls: &[String],
+    tls: &Tls,
+) -> Result<Held, HoldError> {
     let (mut client, _) = conn::connect_any(urls, tls)
         .await
-        .map_err(LockError::Unreachable)?;
+        .map_err(HoldError::Unreachable)?;
     let lease = client
         .lease_grant(TTL.as_secs() as i64, None)
         .await
-        .map_err(|e| LockError::Unreachable(format!("lease grant: {e}")))?
+        .map_err(|e| HoldError::Unreachable(format!("lease grant: {e}")))?
         .id();
-    let value = serde_json::to_vec(holder).expect("a Holder serializes");
     let txn = Txn::new()
-        .when([Compare::create_revision(KEY, CompareOp::Equal, 0)])
+        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
         .and_then([TxnOp::put(
-            KEY,
+            key,
             value,
             Some(PutOptions::new().with_lease(lease)),
         )])
-        .or_else([TxnOp::get(KEY, None)]);
+        .or_else([TxnOp::get(key, None)]);
     let resp = match client.txn(txn).await {
         Ok(r) => r,
         Err(e) => {
             let _ = client.lease_revoke(lease).await;
-            return Err(LockError::Unreachable(format!("lock transaction: {e}")));
+            return Err(HoldError::Unreachable(format!("transaction on {key}: {e}")));
         }
     };
     if !resp.succeeded() {
         let _ = client.lease_revoke(lease).await;
         let held = resp.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| read_holder(kv.value())),
+            TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .map(|kv| (kv.value().to_vec(), kv.mod_revision())),
             _ => None,
         });
-        return Err(LockError::Held(held.unwrap_or_else(|| read_holder(b""))));
+        let (v, rev) = held.unwrap_or_default();
+        return Err(HoldError::Held(v, rev));
     }
     let (stop, stopped) = std::sync::mpsc::channel();
     let (urls, tls) = (urls.to_vec(), tls.clone());
@@ -197,8 +283,8 @@ pub async fn acquire(urls: &[String], tls: &Tls, holder: &Holder) -> Result<Held
         .spawn(move || renew(&urls, &tls, lease, &stopped));
     if let Err(e) = spawned {
         let _ = client.lease_revoke(lease).await;
-        return Err(LockError::Unreachable(format!(
-            "cannot start the thread that renews the lock: {e}"
+        return Err(HoldError::Unreachable(format!(
+            "cannot start the thread that renews the lease: {e}"
         )));
     }
     Ok(Held {
@@ -332,6 +418,7 @@ mod tests {
             host: "h1".into(),
             pid: 42,
             since_unix: 1_800_000_000,
+            boot_id: "b".into(),
         };
         let m = refusal(&h, "replace etcd-2");
         for part in [
@@ -346,5 +433,28 @@ mod tests {
         let v = serde_json::to_vec(&h).unwrap();
         assert_eq!(read_holder(&v), h);
         assert!(read_holder(b"by hand").op.contains("by hand"));
+    }
+
+    #[test]
+    fn only_a_dead_holder_on_this_machine_is_taken_over() {
+        let mut h = Holder::here(1, "replace etcd-1".into());
+        let boot = h.boot_id.clone();
+        assert!(!h.gone_from(&boot), "this very fild is not gone");
+        // A pid that cannot exist (above pid_max's ceiling).
+        h.pid = 4_194_305;
+        assert!(h.gone_from(&boot));
+        assert!(
+            !h.gone_from("another machine"),
+            "elsewhere: wait for the lease"
+        );
+        h.boot_id.clear();
+        assert!(
+            !h.gone_from(&boot),
+            "an older record without a boot id: wait"
+        );
+        // A live pid (ours is excluded above, so take our parent's).
+        h.boot_id = boot.clone();
+        h.pid = std::os::unix::process::parent_id();
+        assert!(!h.gone_from(&boot));
     }
 }

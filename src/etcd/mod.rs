@@ -41,6 +41,7 @@ pub type Say<'a> = &'a dyn Fn(&str);
 pub mod adopt;
 pub mod backup;
 pub mod backup_restore;
+pub mod backup_turn;
 pub mod bolt;
 pub mod child;
 pub mod cluster;
