@@ -309,10 +309,23 @@ async fn safety_snapshot(local: &EtcdMembers, now: &super::restore_plan::Live, s
         local.backup_dir
     ));
     let dir = Path::new(&local.backup_dir);
+    // A member's name, or the endpoint it answered at (the gateway): fit for a file name.
+    let label: String = name
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     match snapshot::take(
         url,
         &conn::Tls::of(local),
-        name,
+        &label,
         dir,
         super::private::Folder::Backup,
     )
