@@ -502,6 +502,8 @@ pub(crate) struct Other {
     /// Where rescue from it would be run: `filc etcd rescue PROGRAM` on host HOST.
     pub(crate) program: Option<String>,
     pub(crate) host: Option<String>,
+    /// This fild runs it and its program is not running: down for certain (why).
+    pub(crate) down_here: Option<String>,
 }
 
 /// What rescue asked before it forces: every other member, the survivor's own data
@@ -591,10 +593,19 @@ fn before_forcing(me: &EtcdMember, c: &Checks, notes: &mut Vec<String>) -> Resul
             ));
         }
     }
-    let silent: Vec<&Other> = c
+    let known: Vec<String> = c
         .others
         .iter()
         .filter(|o| matches!(o.answer, Answer::Nothing(_)))
+        .filter_map(|o| o.down_here.as_ref().map(|w| format!("{} ({w})", o.name)))
+        .collect();
+    if !known.is_empty() {
+        notes.push(format!("down, run here and stopped: {}", known.join(", ")));
+    }
+    let silent: Vec<&Other> = c
+        .others
+        .iter()
+        .filter(|o| matches!(o.answer, Answer::Nothing(_)) && o.down_here.is_none())
         .collect();
     let unnamed: Vec<String> = silent
         .iter()
@@ -1160,6 +1171,7 @@ pub(super) mod tests {
             from: "host h's fild: database".into(),
             program: Some(format!("etcd-{}", &name[4..])),
             host: Some(format!("h{}", &name[4..])),
+            down_here: None,
         }
     }
 
@@ -1304,6 +1316,29 @@ pub(super) mod tests {
         .steps
         .unwrap_err();
         assert!(e.contains("--assume-down boot2, but boot2 answers"), "{e}");
+    }
+
+    #[test]
+    fn a_member_this_fild_runs_stopped_is_down_for_certain() {
+        let mut down = silent("boot1", Some(30));
+        down.down_here = Some("its program etcd-1 is STOPPED here".into());
+        let p = mode_two(vec![down, silent("boot2", None)], &["boot2"], true);
+        assert!(p.steps.is_ok(), "{p:?}");
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("down, run here and stopped: boot1"))
+        );
+        let e = mode_two(
+            vec![silent("boot1", None), silent("boot2", None)],
+            &["boot2"],
+            true,
+        );
+        assert!(
+            e.steps
+                .unwrap_err()
+                .contains("boot1 (connection refused) answer on neither")
+        );
     }
 
     #[test]

@@ -102,7 +102,18 @@ async fn check_others(
                 },
                 program: None,
                 host: None,
+                down_here: None,
             };
+            if let Some(l) = local.members.iter().find(|l| m.is(l))
+                && !is_up(l.state)
+                && l.pid == 0
+            {
+                o.down_here = Some(format!(
+                    "its program {} is {} on this host",
+                    l.program,
+                    l.state.as_str()
+                ));
+            }
             if let Some(p) = here.members.iter().find(|p| p.name == m.name) {
                 o.revision = p.revision;
                 o.program = Some(p.program.clone());
