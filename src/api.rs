@@ -17,6 +17,7 @@
 //! | POST   | `/v1/etcd/ops`                       | [`EtcdOpRequest`] | [`EtcdOp`]         |
 //! | GET    | `/v1/etcd/ops`                       |                   | `[EtcdOp]`         |
 //! | GET    | `/v1/etcd/ops/{id}?from=N&wait=S`    |                   | [`EtcdOp`]         |
+//! | GET    | `/v1/etcd/positions`                 |                   | [`EtcdPositions`]  |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
 //!
@@ -41,6 +42,7 @@ pub mod routes {
     pub const RELOAD: &str = "/v1/reload";
     pub const ETCD_MEMBERS: &str = "/v1/etcd/members";
     pub const ETCD_OPS: &str = "/v1/etcd/ops";
+    pub const ETCD_POSITIONS: &str = "/v1/etcd/positions";
     pub const SHUTDOWN: &str = "/v1/shutdown";
     pub const LOGS: &str = "/v1/logs";
 
@@ -176,6 +178,10 @@ pub struct VersionInfo {
     pub version: String,
     pub api: String,
     pub pid: u32,
+    /// Random, new each time fild starts: how a fild tells its own entry among `[cluster]
+    /// hosts` from another host's.
+    #[serde(default)]
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -324,6 +330,12 @@ pub enum EtcdOpKind {
     },
     Rescue {
         program: String,
+        /// Members that answer nothing, taken as down (`--assume-down NAME`, repeatable).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        assume_down: Vec<String>,
+        /// Go on with a survivor whose data is behind another member's (`--allow-behind`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_behind: bool,
     },
     Snapshot {
         #[serde(default)]
@@ -354,7 +366,20 @@ impl EtcdOpKind {
             EtcdOpKind::Move { program, peer_url } => {
                 format!("move {program} --peer-url {peer_url}")
             }
-            EtcdOpKind::Rescue { program } => format!("rescue {program}"),
+            EtcdOpKind::Rescue {
+                program,
+                assume_down,
+                allow_behind,
+            } => {
+                let mut t = format!("rescue {program}");
+                for n in assume_down {
+                    t.push_str(&format!(" --assume-down {n}"));
+                }
+                if *allow_behind {
+                    t.push_str(" --allow-behind");
+                }
+                t
+            }
             EtcdOpKind::Snapshot { dir: None } => "snapshot".to_string(),
             EtcdOpKind::Snapshot { dir: Some(d) } => format!("snapshot {d}"),
             EtcdOpKind::Restore { snapshot } => format!("restore {snapshot}"),
@@ -479,4 +504,30 @@ pub struct EtcdOp {
     pub digest: Option<String>,
     /// Its journal file.
     pub journal: String,
+}
+
+/// How far one local member's data goes: `GET /v1/etcd/positions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdPosition {
+    pub program: String,
+    /// The member's etcd name.
+    pub name: String,
+    pub state: ProcessState,
+    /// The newest revision its data holds (None: it could not be read, see `error`).
+    #[serde(default)]
+    pub revision: Option<i64>,
+    /// Where the revision was read: `status` (the running member) or the stopped member's
+    /// database file (`<data_dir>/member/snap/db`).
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/etcd/positions`: this host's members' data positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdPositions {
+    /// The answering fild's [`VersionInfo::instance`].
+    pub instance: String,
+    pub members: Vec<EtcdPosition>,
 }

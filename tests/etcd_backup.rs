@@ -409,6 +409,14 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
     let out = text(&o);
     eprintln!("{out}");
     assert!(out.contains("revisions after it are lost"), "{out}");
+    // The data being replaced is kept first: a safety snapshot from a member that answers,
+    // in the backup folder, at the revision the b-keys reached.
+    let safety = out
+        .lines()
+        .find_map(|l| l.strip_prefix("safety snapshot: "))
+        .unwrap_or_else(|| panic!("no safety snapshot in:\n{out}"));
+    let safety = std::path::Path::new(safety.split(" (revision").next().unwrap());
+    assert!(safety.is_file(), "{}", safety.display());
     for step in [
         "verifying",
         "stopping",

@@ -537,7 +537,26 @@ fn a_rescued_cluster_of_one_grows_back_to_three_with_replace_and_add() {
         wait_until(UP, || !c.healthy(0)),
         "etcd-0 still healthy alone"
     );
-    filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
+    // Members this fild does not run and that answer nothing may be alive elsewhere: the
+    // rescue refuses until they are named as down.
+    filc_refused(
+        &c,
+        &["etcd", "rescue", "etcd-0", "--yes"],
+        "--assume-down boot1",
+    );
+    filc_ok(
+        &c,
+        &[
+            "etcd",
+            "rescue",
+            "etcd-0",
+            "--assume-down",
+            "boot1",
+            "--assume-down",
+            "boot2",
+            "--yes",
+        ],
+    );
     let one = members(&c, &[0]);
     assert_eq!(one.len(), 1, "{one:?}");
     assert!(wait_until(UP, || c.put(

@@ -169,6 +169,14 @@ enum EtcdCmd {
     /// Quorum lost for good: restart one survivor with --force-new-cluster, re-add the others.
     Rescue {
         program: String,
+        /// A member that answers nothing, taken as down (repeat for each; needs --yes):
+        /// not answering is no proof, this host may be the one cut off.
+        #[arg(long, value_name = "NAME")]
+        assume_down: Vec<String>,
+        /// Keep this survivor although another member's data goes further (its newer
+        /// revisions are lost).
+        #[arg(long)]
+        allow_behind: bool,
         #[command(flatten)]
         op: OpFlags,
     },
@@ -520,7 +528,19 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
         } => run_op(c, EtcdOpKind::Move { program, peer_url }, op).await,
         EtcdCmd::Add { program, op } => run_op(c, EtcdOpKind::Add { program }, op).await,
         EtcdCmd::Remove { program, op } => run_op(c, EtcdOpKind::Remove { program }, op).await,
-        EtcdCmd::Rescue { program, op } => run_op(c, EtcdOpKind::Rescue { program }, op).await,
+        EtcdCmd::Rescue {
+            program,
+            assume_down,
+            allow_behind,
+            op,
+        } => {
+            let kind = EtcdOpKind::Rescue {
+                program,
+                assume_down,
+                allow_behind,
+            };
+            run_op(c, kind, op).await
+        }
         EtcdCmd::Snapshot { dir, op } => {
             let dir = dir.map(|d| absolute(&d)).transpose()?;
             run_op(c, EtcdOpKind::Snapshot { dir }, op).await

@@ -69,6 +69,7 @@ pub(crate) const ETCD: &[&str] = &[
     "backup_command",
     "liveness_window",
 ];
+pub(crate) const CLUSTER: &[&str] = &["hosts", "username", "password"];
 pub(crate) const DAEMON: &[&str] = &[
     "logfile",
     "logfile_maxbytes",
@@ -101,6 +102,7 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ("supervisorctl", CTL),
     ("include", INCLUDE),
     ("etcd", ETCD),
+    ("cluster", CLUSTER),
     ("supervisord", DAEMON),
 ];
 

@@ -246,6 +246,13 @@ pub(crate) fn load(path: &Path, env: &Env, strict: Strict) -> Result<Config, Con
     let ctl = ctl_settings(sections, &vars, &mut errors, &mut warnings);
     let programs = program::build(sections, &vars, &daemon, &mut errors, &mut warnings);
     let etcd = etcd_settings(sections, &daemon, &vars, &mut errors, &mut warnings);
+    let cluster = cluster_settings(
+        sections,
+        inet_http_server.as_ref(),
+        &vars,
+        &mut errors,
+        &mut warnings,
+    );
     if strict == Strict::Always || daemon.strict {
         // `--strict` says so itself; a file's own strict=true is named in each error.
         let hint = (strict != Strict::Always)
@@ -266,6 +273,7 @@ pub(crate) fn load(path: &Path, env: &Env, strict: Strict) -> Result<Config, Con
         ctl,
         programs,
         etcd,
+        cluster,
         warnings,
     })
 }
@@ -315,6 +323,7 @@ fn check_sections(files: &Files, errors: &mut Vec<ConfigError>, warnings: &mut V
         "supervisorctl",
         "include",
         "etcd",
+        "cluster",
     ];
     for s in &files.sections {
         let name = s.name.as_str();
@@ -440,6 +449,58 @@ fn etcd_settings(
     s.backup_command = r.non_empty("backup_command");
     s.liveness_window = r.or("liveness_window", s.liveness_window, values::duration);
     s
+}
+
+/// `[cluster]`: `hosts` (URLs or `name=URL` pairs, whitespace or commas between them) and
+/// the credentials to present to the other filds (default: `[inet_http_server]`'s).
+fn cluster_settings(
+    sections: &[Section],
+    inet: Option<&InetHttpServer>,
+    vars: &Env,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<Warning>,
+) -> Option<ClusterSettings> {
+    let section = find(sections, "cluster")?;
+    keys::check(section, keys::CLUSTER, errors, warnings);
+    let here = directory_of(section);
+    let mut r = reader(section, &here, vars, errors);
+    let own = inet.map(|i| i.port.as_str());
+    let hosts = match r.entry("hosts") {
+        None => {
+            r.missing(
+                "hosts",
+                "list every host's fild, e.g. hosts=h0=http://10.0.0.1:9001 h1=http://10.0.0.2:9001",
+            );
+            None
+        }
+        Some(_) => r.typed("hosts", |v| values::cluster_hosts(v, own)),
+    };
+    let from_inet = inet.and_then(|i| i.auth.as_ref());
+    let username = r
+        .string("username")
+        .or_else(|| from_inet.map(|a| a.username.clone()));
+    let password = r.string("password").or_else(|| match from_inet {
+        Some(Credentials {
+            password: Password::Plain(p),
+            ..
+        }) => Some(p.clone()),
+        _ => None,
+    });
+    let (Some(username), Some(password)) = (username, password) else {
+        r.error(
+            "password",
+            Problem::new(
+                "no credentials for the other hosts' filds (they serve the TCP control API only with a username and password)",
+            )
+            .hint("set [cluster] username and password, or a plain-text [inet_http_server] username and password"),
+        );
+        return None;
+    };
+    Some(ClusterSettings {
+        hosts: hosts?,
+        username,
+        password,
+    })
 }
 
 fn ctl_settings(

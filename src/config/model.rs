@@ -27,6 +27,8 @@ pub struct Config {
     pub programs: Vec<ProgramSpec>,
     /// `[etcd]`: fild's own etcd duties (backups, liveness).
     pub etcd: EtcdSettings,
+    /// `[cluster]`: the other hosts' filds (mode two); `None` on a single host.
+    pub cluster: Option<ClusterSettings>,
     /// Non-fatal findings (unknown keys or sections), shown by `filc reload`.
     pub warnings: Vec<Warning>,
 }
@@ -111,6 +113,29 @@ pub struct EtcdSettings {
     pub backup_command: Option<String>,
     /// A running member unhealthy this long is restarted; 0 disables. Default 30 s.
     pub liveness_window: std::time::Duration,
+}
+
+/// `[cluster]` (a fild section): every host's fild control address, so that one host's
+/// operations can ask the others (their operations, their members' data positions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Every host listed, this one's own entry included (recognised at run time).
+    pub hosts: Vec<ClusterHost>,
+    /// The credentials to present to the other filds: `[cluster] username`/`password`, else
+    /// this fild's own `[inet_http_server]` ones.
+    pub username: String,
+    pub password: String,
+}
+
+/// One host of `[cluster] hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHost {
+    /// As given (`name=URL`), else the URL's `host:port`.
+    pub name: String,
+    /// `http://host:port`.
+    pub url: String,
+    /// Its `host:port` is this fild's own `[inet_http_server] port`: this host.
+    pub own: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 //! program keys. Each returns a [`Problem`] (message plus optional fix-it hint) on bad input;
 //! the caller attaches file, line, section and key.
 
-use super::model::{AutoRestart, Password, StartRetries};
+use super::model::{AutoRestart, ClusterHost, Password, StartRetries};
 
 /// What is wrong with one value, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +248,68 @@ pub(crate) fn host_port(s: &str) -> Result<String, Problem> {
     } else {
         Err(Problem::new(format!("invalid port '{s}'")).hint("use host:port, e.g. 127.0.0.1:9001"))
     }
+}
+
+/// `[cluster] hosts`: `http://host:port` URLs or `name=http://host:port` pairs, separated by
+/// whitespace or commas; `own` (this fild's `[inet_http_server] port`) marks this host's entry.
+pub(crate) fn cluster_hosts(s: &str, own: Option<&str>) -> Result<Vec<ClusterHost>, Problem> {
+    let hint = "list every host's fild as http://host:port or name=http://host:port, e.g. hosts=h0=http://10.0.0.1:9001 h1=http://10.0.0.2:9001";
+    let mut hosts: Vec<ClusterHost> = Vec::new();
+    for item in s
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|i| !i.is_empty())
+    {
+        let (name, url) = match item.split_once('=') {
+            Some((n, u)) => (Some(n), u),
+            None => (None, item),
+        };
+        if let Some(n) = name
+            && (n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return Err(Problem::new(format!("invalid host name '{n}' in '{item}'")).hint(hint));
+        }
+        if url.starts_with("https://") {
+            return Err(Problem::new(format!(
+                "'{url}': fild's TCP control API speaks plain http (no TLS); use http:// on a trusted network, or a tunnel"
+            ))
+            .hint(hint));
+        }
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(Problem::new(format!("'{url}' is not an http://host:port URL")).hint(hint));
+        };
+        let hp = rest.trim_end_matches('/');
+        let valid = hp.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty()
+                && !h.contains('/')
+                && !h.contains('@')
+                && p.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid {
+            return Err(Problem::new(format!(
+                "'{url}' is not an http://host:port URL (a host and a port, nothing else)"
+            ))
+            .hint(hint));
+        }
+        let name = name.map_or_else(|| hp.to_string(), str::to_string);
+        if hosts.iter().any(|h| h.name == name) {
+            return Err(Problem::new(format!("host '{name}' is listed twice")).hint(hint));
+        }
+        if hosts.iter().any(|h| h.url == format!("http://{hp}")) {
+            return Err(Problem::new(format!("'{url}' is listed twice")).hint(hint));
+        }
+        hosts.push(ClusterHost {
+            name,
+            url: format!("http://{hp}"),
+            own: own.is_some_and(|o| o == hp),
+        });
+    }
+    if hosts.is_empty() {
+        return Err(Problem::new("no host listed").hint(hint));
+    }
+    Ok(hosts)
 }
 
 /// Parse `KEY=val,KEY2="quoted, may hold commas",KEY3='single'` (items may also be separated by

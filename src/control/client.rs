@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, LogChunk, NamesRequest,
-    ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
+    Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, EtcdPositions, LogChunk,
+    NamesRequest, ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
 };
 
 /// What a name may hold unencoded in a query or a path segment.
@@ -260,6 +260,11 @@ impl Client {
             routes::ETCD_OPS
         ))
         .await
+    }
+
+    /// This host's members' data positions (revision, from status or the stopped database).
+    pub async fn positions(&self) -> Result<EtcdPositions, ClientError> {
+        self.get(routes::ETCD_POSITIONS).await
     }
 
     /// At most `max` bytes of a program's log, from `offset` (default: the end less `max`).

@@ -60,6 +60,28 @@ pub struct EtcdHooks {
     pub signal: std::sync::Arc<dyn Fn(Handle, SignalRequest) -> GuardFuture + Send + Sync>,
     /// The operations fild runs.
     pub ops: std::sync::Arc<dyn OpsHook>,
+    /// This host's members' data positions (`GET /v1/etcd/positions`).
+    pub positions:
+        std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdPositions> + Send + Sync>,
+}
+
+/// This fild's instance: random, drawn once per process ([`VersionInfo::instance`]).
+pub fn instance() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::io::Read;
+        let mut b = [0u8; 8];
+        let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+        if ok.is_err() {
+            // Unique enough among the hosts of one cluster: pid and start time.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            b = (t ^ u64::from(std::process::id()) << 40).to_le_bytes();
+        }
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
 }
 
 /// What every connection is served with: the way into the loop, the etcd hooks, and the
@@ -464,6 +486,7 @@ async fn route(
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 api: api::PREFIX.trim_start_matches('/').to_string(),
                 pid: std::process::id(),
+                instance: instance().to_string(),
             },
         ),
         (&Method::GET, "/processes") => {
@@ -516,6 +539,12 @@ async fn route(
         (&Method::GET, "/etcd/members") => {
             match handle.call(|reply| Request::Programs { reply }).await {
                 Ok(view) => result(Ok::<_, ApiError>((served.etcd.members)(view).await)),
+                Err(e) => from_api_error(e),
+            }
+        }
+        (&Method::GET, "/etcd/positions") => {
+            match handle.call(|reply| Request::Programs { reply }).await {
+                Ok(view) => result(Ok::<_, ApiError>((served.etcd.positions)(view).await)),
                 Err(e) => from_api_error(e),
             }
         }

@@ -292,6 +292,61 @@ fn program_names(local: &EtcdMembers) -> Vec<String> {
     local.members.iter().map(|m| m.program.clone()).collect()
 }
 
+/// Before a restore replaces anything: a snapshot of whatever member still answers (the
+/// one furthest along; a lone member without quorum serves one too) into the backup folder,
+/// said either way; a restore goes on without one when no member answers.
+async fn safety_snapshot(local: &EtcdMembers, now: &super::restore_plan::Live, say: Say<'_>) {
+    let (Some(name), Some(url)) = (&now.answers, &now.answers_url) else {
+        say("safety snapshot: no member answered; going on without one");
+        return;
+    };
+    if local.backup_dir.is_empty() {
+        say("safety snapshot: fild has no [etcd] backup_dir; going on without one");
+        return;
+    }
+    say(&format!(
+        "safety snapshot of the data being replaced, from {name} ({url}) into {}",
+        local.backup_dir
+    ));
+    let dir = Path::new(&local.backup_dir);
+    // A member's name, or the endpoint it answered at (the gateway): fit for a file name.
+    let label: String = name
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    match snapshot::take(
+        url,
+        &conn::Tls::of(local),
+        &label,
+        dir,
+        super::private::Folder::Backup,
+    )
+    .await
+    {
+        Ok(t) => {
+            if let Some(n) = &t.notice {
+                say(n);
+            }
+            say(&format!(
+                "safety snapshot: {} (revision {})",
+                t.path.display(),
+                t.revision
+            ));
+        }
+        Err(e) => say(&format!(
+            "safety snapshot from {name} failed ({e}); going on without one"
+        )),
+    }
+}
+
 /// Recovery mode three: see the module docs. Over a cluster that still has quorum only with
 /// `force`; over one that answers only when confirmed.
 pub async fn restore(
@@ -378,7 +433,18 @@ pub async fn restore(
         }
         say(&format!("note: without --force this is refused: {why}"));
     }
+    // Without quorum this runs like a rescue: never beside another host's operation (a
+    // restore on another host of the same cluster is its other half, and goes on).
+    if !now.quorum && !gate.dry_run {
+        let cluster = ctl.cluster().await;
+        super::peers::refuse_if_busy(cluster.as_ref(), say, |op| {
+            !matches!(op.request.kind, crate::api::EtcdOpKind::Restore { .. })
+        })
+        .await
+        .map_err(|e| refuse(format!("{e:#}")))?;
+    }
     gate.pass(say, &lines, destructive.as_deref())?;
+    safety_snapshot(&local, &now, say).await;
     let others: Vec<&str> = list
         .iter()
         .filter(|(n, _)| !local.members.iter().any(|m| &m.name == n))

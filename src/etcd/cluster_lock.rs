@@ -402,6 +402,8 @@ mod tests {
         assert_eq!(need(&restore, false, true), Need::Required);
         let rescue = EtcdOpKind::Rescue {
             program: "etcd-0".into(),
+            assume_down: vec!["boot1".into()],
+            allow_behind: false,
         };
         assert_eq!(need(&rescue, false, true), Need::None);
         assert_eq!(

@@ -167,6 +167,63 @@ pub async fn healthy(client_url: &str, tls: &Tls) -> bool {
         .unwrap_or(false)
 }
 
+/// What one member says of itself in a status call: the leader it knows (0: none) and the
+/// revision its data holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SelfStatus {
+    pub(crate) leader: u64,
+    pub(crate) revision: i64,
+}
+
+/// A status call to exactly this member (served locally: a member without quorum answers
+/// too), bounded by [`TIMEOUT`] in all.
+pub(crate) async fn self_status(client_url: &str, tls: &Tls) -> Result<SelfStatus, String> {
+    let ask = async {
+        let mut c = connect(client_url, tls).await?;
+        let s = c.status().await.map_err(|e| format!("{client_url}: {e}"))?;
+        Ok(SelfStatus {
+            leader: s.leader(),
+            revision: s.header().map_or(0, |h| h.revision()),
+        })
+    };
+    tokio::time::timeout(TIMEOUT + Duration::from_secs(1), ask)
+        .await
+        .unwrap_or_else(|_| Err(format!("{client_url}: no answer within {TIMEOUT:?}")))
+}
+
+/// Whether the etcd process behind a peer URL is alive: its peer listener answers
+/// `GET /version` (plain http), or takes a TCP connection (https: etcd would ask for a peer
+/// certificate, and a connection taken is already a process alive).
+pub(crate) async fn peer_answers(peer_url: &str) -> bool {
+    let addr = host_port(peer_url).to_string();
+    let https = peer_url.starts_with("https://");
+    let fut = async move {
+        use http_body_util::{BodyExt, Empty};
+        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        if https {
+            return Some(true);
+        }
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/version")
+            .header(hyper::header::HOST, addr)
+            .body(Empty::<bytes::Bytes>::new())
+            .ok()?;
+        let resp = send.send_request(req).await.ok()?;
+        let ok = resp.status().is_success();
+        let _ = resp.into_body().collect().await;
+        Some(ok)
+    };
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// etcd 3.4's `/health`: false while any alarm is raised or without a leader, else whether a
 /// quorum read answers.
 async fn healthy_grpc(client_url: &str, tls: &Tls) -> bool {

@@ -34,6 +34,7 @@
 //! - [`gate`]: the plan said, then a dry run's stop or a destructive step's confirmation.
 //! - [`steps`]: how plans and steps are said, and read back from a journal.
 //! - [`ops`]: operations run inside fild, one at a time, journaled, followed by clients.
+//! - [`peers`]: the other hosts' filds (`[cluster]`): their operations, their data positions.
 
 /// Where an operation reports each step as it runs.
 pub type Say<'a> = &'a dyn Fn(&str);
@@ -60,6 +61,7 @@ pub mod members;
 pub mod membership;
 pub mod names;
 pub mod ops;
+pub mod peers;
 pub mod poll;
 pub mod private;
 pub mod programs;
@@ -143,5 +145,6 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
         members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
         signal: Arc::new(|handle, req| Box::pin(async move { guard::signal(&handle, req).await })),
         ops: Arc::new(ops),
+        positions: Arc::new(|view| Box::pin(peers::local_positions(view))),
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, anyhow, bail};
 
 use super::Say;
 use crate::api::{ActionReply, EtcdMember, EtcdMembers, ProcessState};
+use crate::config::ClusterSettings;
 use crate::control::client::Client;
 use crate::supervisor::{Handle, Request, UserOp};
 
@@ -22,6 +23,8 @@ pub trait Programs: Sync {
         op: UserOp,
         names: Vec<String>,
     ) -> impl Future<Output = anyhow::Result<ActionReply>> + Send;
+    /// `[cluster]`: the other hosts' filds (None: a single host, or filc, which asks no peer).
+    fn cluster(&self) -> impl Future<Output = Option<ClusterSettings>> + Send;
 }
 
 impl Programs for Client {
@@ -31,6 +34,10 @@ impl Programs for Client {
 
     async fn act(&self, op: UserOp, names: Vec<String>) -> anyhow::Result<ActionReply> {
         Ok(self.action(op.as_str(), names, true).await?)
+    }
+
+    async fn cluster(&self) -> Option<ClusterSettings> {
+        None
     }
 }
 
@@ -47,6 +54,13 @@ impl Programs for Handle {
         self.call(|reply| Request::Action { op, names, reply })
             .await
             .map_err(|e| anyhow!(e.error))
+    }
+
+    async fn cluster(&self) -> Option<ClusterSettings> {
+        self.call(|reply| Request::Programs { reply })
+            .await
+            .ok()
+            .and_then(|v| v.cluster)
     }
 }
 

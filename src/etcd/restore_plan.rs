@@ -12,6 +12,8 @@ use crate::etcd::conn;
 /// quorum, and its revision (read serializably, so a member without quorum answers too).
 pub(super) struct Live {
     pub(super) answers: Option<String>,
+    /// The client URL of the member that answered (the one furthest along).
+    pub(super) answers_url: Option<String>,
     pub(super) quorum: bool,
     pub(super) revision: i64,
 }
@@ -22,6 +24,7 @@ pub(super) async fn live(local: &EtcdMembers) -> Live {
     let tls = conn::Tls::of(local);
     let mut revision = 0;
     let mut answers = None;
+    let mut answers_url = None;
     // Every member fild knows of, the other hosts' too (through the gateway's settings).
     let mut urls: Vec<String> = st
         .members
@@ -52,11 +55,13 @@ pub(super) async fn live(local: &EtcdMembers) -> Live {
             if rev >= revision {
                 revision = rev;
                 answers = Some(who);
+                answers_url = Some(url.clone());
             }
         }
     }
     Live {
         answers,
+        answers_url,
         quorum,
         revision,
     }

@@ -192,6 +192,8 @@ pub struct ProgramsView {
     pub programs: Vec<ProgramView>,
     pub env: Env,
     pub etcd: config::EtcdSettings,
+    /// `[cluster]`: the other hosts' filds.
+    pub cluster: Option<config::ClusterSettings>,
 }
 
 /// The way into the loop, for the control server (and anything else that is not the loop).

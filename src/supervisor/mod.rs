@@ -587,6 +587,7 @@ impl Supervisor {
                 .collect(),
             env: self.env.clone(),
             etcd: self.config.etcd.clone(),
+            cluster: self.config.cluster.clone(),
         }
     }
 

@@ -26,7 +26,7 @@ impl Drop for Host {
 /// Host `n` of `net`, running member `etcd-n`'s fild (not the member yet). `name` keeps the
 /// dirs of different suites apart; `token` is the cluster token.
 pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
-    start_host_env(net, n, name, token, &[])
+    start_host_with(net, n, name, token, "", &[])
 }
 
 /// [`start_host`] with `extra` environment over the usual (`ETCDn_HOST` names, say).
@@ -37,9 +37,41 @@ pub fn start_host_env(
     token: &str,
     extra: &[(String, String)],
 ) -> Host {
+    start_host_with(net, n, name, token, "", extra)
+}
+
+/// The fild control port each cluster host serves on its own address.
+pub const CONTROL_PORT: u16 = 9001;
+
+/// [`start_host`], its fild also serving the TCP control API on its host's address (with
+/// credentials) and knowing every host's fild (`[cluster]`), from an included file that git
+/// ignores (etc/fild/apps/cluster.ini).
+pub fn start_cluster_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
+    let hosts: Vec<String> = (0..3)
+        .map(|m| format!("h{m}=http://{}:{CONTROL_PORT}", net.addr(m)))
+        .collect();
+    let ini = format!(
+        "[inet_http_server]\nport={}:{CONTROL_PORT}\nusername=fild\npassword=peer-secret\n\n[cluster]\nhosts={}\n",
+        net.addr(n),
+        hosts.join(" ")
+    );
+    start_host_with(net, n, name, token, &ini, &[])
+}
+
+fn start_host_with(
+    net: &Net,
+    n: usize,
+    name: &str,
+    token: &str,
+    extra_ini: &str,
+    extra: &[(String, String)],
+) -> Host {
     let root = TestDir::new(&format!("{name}{n}"));
     lay_out_kit(root.path());
     activate(root.path(), &format!("etcd-{n}"));
+    if !extra_ini.is_empty() {
+        std::fs::write(root.join("etc/fild/apps/cluster.ini"), extra_ini).unwrap();
+    }
     let data = tempfile::Builder::new()
         .prefix(&format!("fild-etcd-{name}{n}-"))
         .tempdir_in("/dev/shm")

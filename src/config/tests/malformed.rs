@@ -383,3 +383,38 @@ fn times_and_counts_past_their_bounds() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn cluster_hosts_must_be_http_urls_and_credentials_must_exist() {
+    let creds = "username=u\npassword=p\n";
+    for bad in [
+        "hosts=10.0.0.1:9001\n",
+        "hosts=https://10.0.0.1:9001\n",
+        "hosts=http://10.0.0.1\n",
+        "hosts=http://10.0.0.1:0\n",
+        "hosts=http://u@10.0.0.1:9001\n",
+        "hosts=a=http://x:1 a=http://y:1\n",
+        "hosts=http://x:1 http://x:1\n",
+        "hosts=b@d=http://x:1\n",
+        "hosts=\n",
+    ] {
+        check(&format!("[cluster]\n{bad}{creds}"), 2, "hosts");
+    }
+    check("[cluster]\nusername=u\npassword=p\n", 1, "hosts");
+    // No credentials: none given, and [inet_http_server]'s password is only a hash.
+    check("[cluster]\nhosts=http://x:1\n", 1, "password");
+    check(
+        "[inet_http_server]\nport=:9001\nusername=u\npassword={SHA}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d\n[cluster]\nhosts=http://x:1\n",
+        5,
+        "password",
+    );
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", "[cluster]\nhots=http://x:1\n");
+    let errors = errors_of(&main, &Env::new());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("did you mean `hosts`")),
+        "{errors:?}"
+    );
+}

@@ -494,3 +494,39 @@ fn the_largest_times_and_counts_are_accepted() {
     assert_eq!(c.programs[0].startsecs, 315_360_000);
     assert_eq!(c.etcd.backup_interval.as_secs(), 315_360_000);
 }
+
+#[test]
+fn cluster_lists_the_hosts_and_takes_the_inet_credentials_by_default() {
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", "[supervisord]\npidfile=/run/x/fild.pid\n");
+    assert_eq!(load_ok(&main, &Env::new()).cluster, None);
+    let main = fx.write(
+        "c.ini",
+        "[inet_http_server]\nport=10.0.0.2:9001\nusername=fild\npassword=pw\n\
+         [cluster]\nhosts=h0=http://10.0.0.1:9001, h1=http://10.0.0.2:9001\n  http://10.0.0.3:9001/\n",
+    );
+    let c = load_ok(&main, &Env::new()).cluster.unwrap();
+    let hosts: Vec<(&str, &str, bool)> = c
+        .hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.url.as_str(), h.own))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("h0", "http://10.0.0.1:9001", false),
+            ("h1", "http://10.0.0.2:9001", true),
+            ("10.0.0.3:9001", "http://10.0.0.3:9001", false),
+        ]
+    );
+    assert_eq!((c.username.as_str(), c.password.as_str()), ("fild", "pw"));
+    let main = fx.write(
+        "d.ini",
+        "[cluster]\nhosts=http://a:1\nusername=peer\npassword=secret\n",
+    );
+    let c = load_ok(&main, &Env::new()).cluster.unwrap();
+    assert_eq!(
+        (c.username.as_str(), c.password.as_str()),
+        ("peer", "secret")
+    );
+}

@@ -474,12 +474,231 @@ pub(crate) fn move_peer(list: &[Mem], mine: &Mem, peer_url: &str, health: &[bool
 /// Rescue's first part, from the survivor's own member list and the voters' health (in
 /// `list` order of its voting members): force a new cluster when quorum is lost, go straight
 /// to re-adding when it holds with the survivor, refuse when it holds without it.
+/// How another member of the survivor's list answered, asked directly before a forced
+/// restart: on its client URL (a status call: the leader it knows) and its peer URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Its status names this leader: it is part of a cluster with a leader.
+    Leader(u64),
+    /// It answers, without a leader: alive, no quorum.
+    NoLeader,
+    /// Its client URL answers nothing (the error), its peer listener does: the process is
+    /// alive, whether it has a leader cannot be told.
+    PeerOnly(String),
+    /// Neither URL answers (the client URL's error): not proof that it is down.
+    Nothing(String),
+}
+
+/// One other member of the survivor's list, as rescue found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Other {
+    pub(crate) name: String,
+    pub(crate) client_url: String,
+    pub(crate) answer: Answer,
+    /// The revision its data holds, from its host's fild (or this one), if it was read.
+    pub(crate) revision: Option<i64>,
+    /// Where the revision came from, or why it is unknown.
+    pub(crate) from: String,
+    /// Where rescue from it would be run: `filc etcd rescue PROGRAM` on host HOST.
+    pub(crate) program: Option<String>,
+    pub(crate) host: Option<String>,
+    /// This fild runs it and its program is not running: down for certain (why).
+    pub(crate) down_here: Option<String>,
+}
+
+/// What rescue asked before it forces: every other member, the survivor's own data
+/// position, and what the request allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Checks {
+    pub(crate) others: Vec<Other>,
+    pub(crate) my_revision: Option<i64>,
+    /// `--assume-down NAME`, each.
+    pub(crate) assume_down: Vec<String>,
+    /// `--allow-behind`.
+    pub(crate) allow_behind: bool,
+    /// `--yes` (assumed-down members need it, a terminal's confirmation is not enough) and
+    /// `--dry-run` (which says the plan and the refusals it would meet).
+    pub(crate) yes: bool,
+    pub(crate) dry_run: bool,
+    /// The command as run, for the refusals' way forward.
+    pub(crate) command: String,
+}
+
+/// Before a forced restart: refuse when another member is part of a cluster with a leader,
+/// is alive but cannot be asked, answers nothing without `--assume-down`, or holds data
+/// further than the survivor's (without `--allow-behind`). The notes it said either way.
+fn before_forcing(me: &EtcdMember, c: &Checks, notes: &mut Vec<String>) -> Result<(), String> {
+    for n in &c.assume_down {
+        let Some(o) = c.others.iter().find(|o| &o.name == n) else {
+            let names: Vec<&str> = c.others.iter().map(|o| o.name.as_str()).collect();
+            return Err(format!(
+                "refused: --assume-down {n}: no other member of {}'s member list is named {n} (members: {}). Nothing changed.",
+                me.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        };
+        if !matches!(o.answer, Answer::Nothing(_)) {
+            return Err(format!(
+                "refused: --assume-down {n}, but {n} answers (at {} or its peer URL): it is not down. Stop it first. Nothing changed.",
+                o.client_url
+            ));
+        }
+    }
+    let led: Vec<String> = c
+        .others
+        .iter()
+        .filter_map(|o| match o.answer {
+            Answer::Leader(id) => Some(format!(
+                "{} answers at {} as part of a cluster with leader {id:x}",
+                o.name, o.client_url
+            )),
+            _ => None,
+        })
+        .collect();
+    if !led.is_empty() {
+        return Err(format!(
+            "refused: {}: the cluster has quorum without {}, and forcing a new cluster here would make two clusters. Rescue is for a lost quorum; to rebuild {} run `filc etcd replace {}` on this host. Nothing changed.",
+            led.join("; "),
+            me.name,
+            me.name,
+            me.program
+        ));
+    }
+    let alive: Vec<String> = c
+        .others
+        .iter()
+        .filter_map(|o| match &o.answer {
+            Answer::PeerOnly(e) => Some(format!(
+                "{} (its peer URL answers, its client URL {} does not: {e})",
+                o.name, o.client_url
+            )),
+            _ => None,
+        })
+        .collect();
+    if !alive.is_empty() {
+        return Err(format!(
+            "refused: {}: its etcd process is alive, and whether it is part of a cluster with a leader cannot be told. Stop it (or let its client URL be reached), then run the rescue again. Nothing changed.",
+            alive.join("; ")
+        ));
+    }
+    for o in &c.others {
+        if o.answer == Answer::NoLeader {
+            notes.push(format!(
+                "{} answers at {} without a leader (no quorum); it is left out of the new cluster: stop it, and rebuild it afterwards with `filc etcd replace` on its host",
+                o.name, o.client_url
+            ));
+        }
+    }
+    let known: Vec<String> = c
+        .others
+        .iter()
+        .filter(|o| matches!(o.answer, Answer::Nothing(_)))
+        .filter_map(|o| o.down_here.as_ref().map(|w| format!("{} ({w})", o.name)))
+        .collect();
+    if !known.is_empty() {
+        notes.push(format!("down, run here and stopped: {}", known.join(", ")));
+    }
+    let silent: Vec<&Other> = c
+        .others
+        .iter()
+        .filter(|o| matches!(o.answer, Answer::Nothing(_)) && o.down_here.is_none())
+        .collect();
+    let unnamed: Vec<String> = silent
+        .iter()
+        .filter(|o| !c.assume_down.contains(&o.name))
+        .map(|o| match &o.answer {
+            Answer::Nothing(e) => format!("{} ({e})", o.name),
+            _ => o.name.clone(),
+        })
+        .collect();
+    if !unnamed.is_empty() {
+        let flags: String = silent
+            .iter()
+            .map(|o| format!(" --assume-down {}", o.name))
+            .collect();
+        return Err(format!(
+            "refused: {} answer on neither their client nor their peer URL. That is no proof they are down: this host may be the one cut off, and they may hold quorum among themselves. If you know they are down (stopped, or their hosts dead), run `{}{flags} --yes`. Nothing changed.",
+            unnamed.join("; "),
+            c.command
+        ));
+    }
+    if !silent.is_empty() {
+        let names: Vec<&str> = silent.iter().map(|o| o.name.as_str()).collect();
+        if !c.yes && !c.dry_run {
+            return Err(format!(
+                "refused: members assumed down ({}) need --yes as well: `{} --yes`. Nothing changed.",
+                names.join(", "),
+                c.command
+            ));
+        }
+        notes.push(format!(
+            "assumed down (--assume-down): {}",
+            names.join(", ")
+        ));
+    }
+    // How far each member's data goes.
+    let mut said = vec![format!(
+        "{} revision {} (this survivor)",
+        me.name,
+        c.my_revision
+            .map_or("unknown".to_string(), |r| r.to_string())
+    )];
+    for o in &c.others {
+        said.push(match o.revision {
+            Some(r) => format!("{} revision {r} ({})", o.name, o.from),
+            None => format!("{} unknown ({})", o.name, o.from),
+        });
+    }
+    notes.push(format!("data positions: {}", said.join("; ")));
+    let furthest = c
+        .others
+        .iter()
+        .filter_map(|o| o.revision.map(|r| (r, o)))
+        .max_by_key(|(r, _)| *r);
+    let mine = c.my_revision.unwrap_or(0);
+    match furthest {
+        Some((r, o)) if r > mine => {
+            let lost = r - mine;
+            let from = match (&o.program, &o.host) {
+                (Some(p), Some(h)) => format!("`filc etcd rescue {p}` on host {h}"),
+                (Some(p), None) => format!("`filc etcd rescue {p}` on this host"),
+                _ => format!("rescue on {}'s host", o.name),
+            };
+            if !c.allow_behind {
+                return Err(format!(
+                    "refused: {} is behind: {} holds revision {r}, {} only {mine}; the {lost} revisions after it would be lost. Rescue from the furthest member instead ({from}), or run again with --allow-behind to accept the loss. Nothing changed.",
+                    me.name, o.name, me.name
+                ));
+            }
+            notes.push(format!(
+                "warning: --allow-behind: {} (revision {mine}) is kept although {} holds revision {r}: the {lost} revisions after {mine} are lost",
+                me.name, o.name
+            ));
+        }
+        _ => notes.push(format!(
+            "furthest: {} at revision {mine}{}: it is the survivor to keep",
+            me.name,
+            if c.others.iter().any(|o| o.revision.is_none()) {
+                "; the members whose position is unknown could be further (their filds did not answer)"
+            } else {
+                ", no other member holds more"
+            }
+        )),
+    }
+    Ok(())
+}
+
 pub(crate) fn rescue(
     local: &EtcdMembers,
     me: &EtcdMember,
     list: &[Mem],
     mine: &Mem,
     health: &[bool],
+    checks: &Checks,
 ) -> Planned {
     let voters: Vec<&Mem> = list.iter().filter(|m| m.voter()).collect();
     let healthy = health.iter().filter(|h| **h).count();
@@ -502,6 +721,21 @@ pub(crate) fn rescue(
                 ),
             );
         }
+        let others: Vec<String> = voters
+            .iter()
+            .zip(health)
+            .filter(|(m, ok)| **ok && m.id != mine.id && !local.members.iter().any(|l| m.is(l)))
+            .map(|(m, _)| m.label())
+            .collect();
+        if !others.is_empty() {
+            return Planned::refuse(
+                notes,
+                format!(
+                    "refused: the cluster holds quorum ({} healthy on other hosts); rescue is for a lost quorum. To rebuild a member, run `filc etcd replace PROGRAM` on its host. Nothing changed.",
+                    others.join(", ")
+                ),
+            );
+        }
         notes.push(
             "quorum holds: no forced restart needed; re-adding the members that are missing".into(),
         );
@@ -509,6 +743,9 @@ pub(crate) fn rescue(
             notes,
             steps: Ok(vec![]),
         };
+    }
+    if let Err(why) = before_forcing(me, checks, &mut notes) {
+        return Planned::refuse(notes, why);
     }
     let remote: Vec<String> = list
         .iter()
@@ -541,6 +778,12 @@ pub(crate) fn rescue(
         steps.push(Step::Note(format!(
             "then re-add {} one at a time, each with a fresh data dir (its old one moved aside)",
             rest.join(", ")
+        )));
+    }
+    if !remote.is_empty() {
+        steps.push(Step::Note(format!(
+            "then, on each other host, one at a time: `filc etcd replace PROGRAM` re-adds {} with a fresh data dir (its old one moved aside)",
+            remote.join(", ")
         )));
     }
     Planned {
@@ -869,16 +1112,37 @@ pub(super) mod tests {
             ..Default::default()
         };
         let list = three();
-        let p = rescue(&local, &member(0), &list, &list[0], &[true, false, false]);
+        let p = rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[true, false, false],
+            &Checks::default(),
+        );
         let s = p.steps.unwrap();
         assert!(s.contains(&Step::ForceNewCluster { id: 0 }), "{s:?}");
         assert!(
             s.iter().position(|x| *x == Step::SnapshotOwn)
                 < s.iter().position(|x| *x == Step::CopyAside)
         );
-        let p = rescue(&local, &member(0), &list, &list[0], &[true, true, false]);
+        let p = rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[true, true, false],
+            &Checks::default(),
+        );
         assert_eq!(p.steps.unwrap(), []);
-        let e = rescue(&local, &member(0), &list, &list[0], &[false, true, true]);
+        let e = rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[false, true, true],
+            &Checks::default(),
+        );
         assert!(e.steps.unwrap_err().contains("holds quorum without boot0"));
     }
 
@@ -896,5 +1160,255 @@ pub(super) mod tests {
         );
         let s = readd(&member(2), &list, &[true, true]).steps.unwrap();
         assert_eq!(s[..3], [Step::Stop, Step::AlreadyRemoved, Step::MoveAside]);
+    }
+
+    fn other(name: &str, answer: Answer, revision: Option<i64>) -> Other {
+        Other {
+            name: name.into(),
+            client_url: format!("http://{name}:2379"),
+            answer,
+            revision,
+            from: "host h's fild: database".into(),
+            program: Some(format!("etcd-{}", &name[4..])),
+            host: Some(format!("h{}", &name[4..])),
+            down_here: None,
+        }
+    }
+
+    /// Mode two: boot0 here, boot1 and boot2 on other hosts; quorum lost (only boot0 up).
+    fn mode_two(others: Vec<Other>, assume: &[&str], yes: bool) -> Planned {
+        let local = EtcdMembers {
+            members: vec![member(0)],
+            ..Default::default()
+        };
+        let list = three();
+        let checks = Checks {
+            others,
+            my_revision: Some(40),
+            assume_down: assume.iter().map(|s| s.to_string()).collect(),
+            allow_behind: false,
+            yes,
+            dry_run: false,
+            command: "filc etcd rescue etcd-0".into(),
+        };
+        rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[false, false, false],
+            &checks,
+        )
+    }
+
+    fn silent(name: &str, rev: Option<i64>) -> Other {
+        other(name, Answer::Nothing("connection refused".into()), rev)
+    }
+
+    #[test]
+    fn rescue_refuses_while_the_other_hosts_hold_quorum() {
+        let local = EtcdMembers {
+            members: vec![member(0)],
+            ..Default::default()
+        };
+        let list = three();
+        let e = rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[true, true, true],
+            &Checks::default(),
+        );
+        let e = e.steps.unwrap_err();
+        assert!(e.contains("holds quorum (boot1, boot2 healthy"), "{e}");
+        assert!(e.contains("filc etcd replace"), "{e}");
+    }
+
+    #[test]
+    fn rescue_refuses_a_member_with_a_leader() {
+        let p = mode_two(
+            vec![
+                other("boot1", Answer::Leader(2), Some(50)),
+                silent("boot2", None),
+            ],
+            &["boot2"],
+            true,
+        );
+        let e = p.steps.unwrap_err();
+        assert!(
+            e.contains("boot1 answers at http://boot1:2379 as part of a cluster with leader 2"),
+            "{e}"
+        );
+        assert!(
+            e.contains("two clusters") && e.contains("filc etcd replace etcd-0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rescue_refuses_an_alive_member_it_cannot_ask() {
+        let p = mode_two(
+            vec![
+                other("boot1", Answer::PeerOnly("timeout".into()), None),
+                silent("boot2", None),
+            ],
+            &["boot2"],
+            true,
+        );
+        assert!(p.steps.unwrap_err().contains("boot1 (its peer URL answers"));
+    }
+
+    #[test]
+    fn a_silent_member_needs_assume_down_and_yes() {
+        let both = || vec![silent("boot1", Some(40)), silent("boot2", Some(30))];
+        let e = mode_two(both(), &[], true).steps.unwrap_err();
+        assert!(
+            e.contains("boot1 (connection refused); boot2 (connection refused) answer on neither"),
+            "{e}"
+        );
+        assert!(e.contains("this host may be the one cut off"), "{e}");
+        assert!(
+            e.contains("filc etcd rescue etcd-0 --assume-down boot1 --assume-down boot2 --yes"),
+            "{e}"
+        );
+        let e = mode_two(both(), &["boot1"], true).steps.unwrap_err();
+        assert!(
+            e.contains("boot2 (connection refused) answer on neither"),
+            "{e}"
+        );
+        let e = mode_two(both(), &["boot1", "boot2"], false)
+            .steps
+            .unwrap_err();
+        assert!(e.contains("need --yes as well"), "{e}");
+        let p = mode_two(both(), &["boot1", "boot2"], true);
+        let s = p.steps.unwrap();
+        assert!(s.contains(&Step::ForceNewCluster { id: 0 }), "{s:?}");
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("assumed down (--assume-down): boot1, boot2"))
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("furthest: boot0 at revision 40")),
+            "{:?}",
+            p.notes
+        );
+        assert!(
+            s.iter()
+                .any(|x| matches!(x, Step::Note(n) if n.contains("filc etcd replace PROGRAM")))
+        );
+        // A name that is no member, or one that answers.
+        let e = mode_two(both(), &["boot1", "boot2", "boot9"], true)
+            .steps
+            .unwrap_err();
+        assert!(e.contains("no other member"), "{e}");
+        let e = mode_two(
+            vec![
+                silent("boot1", None),
+                other("boot2", Answer::NoLeader, None),
+            ],
+            &["boot1", "boot2"],
+            true,
+        )
+        .steps
+        .unwrap_err();
+        assert!(e.contains("--assume-down boot2, but boot2 answers"), "{e}");
+    }
+
+    #[test]
+    fn a_member_this_fild_runs_stopped_is_down_for_certain() {
+        let mut down = silent("boot1", Some(30));
+        down.down_here = Some("its program etcd-1 is STOPPED here".into());
+        let p = mode_two(vec![down, silent("boot2", None)], &["boot2"], true);
+        assert!(p.steps.is_ok(), "{p:?}");
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("down, run here and stopped: boot1"))
+        );
+        let e = mode_two(
+            vec![silent("boot1", None), silent("boot2", None)],
+            &["boot2"],
+            true,
+        );
+        assert!(
+            e.steps
+                .unwrap_err()
+                .contains("boot1 (connection refused) answer on neither")
+        );
+    }
+
+    #[test]
+    fn a_member_without_a_leader_is_left_out_and_said() {
+        let p = mode_two(
+            vec![
+                silent("boot1", None),
+                other("boot2", Answer::NoLeader, Some(10)),
+            ],
+            &["boot1"],
+            true,
+        );
+        assert!(p.steps.is_ok());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("boot2 answers at http://boot2:2379 without a leader"))
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("could be further")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn a_survivor_behind_is_refused_and_the_furthest_named() {
+        let behind = || vec![silent("boot1", Some(57)), silent("boot2", Some(50))];
+        let p = mode_two(behind(), &["boot1", "boot2"], true);
+        let e = p.steps.unwrap_err();
+        assert!(
+            e.contains("boot0 is behind: boot1 holds revision 57, boot0 only 40"),
+            "{e}"
+        );
+        assert!(e.contains("`filc etcd rescue etcd-1` on host h1"), "{e}");
+        assert!(e.contains("--allow-behind"), "{e}");
+        assert!(
+            p.notes.iter().any(|n| n.starts_with(
+                "data positions: boot0 revision 40 (this survivor); boot1 revision 57"
+            )),
+            "{:?}",
+            p.notes
+        );
+        let local = EtcdMembers {
+            members: vec![member(0)],
+            ..Default::default()
+        };
+        let list = three();
+        let checks = Checks {
+            others: behind(),
+            my_revision: Some(40),
+            assume_down: vec!["boot1".into(), "boot2".into()],
+            allow_behind: true,
+            yes: true,
+            dry_run: false,
+            command: String::new(),
+        };
+        let p = rescue(
+            &local,
+            &member(0),
+            &list,
+            &list[0],
+            &[false, false, false],
+            &checks,
+        );
+        assert!(p.steps.is_ok());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("the 17 revisions after 40 are lost"))
+        );
     }
 }

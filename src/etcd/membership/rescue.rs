@@ -15,12 +15,149 @@ use crate::etcd::programs::Programs;
 use crate::etcd::programs::{find_local, is_up, members, start, stop};
 use crate::etcd::quorum::quorum_of;
 
+/// What a rescue request allows beyond the plain case.
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+    /// `--assume-down NAME`: members that answer nothing, taken as down.
+    pub assume_down: Vec<String>,
+    /// `--allow-behind`: keep a survivor whose data is behind another member's.
+    pub allow_behind: bool,
+}
+
+/// Ask every other member of `list` directly (a status call on its client URL, its peer
+/// listener), and the data positions: the survivor's own, the other local members', and the
+/// other hosts' members' from their filds (`[cluster]`).
+#[allow(clippy::too_many_arguments)]
+async fn check_others(
+    local: &EtcdMembers,
+    me: &EtcdMember,
+    list: &[Mem],
+    mine: &Mem,
+    cluster: Option<&crate::config::ClusterSettings>,
+    allow: &Allow,
+    gate: &Gate,
+    say: Say<'_>,
+) -> plan::Checks {
+    use crate::etcd::conn::{peer_answers, self_status};
+    use crate::etcd::peers;
+    let tls = Tls::of(local);
+    let others: Vec<Mem> = list.iter().filter(|m| m.id != mine.id).cloned().collect();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, m) in others.iter().enumerate() {
+        let client = m.client_urls.first().cloned();
+        let peer = m.peer_urls.first().cloned();
+        let tls = tls.clone();
+        set.spawn(async move {
+            let st = match &client {
+                Some(u) => self_status(u, &tls).await,
+                None => Err("no client URL (never started)".to_string()),
+            };
+            let answer = match st {
+                Ok(s) if s.leader != 0 => plan::Answer::Leader(s.leader),
+                Ok(_) => plan::Answer::NoLeader,
+                Err(e) => match &peer {
+                    Some(p) if peer_answers(p).await => plan::Answer::PeerOnly(e),
+                    _ => plan::Answer::Nothing(e),
+                },
+            };
+            (i, answer)
+        });
+    }
+    let mut answers = vec![plan::Answer::Nothing(String::new()); others.len()];
+    while let Some(Ok((i, a))) = set.join_next().await {
+        answers[i] = a;
+    }
+    // Data positions: this host's members, then every other host's.
+    let here = peers::positions_of(local).await;
+    let remote = match cluster {
+        Some(c) => peers::positions(c).await,
+        None => Vec::new(),
+    };
+    for r in &remote {
+        if let Err(e) = &r.answer {
+            say(&format!(
+                "host {} ({}) did not answer for its members' data positions: {e}",
+                r.host, r.url
+            ));
+        }
+    }
+    let my_revision = here
+        .members
+        .iter()
+        .find(|p| p.program == me.program)
+        .and_then(|p| p.revision);
+    let others = others
+        .iter()
+        .zip(answers)
+        .map(|(m, answer)| {
+            let mut o = plan::Other {
+                name: m.label(),
+                client_url: m.client_urls.first().cloned().unwrap_or_default(),
+                answer,
+                revision: None,
+                from: if cluster.is_some() {
+                    "no fild that answered runs it".to_string()
+                } else {
+                    "not run here, and no [cluster] names the other hosts' filds".to_string()
+                },
+                program: None,
+                host: None,
+                down_here: None,
+            };
+            if let Some(l) = local.members.iter().find(|l| m.is(l))
+                && !is_up(l.state)
+                && l.pid == 0
+            {
+                o.down_here = Some(format!(
+                    "its program {} is {} on this host",
+                    l.program,
+                    l.state.as_str()
+                ));
+            }
+            if let Some(p) = here.members.iter().find(|p| p.name == m.name) {
+                o.revision = p.revision;
+                o.program = Some(p.program.clone());
+                o.from = format!("this host: {}", p.error.as_deref().unwrap_or(&p.source));
+            }
+            for r in &remote {
+                if let Ok(pos) = &r.answer
+                    && let Some(p) = pos.members.iter().find(|p| p.name == m.name)
+                {
+                    o.revision = p.revision;
+                    o.program = Some(p.program.clone());
+                    o.host = Some(r.host.clone());
+                    o.from = format!(
+                        "host {}'s fild: {}",
+                        r.host,
+                        p.error.as_deref().unwrap_or(&p.source)
+                    );
+                }
+            }
+            o
+        })
+        .collect();
+    plan::Checks {
+        others,
+        my_revision,
+        assume_down: allow.assume_down.clone(),
+        allow_behind: allow.allow_behind,
+        yes: gate.yes,
+        dry_run: gate.dry_run,
+        command: format!("filc etcd rescue {}", me.program),
+    }
+}
+
 /// Quorum lost for good: restart `program` (whose data is good) alone with
 /// `--force-new-cluster` once, then without, then re-add the other local members one at a
 /// time as in replace.
+///
+/// Before it forces, it asks every other member of the survivor's list directly (client and
+/// peer URLs) and every other host's fild (`[cluster]`: their operations, their members'
+/// data positions): see [`plan::rescue`] for what that refuses.
 pub async fn rescue(
     ctl: &impl Programs,
     program: &str,
+    allow: &Allow,
     gate: &Gate,
     say: Say<'_>,
 ) -> anyhow::Result<()> {
@@ -28,6 +165,12 @@ pub async fn rescue(
     let local = members(ctl).await.within(&what)?;
     let me = find_local(&local, program, &what).within(&what)?;
     let tls = Tls::of(&local);
+    let cluster = ctl.cluster().await;
+
+    // One operation without quorum at a time, across the hosts too.
+    crate::etcd::peers::refuse_if_busy(cluster.as_ref(), say, |_| true)
+        .await
+        .within(&what)?;
 
     // A next-start flag an interrupted rescue left (its start never came) must never stay.
     if !me.next_start_flags.is_empty() {
@@ -84,7 +227,28 @@ pub async fn rescue(
     };
     let voters: Vec<&Mem> = list.iter().filter(|m| m.voter()).collect();
     let health = settled_health(&voters, quorum_of(voters.len()), &tls).await;
-    let planned = plan::rescue(&local, &me, &list, &mine, &health);
+    let checks = check_others(
+        &local,
+        &me,
+        &list,
+        &mine,
+        cluster.as_ref(),
+        allow,
+        gate,
+        say,
+    )
+    .await;
+    let planned = plan::rescue(&local, &me, &list, &mine, &health, &checks);
+    if let Err(why) = &planned.steps
+        && started_here
+    {
+        // Refused: the survivor started only to be asked goes back to stopped.
+        for n in &planned.notes {
+            say(n);
+        }
+        let _ = stop(ctl, say, &me.program).await;
+        bail!("{what}: {why}");
+    }
     let cx = Ctx {
         ctl,
         say,

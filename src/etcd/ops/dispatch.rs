@@ -50,7 +50,17 @@ async fn carry_out(
         EtcdOpKind::Move { program, peer_url } => {
             membership::move_peer(ctl, program, peer_url, &gate, say).await?
         }
-        EtcdOpKind::Rescue { program } => membership::rescue(ctl, program, &gate, say).await?,
+        EtcdOpKind::Rescue {
+            program,
+            assume_down,
+            allow_behind,
+        } => {
+            let allow = membership::Allow {
+                assume_down: assume_down.clone(),
+                allow_behind: *allow_behind,
+            };
+            membership::rescue(ctl, program, &allow, &gate, say).await?
+        }
         EtcdOpKind::Snapshot { dir } => {
             let path = backup::snapshot(ctl, dir.as_ref().map(PathBuf::from), &gate, say).await?;
             return Ok(Some(path.display().to_string()));
