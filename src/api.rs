@@ -18,6 +18,8 @@
 //! | GET    | `/v1/etcd/ops`                       |                   | `[EtcdOp]`         |
 //! | GET    | `/v1/etcd/ops/{id}?from=N&wait=S`    |                   | [`EtcdOp`]         |
 //! | GET    | `/v1/etcd/positions`                 |                   | [`EtcdPositions`]  |
+//! | GET    | `/v1/etcd/backups[?here=1]`          |                   | `[HostBackups]`    |
+//! | GET    | `/v1/etcd/backups/{file}?offset=N&max=M` |               | the file's bytes   |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
 //!
@@ -25,6 +27,12 @@
 //! at once; `GET /v1/etcd/ops/{id}` returns its lines from `from` on, waiting up to `wait`
 //! seconds (at most 30) for a new one or its end: that is how `filc` streams an operation
 //! and re-attaches to it. The list carries no lines, only their count.
+//!
+//! `GET /v1/etcd/backups` lists this host's snapshots, then every other `[cluster]` host's
+//! (asked with `here=1`, which lists only the answering host's). `GET /v1/etcd/backups/{file}`
+//! returns up to `max` bytes (at most 4 MiB) of one of them from `offset`, as
+//! `application/octet-stream` with the file's size in `x-fild-size`: how another host's fild
+//! copies a scheduled snapshot.
 //!
 //! `stats=0` skips reading CPU and RSS from /proc (they are then 0): the plain status table
 //! does not show them. Errors are 4xx/5xx with an [`ErrorReply`] body.
@@ -43,6 +51,7 @@ pub mod routes {
     pub const ETCD_MEMBERS: &str = "/v1/etcd/members";
     pub const ETCD_OPS: &str = "/v1/etcd/ops";
     pub const ETCD_POSITIONS: &str = "/v1/etcd/positions";
+    pub const ETCD_BACKUPS: &str = "/v1/etcd/backups";
     pub const SHUTDOWN: &str = "/v1/shutdown";
     pub const LOGS: &str = "/v1/logs";
 
@@ -530,4 +539,27 @@ pub struct EtcdPositions {
     /// The answering fild's [`VersionInfo::instance`].
     pub instance: String,
     pub members: Vec<EtcdPosition>,
+}
+
+/// One snapshot file in a backup folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupFile {
+    pub path: std::path::PathBuf,
+    pub size: u64,
+    pub modified_unix: u64,
+}
+
+/// One host's snapshots (`GET /v1/etcd/backups`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBackups {
+    /// Its name in `[cluster] hosts` (`this host` without `[cluster]`).
+    pub host: String,
+    /// The fild that answered: `here` for this one, else its control URL.
+    pub url: String,
+    pub dir: String,
+    #[serde(default)]
+    pub files: Vec<BackupFile>,
+    /// Why it could not be listed (the folder, or the host did not answer).
+    #[serde(default)]
+    pub error: Option<String>,
 }

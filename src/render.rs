@@ -128,6 +128,37 @@ pub fn etcd_status(st: &ClusterStatus, verbose: bool) -> String {
     out
 }
 
+/// `filc etcd backups`: each host's snapshots, newest first. A single host (no `[cluster]`)
+/// prints only its files, as before: `time  size  path`.
+pub fn backups(hosts: &[crate::api::HostBackups]) -> String {
+    let mut out = String::new();
+    let several = hosts.len() > 1;
+    for h in hosts {
+        if several {
+            let at = if h.url == "here" {
+                "this host".to_string()
+            } else {
+                h.url.clone()
+            };
+            out.push_str(&format!("host {} ({at}): {}\n", h.host, h.dir));
+        }
+        if let Some(e) = &h.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        for b in &h.files {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(b.modified_unix);
+            out.push_str(&format!(
+                "{}{}  {:>10}  {}\n",
+                if several { "  " } else { "" },
+                humantime::format_rfc3339_seconds(when),
+                size(b.size),
+                b.path.display()
+            ));
+        }
+    }
+    out
+}
+
 /// `filc etcd status -v`: under the table, each member's health word with the full error.
 pub fn etcd_status_details(st: &ClusterStatus) -> String {
     let mut out = String::new();

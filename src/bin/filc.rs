@@ -152,7 +152,7 @@ enum EtcdCmd {
         #[command(flatten)]
         op: OpFlags,
     },
-    /// List the snapshots in the backup folder.
+    /// List the snapshots in the backup folder, and on three hosts ([cluster]) every host's.
     Backups {
         #[arg(long)]
         json: bool,
@@ -546,21 +546,22 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             run_op(c, EtcdOpKind::Snapshot { dir }, op).await
         }
         EtcdCmd::Backups { json } => {
-            let list = fild::etcd::backup::backups(c).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+            // fild lists its folder and, on three hosts ([cluster]), every other host's.
+            let hosts = c.backups(false).await?;
+            if json && hosts.len() == 1 {
+                // One host: the list of its files, as before there were hosts.
+                println!("{}", serde_json::to_string_pretty(&hosts[0].files)?);
+            } else if json {
+                println!("{}", serde_json::to_string_pretty(&hosts)?);
             } else {
-                for b in &list {
-                    let when = std::time::UNIX_EPOCH + Duration::from_secs(b.modified_unix);
-                    println!(
-                        "{}  {:>10}  {}",
-                        humantime::format_rfc3339_seconds(when),
-                        fild::render::size(b.size),
-                        b.path.display()
-                    );
-                }
+                print!("{}", fild::render::backups(&hosts));
             }
-            Ok(ExitCode::SUCCESS)
+            let failed = hosts.iter().any(|h| h.error.is_some());
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         EtcdCmd::Restore {
             snapshot,

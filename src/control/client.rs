@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, EtcdPositions, LogChunk,
-    NamesRequest, ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
+    Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, EtcdPositions, HostBackups,
+    LogChunk, NamesRequest, ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
 };
 
 /// What a name may hold unencoded in a query or a path segment.
@@ -300,12 +300,55 @@ impl Client {
         self.send(Method::POST, path, Bytes::from(body)).await
     }
 
+    /// Every host's snapshots (`here`: only the answering host's).
+    pub async fn backups(&self, here: bool) -> Result<Vec<HostBackups>, ClientError> {
+        let q = if here { "?here=1" } else { "" };
+        self.get(&format!("{}{q}", routes::ETCD_BACKUPS)).await
+    }
+
+    /// Up to `max` bytes of snapshot `file` from `offset`, and the file's size.
+    pub async fn backup_chunk(
+        &self,
+        file: &str,
+        offset: u64,
+        max: u64,
+    ) -> Result<(Bytes, u64), ClientError> {
+        let path = format!(
+            "{}/{}?offset={offset}&max={max}",
+            routes::ETCD_BACKUPS,
+            encode(file)
+        );
+        let (headers, bytes) = self.exchange(Method::GET, &path, Bytes::new()).await?;
+        let size = headers
+            .get("x-fild-size")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Protocol("no x-fild-size in the reply".into()))?;
+        Ok((bytes, size))
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Bytes,
     ) -> Result<T, ClientError> {
+        let (_, bytes) = self.exchange(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol(format!(
+                "unexpected reply ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })
+    }
+
+    /// One request; a success's headers and body, or the error reply.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(hyper::HeaderMap, Bytes), ClientError> {
         let unreachable = |error| ClientError::Unreachable {
             target: self.target.clone(),
             error,
@@ -338,6 +381,7 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(proto)?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.map_err(proto)?.to_bytes();
         if !status.is_success() {
             let body = serde_json::from_slice::<ErrorReply>(&bytes).unwrap_or(ErrorReply {
@@ -349,12 +393,7 @@ impl Client {
                 body,
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol(format!(
-                "unexpected reply ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            ))
-        })
+        Ok((headers, bytes))
     }
 }
 

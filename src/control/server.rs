@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -63,7 +63,20 @@ pub struct EtcdHooks {
     /// This host's members' data positions (`GET /v1/etcd/positions`).
     pub positions:
         std::sync::Arc<dyn Fn(ProgramsView) -> HookFuture<api::EtcdPositions> + Send + Sync>,
+    /// The snapshots of this host (`true`: only this host's) and of the others
+    /// (`GET /v1/etcd/backups`).
+    pub backups: std::sync::Arc<
+        dyn Fn(ProgramsView, bool) -> HookFuture<Vec<api::HostBackups>> + Send + Sync,
+    >,
+    /// Where snapshot file `name` of this host's backup folder is, if it is one
+    /// (`GET /v1/etcd/backups/{name}`).
+    pub backup_file: BackupFileHook,
 }
+
+/// [`EtcdHooks::backup_file`].
+pub type BackupFileHook = std::sync::Arc<
+    dyn Fn(ProgramsView, String) -> HookFuture<Result<PathBuf, ApiError>> + Send + Sync,
+>;
 
 /// This fild's instance: random, drawn once per process ([`VersionInfo::instance`]).
 pub fn instance() -> &'static str {
@@ -548,6 +561,48 @@ async fn route(
                 Err(e) => from_api_error(e),
             }
         }
+        (&Method::GET, "/etcd/backups") => {
+            let here = query(&req, "here").is_some_and(|v| v == "1" || v == "true");
+            match handle.call(|reply| Request::Programs { reply }).await {
+                Ok(view) => result(Ok::<_, ApiError>((served.etcd.backups)(view, here).await)),
+                Err(e) => from_api_error(e),
+            }
+        }
+        (&Method::GET, r) if r.starts_with("/etcd/backups/") => {
+            let name = percent_decode(&r["/etcd/backups/".len()..]);
+            let offset = match query(&req, "offset").map(|v| v.parse::<u64>()) {
+                None => 0,
+                Some(Ok(o)) => o,
+                Some(Err(_)) => return error(400, "offset must be a byte count"),
+            };
+            let max = match query(&req, "max").map(|v| v.parse::<u64>()) {
+                None => MAX_BACKUP_READ,
+                Some(Ok(m)) => m.min(MAX_BACKUP_READ),
+                Some(Err(_)) => return error(400, "max must be a byte count"),
+            };
+            let view = match handle.call(|reply| Request::Programs { reply }).await {
+                Ok(v) => v,
+                Err(e) => return from_api_error(e),
+            };
+            let file = match (served.etcd.backup_file)(view, name).await {
+                Ok(f) => f,
+                Err(e) => return from_api_error(e),
+            };
+            match tokio::task::spawn_blocking(move || read_chunk(&file, offset, max)).await {
+                Ok(Ok((bytes, size))) => {
+                    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+                    let h = resp.headers_mut();
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/octet-stream"),
+                    );
+                    h.insert("x-fild-size", header::HeaderValue::from(size));
+                    resp
+                }
+                Ok(Err(e)) => from_api_error(e),
+                Err(e) => error(500, format!("snapshot read failed: {e}")),
+            }
+        }
         (&Method::POST, "/etcd/ops") => {
             let req: api::EtcdOpRequest = match body(req).await {
                 Ok(r) => r,
@@ -618,6 +673,26 @@ async fn route(
         | (_, "/processes/signal") => error(405, format!("{method} is not allowed on {path}")),
         _ => error(404, format!("unknown path {path}")),
     }
+}
+
+/// The most one `GET /v1/etcd/backups/{file}` returns.
+const MAX_BACKUP_READ: u64 = 4 << 20;
+
+/// Up to `max` bytes of `path` from `offset`, and the file's size.
+fn read_chunk(path: &Path, offset: u64, max: u64) -> Result<(Vec<u8>, u64), ApiError> {
+    let internal = |e: std::io::Error| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    };
+    let mut f = std::fs::File::open(path).map_err(internal)?;
+    let size = f.metadata().map_err(internal)?.len();
+    f.seek(SeekFrom::Start(offset.min(size)))
+        .map_err(internal)?;
+    let mut buf = Vec::with_capacity(max.min(size.saturating_sub(offset)) as usize);
+    f.take(max).read_to_end(&mut buf).map_err(internal)?;
+    Ok((buf, size))
 }
 
 /// Read up to `max` bytes from `offset`, or the last `max` bytes when no offset is given.

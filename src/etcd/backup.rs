@@ -163,13 +163,7 @@ pub async fn snapshot(
     Ok(path)
 }
 
-/// One snapshot file in the backup folder.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BackupFile {
-    pub path: PathBuf,
-    pub size: u64,
-    pub modified_unix: u64,
-}
+pub use crate::api::BackupFile;
 
 /// A listed file with its full modification time (for ordering and ages).
 #[derive(Debug, Clone)]
@@ -221,13 +215,6 @@ fn list(dir: &Path) -> std::io::Result<Vec<Listed>> {
 /// The snapshot files in `dir`, newest first.
 pub fn list_dir(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
     Ok(list(dir)?.into_iter().map(|l| l.file).collect())
-}
-
-/// `filc etcd backups`: the snapshots in the `[etcd] backup_dir`, newest first.
-pub async fn backups(ctl: &impl Programs) -> anyhow::Result<Vec<BackupFile>> {
-    let local = ctl.members().await?;
-    let dir = PathBuf::from(&local.backup_dir);
-    list_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))
 }
 
 /// Whether fild itself named this file (only those are ever deleted by retention).
@@ -327,6 +314,10 @@ pub async fn scheduler(handle: Handle) {
             continue;
         }
         let local = members::collect_off_loop(view.clone()).await;
+        let cluster = view
+            .cluster
+            .clone()
+            .filter(|c| c.hosts.iter().any(|h| !h.own));
         if local.members.is_empty() {
             tracing::debug!("Scheduled etcd backup: no etcd member configured; nothing to do.");
         } else {
@@ -336,7 +327,13 @@ pub async fn scheduler(handle: Handle) {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(round(local, settings)),
+                    Ok(rt) => rt.block_on(async move {
+                        // On three hosts ([cluster]), one takes it and the others copy it.
+                        match cluster {
+                            Some(c) => super::backup_copies::round(local, settings, c).await,
+                            None => round(local, settings).await,
+                        }
+                    }),
                     Err(e) => {
                         tracing::error!(error = %e, "Scheduled etcd backup: cannot start a runtime.")
                     }
@@ -350,35 +347,53 @@ pub async fn scheduler(handle: Handle) {
     }
 }
 
+/// How much of a snapshot one request of a copy between hosts carries.
+pub const COPY_CHUNK: u64 = 4 << 20;
+
 /// One scheduled round: snapshot, command, retention.
-async fn round(local: EtcdMembers, s: EtcdSettings) {
+pub(super) async fn round(local: EtcdMembers, s: EtcdSettings) {
+    if let Some(t) = round_snapshot(&local, &s).await {
+        round_finish(&s, &t.path).await;
+    }
+}
+
+/// A scheduled round's snapshot, from a healthy local member (None: said why not).
+pub(super) async fn round_snapshot(
+    local: &EtcdMembers,
+    s: &EtcdSettings,
+) -> Option<snapshot::Taken> {
     let dir = s.backup_dir.clone();
     tracing::info!(dir = %dir.display(), "Scheduled etcd backup: starting.");
-    let tls = conn::Tls::of(&local);
+    let tls = conn::Tls::of(local);
     let Some(m) = pick_healthy(&local.members, &tls).await else {
         tracing::warn!(
             "Scheduled etcd backup skipped: {}.",
             no_healthy_member(&local.members)
         );
-        return;
+        return None;
     };
     tracing::info!(member = %m.name, program = %m.program, url = %m.client_url, "Scheduled etcd backup: taking a snapshot.");
-    let file = match snapshot::take(&m.client_url, &tls, &m.name, &dir, Folder::Backup).await {
+    match snapshot::take(&m.client_url, &tls, &m.name, &dir, Folder::Backup).await {
         Ok(t) => {
             if let Some(n) = &t.notice {
                 tracing::warn!(dir = %dir.display(), "Scheduled etcd backup: {n}.");
             }
-            t.path
+            let size = std::fs::metadata(&t.path).map(|md| md.len()).unwrap_or(0);
+            tracing::info!(file = %t.path.display(), size, "Scheduled etcd backup: snapshot written and verified.");
+            Some(t)
         }
         Err(e) => {
             tracing::warn!(member = %m.name, error = %e, "Scheduled etcd backup failed: no snapshot taken.");
-            return;
+            None
         }
-    };
-    let size = std::fs::metadata(&file).map(|md| md.len()).unwrap_or(0);
-    tracing::info!(file = %file.display(), size, "Scheduled etcd backup: snapshot written and verified.");
+    }
+}
+
+/// After a scheduled snapshot: `backup_command`, then retention.
+pub(super) async fn round_finish(s: &EtcdSettings, file: &Path) {
+    let dir = s.backup_dir.clone();
     if let Some(cmd) = &s.backup_command {
-        run_command(cmd, &file, COMMAND_TIMEOUT).await;
+        run_command(cmd, file, COMMAND_TIMEOUT).await;
     }
     let deleted = apply_retention(&dir, s.backup_keep, s.backup_max_age);
     tracing::info!(

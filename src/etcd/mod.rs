@@ -41,6 +41,7 @@ pub type Say<'a> = &'a dyn Fn(&str);
 
 pub mod adopt;
 pub mod backup;
+pub mod backup_copies;
 pub mod backup_restore;
 pub mod backup_turn;
 pub mod bolt;
@@ -146,5 +147,7 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
         signal: Arc::new(|handle, req| Box::pin(async move { guard::signal(&handle, req).await })),
         ops: Arc::new(ops),
         positions: Arc::new(|view| Box::pin(peers::local_positions(view))),
+        backups: Arc::new(|view, here| Box::pin(backup_copies::host_backups(view, here))),
+        backup_file: Arc::new(|view, name| Box::pin(backup_copies::backup_file(view, name))),
     }
 }

@@ -26,12 +26,12 @@ pub(crate) struct Reply<T> {
     pub(crate) answer: Result<T, String>,
 }
 
-fn client(c: &ClusterSettings, h: &ClusterHost) -> Client {
+pub(crate) fn client(c: &ClusterSettings, h: &ClusterHost) -> Client {
     let target = Target::parse(&h.url).unwrap_or(Target::Tcp(h.url.clone()));
     Client::new(target, Some(&c.username), Some(&c.password))
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+pub(crate) async fn bounded<T, E: std::fmt::Display>(
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(PEER_TIMEOUT, fut).await {
@@ -42,7 +42,7 @@ async fn bounded<T, E: std::fmt::Display>(
 }
 
 /// Ask every other host's fild with `ask`, all at once; this fild's own entry is skipped.
-async fn ask_others<T, F, Fut>(c: &ClusterSettings, ask: F) -> Vec<Reply<T>>
+pub(crate) async fn ask_others<T, F, Fut>(c: &ClusterSettings, ask: F) -> Vec<Reply<T>>
 where
     T: Send + 'static,
     F: Fn(Client) -> Fut,
