@@ -37,11 +37,24 @@ pub fn start_host_env(
     token: &str,
     extra: &[(String, String)],
 ) -> Host {
-    let root = TestDir::new(&format!("{name}{n}"));
+    start_member_host(net, n, n, name, token, extra)
+}
+
+/// A host in namespace `ns` of `net` whose fild runs member `etcd-member` (a new host a member
+/// moves to: `ETCDm_HOST` in `extra` names its address).
+pub fn start_member_host(
+    net: &Net,
+    ns: usize,
+    member: usize,
+    name: &str,
+    token: &str,
+    extra: &[(String, String)],
+) -> Host {
+    let root = TestDir::new(&format!("{name}{ns}"));
     lay_out_kit(root.path());
-    activate(root.path(), &format!("etcd-{n}"));
+    activate(root.path(), &format!("etcd-{member}"));
     let data = tempfile::Builder::new()
-        .prefix(&format!("fild-etcd-{name}{n}-"))
+        .prefix(&format!("fild-etcd-{name}{ns}-"))
         .tempdir_in("/dev/shm")
         .unwrap()
         .keep();
@@ -55,7 +68,7 @@ pub fn start_host_env(
     }
     set_env(&mut env, extra);
     let config = root.join("etc/fild/fild.ini");
-    let fild = start_fild_in(Some(&net.hosts[n]), root.path(), &config, &env);
+    let fild = start_fild_in(Some(&net.hosts[ns]), root.path(), &config, &env);
     Host { root, data, fild }
 }
 
@@ -95,11 +108,24 @@ impl Host {
 
 /// etcdctl (API 3) run inside host `n`'s namespace against `endpoints`.
 pub fn etcdctl_in(net: &Net, n: usize, endpoints: &str, args: &[&str]) -> Output {
+    etcdctl_in_tls(net, n, endpoints, &[], args)
+}
+
+/// [`etcdctl_in`] with TLS flags (`--cacert=…`, `--cert=…`, `--key=…`) before `args`.
+pub fn etcdctl_in_tls(
+    net: &Net,
+    n: usize,
+    endpoints: &str,
+    tls: &[String],
+    args: &[&str],
+) -> Output {
     Command::new("ip")
         .args(["netns", "exec", &net.hosts[n], "etcdctl"])
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=5s")
+        .arg("--dial-timeout=3s")
+        .args(tls)
         .args(args)
         .output()
         .expect("run etcdctl")
