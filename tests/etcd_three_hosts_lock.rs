@@ -4,83 +4,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::etcd::*;
-use common::hosts::{Host, etcdctl_in, start_host};
+use common::hosts::{Host, start_host};
+use common::load::Judge;
 use common::netns::Net;
 use common::*;
 use fild::api::ProcessState;
 
 const UP: Duration = Duration::from_secs(60);
-
-/// What the judge (etcdctl from host 0) lists: (name, is learner, has client URLs).
-fn members(net: &Net, all: &str) -> Vec<(String, bool, bool)> {
-    let out = etcdctl_in(net, 0, all, &["member", "list", "-w", "json"]);
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .map(|m| {
-                    (
-                        m["name"].as_str().unwrap_or("").to_string(),
-                        m["isLearner"].as_bool().unwrap_or(false),
-                        m["clientURLs"].as_array().is_some_and(|c| !c.is_empty()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn three_voters(net: &Net, all: &str) -> bool {
-    let ms = members(net, all);
-    ms.len() == 3
-        && ms
-            .iter()
-            .all(|(n, learner, urls)| !n.is_empty() && !learner && *urls)
-}
-
-/// Writes `w/<i>` through every member until stopped (at most 3,000 keys, each retried for
-/// at most 8 s): the keys acknowledged, and the ones never acknowledged (quorum lost).
-fn write_load(
-    net: &Arc<Net>,
-    all: String,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<String>, Vec<String>)> {
-    let net = net.clone();
-    std::thread::spawn(move || {
-        let (mut acked, mut lost) = (Vec::new(), Vec::new());
-        for i in 0..3000 {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let key = format!("w/{i:05}");
-            let end = Instant::now() + Duration::from_secs(8);
-            loop {
-                if etcdctl_in(&net, 0, &all, &["put", &key, "v"])
-                    .status
-                    .success()
-                {
-                    acked.push(key);
-                    break;
-                }
-                if Instant::now() > end {
-                    lost.push(key);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        (acked, lost)
-    })
-}
 
 /// Wait until `host` shows `name` stopped (an operation stopped it).
 fn wait_stopped(host: &Host, name: &str) {
@@ -103,19 +36,9 @@ fn one_operation_at_a_time_across_hosts_and_a_dead_holders_lock_expires() {
     for (n, h) in hosts.iter().enumerate() {
         h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
     }
-    let all = (0..3)
-        .map(|n| format!("http://{}", net.endpoint(n)))
-        .collect::<Vec<_>>()
-        .join(",");
-    assert!(
-        wait_until(UP, || three_voters(&net, &all)
-            && etcdctl_in(&net, 0, &all, &["endpoint", "health"])
-                .status
-                .success()),
-        "the three-host cluster did not become healthy"
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = write_load(&net, all.clone(), stop.clone());
+    let judge = Judge::of_hosts(&net, 0, "http");
+    judge.wait_three_voters(UP, "the three-host cluster");
+    let load = judge.load("w");
 
     // Host 1 replaces its member; while that member is provably stopped, host 2's replace of
     // its own is refused by the lock (both would pass their quorum checks from here).
@@ -144,11 +67,7 @@ fn one_operation_at_a_time_across_hosts_and_a_dead_holders_lock_expires() {
         "host 1's replace:\n{}",
         text(&first)
     );
-    assert!(
-        wait_until(UP, || three_voters(&net, &all)),
-        "after the replace: {:?}",
-        members(&net, &all)
-    );
+    judge.wait_three_voters(UP, "after the replace");
     // Released at the end: host 2 can now run one.
     let o = hosts[2].filc_in(&net, 2, &["etcd", "defrag"]);
     assert_eq!(code(&o), 0, "defrag after the replace:\n{}", text(&o));
@@ -165,8 +84,8 @@ fn one_operation_at_a_time_across_hosts_and_a_dead_holders_lock_expires() {
     assert!(
         wait_until(UP, || {
             // Removed, or back only as a learner that has not started (no name yet).
-            let ms = members(&net, &all);
-            ms.len() >= 2 && !ms.iter().any(|(n, _, _)| n == "boot1")
+            let ms = judge.members();
+            ms.len() >= 2 && !ms.iter().any(|m| m.name == "boot1")
         }),
         "boot1 never left the voters"
     );
@@ -195,69 +114,16 @@ fn one_operation_at_a_time_across_hosts_and_a_dead_holders_lock_expires() {
     hosts[1].restart_fild(&net, 1);
     let o = hosts[1].filc_in(&net, 1, &["etcd", "replace", "etcd-1", "--yes"]);
     assert_eq!(code(&o), 0, "the re-run on host 1:\n{}", text(&o));
-    assert!(
-        wait_until(UP, || three_voters(&net, &all)),
-        "after the re-run: {:?}",
-        members(&net, &all)
-    );
+    judge.wait_three_voters(UP, "after the re-run");
 
-    stop.store(true, Ordering::SeqCst);
-    let (acked, lost) = load.join().unwrap();
-    assert!(
-        lost.is_empty(),
-        "writes never acknowledged (quorum lost): {lost:?}"
-    );
-    assert!(acked.len() > 20, "too few writes to judge: {}", acked.len());
+    let written = load.finish();
+    written.assert_sound("the lock operations", 20);
     // Every acknowledged write on every member, and the members agree.
-    for n in 0..3 {
-        let ep = format!("http://{}", net.endpoint(n));
-        let mut got = Vec::new();
-        assert!(
-            wait_until(UP, || {
-                let o = etcdctl_in(
-                    &net,
-                    0,
-                    &ep,
-                    &["get", "--consistency=s", "--keys-only", "--prefix", "w/"],
-                );
-                got = String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect();
-                acked.iter().all(|k| got.contains(k))
-            }),
-            "member {n} lacks acknowledged writes ({} of {})",
-            got.len(),
-            acked.len()
-        );
-    }
-    let hashkv = || -> Vec<String> {
-        (0..3)
-            .map(|n| {
-                let o = etcdctl_in(
-                    &net,
-                    0,
-                    &format!("http://{}", net.endpoint(n)),
-                    &["endpoint", "hashkv", "-w", "json"],
-                );
-                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-                v[0]["HashKV"]["hash"].to_string()
-            })
-            .collect()
-    };
-    let mut hashes = hashkv();
-    assert!(
-        wait_until(UP, || {
-            hashes = hashkv();
-            hashes.iter().all(|h| h == &hashes[0] && h != "null")
-        }),
-        "hash_kv differs: {hashes:?}"
-    );
+    let hash = judge.check_every_key("w", &written.keys());
     eprintln!(
-        "{} writes acknowledged, none lost; hash_kv {}",
-        acked.len(),
-        hashes[0]
+        "{} writes acknowledged in {:.1} s, none lost; hash_kv {hash}",
+        written.acked.len(),
+        written.secs
     );
     for h in &hosts {
         assert_kit_clean(h.root.path(), "the lock operations");

@@ -26,7 +26,7 @@ impl Drop for Host {
 /// Host `n` of `net`, running member `etcd-n`'s fild (not the member yet). `name` keeps the
 /// dirs of different suites apart; `token` is the cluster token.
 pub fn start_host(net: &Net, n: usize, name: &str, token: &str) -> Host {
-    start_host_with(net, n, name, token, "", &[])
+    start_member_host(net, n, n, name, token, &[])
 }
 
 /// [`start_host`] with `extra` environment over the usual (`ETCDn_HOST` names, say).
@@ -37,7 +37,7 @@ pub fn start_host_env(
     token: &str,
     extra: &[(String, String)],
 ) -> Host {
-    start_host_with(net, n, name, token, "", extra)
+    start_member_host(net, n, n, name, token, extra)
 }
 
 /// The fild control port each cluster host serves on its own address.
@@ -55,25 +55,39 @@ pub fn start_cluster_host(net: &Net, n: usize, name: &str, token: &str) -> Host 
         net.addr(n),
         hosts.join(" ")
     );
-    start_host_with(net, n, name, token, &ini, &[])
+    start_host_with(net, n, n, name, token, &ini, &[])
+}
+
+/// A host in namespace `ns` of `net` whose fild runs member `etcd-member` (a new host a member
+/// moves to: `ETCDm_HOST` in `extra` names its address).
+pub fn start_member_host(
+    net: &Net,
+    ns: usize,
+    member: usize,
+    name: &str,
+    token: &str,
+    extra: &[(String, String)],
+) -> Host {
+    start_host_with(net, ns, member, name, token, "", extra)
 }
 
 fn start_host_with(
     net: &Net,
-    n: usize,
+    ns: usize,
+    member: usize,
     name: &str,
     token: &str,
     extra_ini: &str,
     extra: &[(String, String)],
 ) -> Host {
-    let root = TestDir::new(&format!("{name}{n}"));
+    let root = TestDir::new(&format!("{name}{ns}"));
     lay_out_kit(root.path());
-    activate(root.path(), &format!("etcd-{n}"));
+    activate(root.path(), &format!("etcd-{member}"));
     if !extra_ini.is_empty() {
         std::fs::write(root.join("etc/fild/apps/cluster.ini"), extra_ini).unwrap();
     }
     let data = tempfile::Builder::new()
-        .prefix(&format!("fild-etcd-{name}{n}-"))
+        .prefix(&format!("fild-etcd-{name}{ns}-"))
         .tempdir_in("/dev/shm")
         .unwrap()
         .keep();
@@ -87,7 +101,7 @@ fn start_host_with(
     }
     set_env(&mut env, extra);
     let config = root.join("etc/fild/fild.ini");
-    let fild = start_fild_in(Some(&net.hosts[n]), root.path(), &config, &env);
+    let fild = start_fild_in(Some(&net.hosts[ns]), root.path(), &config, &env);
     Host { root, data, fild }
 }
 
@@ -127,11 +141,24 @@ impl Host {
 
 /// etcdctl (API 3) run inside host `n`'s namespace against `endpoints`.
 pub fn etcdctl_in(net: &Net, n: usize, endpoints: &str, args: &[&str]) -> Output {
+    etcdctl_in_tls(net, n, endpoints, &[], args)
+}
+
+/// [`etcdctl_in`] with TLS flags (`--cacert=…`, `--cert=…`, `--key=…`) before `args`.
+pub fn etcdctl_in_tls(
+    net: &Net,
+    n: usize,
+    endpoints: &str,
+    tls: &[String],
+    args: &[&str],
+) -> Output {
     Command::new("ip")
         .args(["netns", "exec", &net.hosts[n], "etcdctl"])
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=5s")
+        .arg("--dial-timeout=3s")
+        .args(tls)
         .args(args)
         .output()
         .expect("run etcdctl")

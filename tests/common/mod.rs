@@ -5,6 +5,7 @@
 pub mod backups;
 pub mod etcd;
 pub mod hosts;
+pub mod load;
 pub mod netns;
 pub mod pki;
 

@@ -46,7 +46,7 @@ impl Drop for Ns {
     }
 }
 
-/// Three host namespaces wired to a bridge in a fourth "switch" namespace, which also has an
+/// Three (or more) host namespaces wired to a bridge in a fourth "switch" namespace, which also has an
 /// address of its own (.100) for the test's clients; deleted on drop. Addresses from the
 /// benchmarking range 198.18.0.0/15: nothing touches the real network.
 pub struct Net {
@@ -59,9 +59,14 @@ pub struct Net {
 impl Net {
     /// `prefix` keeps the names of different suites apart (interface names stay short).
     pub fn new(prefix: &str) -> Net {
+        Net::with_hosts(prefix, 3)
+    }
+
+    /// [`Net::new`] with `count` hosts (a fourth: a new host a member moves to).
+    pub fn with_hosts(prefix: &str, count: usize) -> Net {
         let id = std::process::id() % 100_000;
         let switch = format!("{prefix}sw{id}");
-        let hosts: Vec<String> = (0..3).map(|n| format!("{prefix}h{id}-{n}")).collect();
+        let hosts: Vec<String> = (0..count).map(|n| format!("{prefix}h{id}-{n}")).collect();
         let net = Net {
             id,
             prefix: prefix.to_string(),

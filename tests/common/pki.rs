@@ -31,13 +31,22 @@ pub struct Pki {
 }
 
 pub fn make_pki(dir: &Path) -> Pki {
+    make_pki_for(dir, &[])
+}
+
+/// [`make_pki`] whose member certificate also names `ips` (the hosts' addresses, on three
+/// hosts) among its SANs.
+pub fn make_pki_for(dir: &Path, ips: &[String]) -> Pki {
     std::fs::create_dir_all(dir).unwrap();
+    let extra: String = ips.iter().map(|ip| format!(",IP:{ip}")).collect();
     std::fs::write(
         dir.join("member.ext"),
-        "basicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth,clientAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.etcd.test\n",
+        format!(
+            "basicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth,clientAuth\n\
+             subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.etcd.test{extra}\n"
+        ),
     )
     .unwrap();
     for (ca, subj) in [("ca", "/CN=fild test CA"), ("other-ca", "/CN=another CA")] {

@@ -10,7 +10,9 @@ use anyhow::{Context, anyhow, bail};
 
 use super::describe;
 use super::gateway::sync_gateway;
-use super::member_api::{initial_cluster, member_add, member_remove, promote, verify};
+use super::member_api::{
+    initial_cluster, member_add, member_remove, promote, same_cluster, verify,
+};
 use super::plan::{Planned, Step};
 use super::{
     CHANGE_BUDGET, FORCE_NEW_CLUSTER, clear_once, learn, take_snapshot, take_snapshot_from,
@@ -198,13 +200,16 @@ pub(crate) async fn run<P: Programs>(
                     .as_ref()
                     .ok_or_else(|| anyhow!("internal: {} has not joined", me.name))?;
                 let initial = initial_cluster(list, *id, &me.name);
-                learn(
-                    say,
-                    &me.env_file,
-                    &me.runtime_file,
-                    &[("cluster_state", "existing"), ("initial_cluster", &initial)],
-                    cx.by,
-                )?;
+                let mut changes = vec![("cluster_state", "existing")];
+                if same_cluster(&me.initial_cluster, &initial) {
+                    say(&format!(
+                        "initial_cluster: the settings already name the cluster {} joins",
+                        me.name
+                    ));
+                } else {
+                    changes.push(("initial_cluster", &initial));
+                }
+                learn(say, &me.env_file, &me.runtime_file, &changes, cx.by)?;
             }
             Step::RecordExisting => learn(
                 say,

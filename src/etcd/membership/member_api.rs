@@ -191,9 +191,40 @@ pub(crate) fn initial_cluster(list: &[Mem], id: u64, name: &str) -> String {
     parts.join(",")
 }
 
+/// Whether two `--initial-cluster` values name the same members at the same peer URLs (in
+/// any order). A member that joins with what its settings already say needs no learned
+/// `initial_cluster`: one learned would pin the other members' URLs of the day of the join
+/// over this host's settings, so a later move of another member (and the `ETCDn_HOST` change
+/// the runbook asks on every host) would never reach this host's names check or a restore.
+pub(crate) fn same_cluster(a: &str, b: &str) -> bool {
+    let set = |s: &str| -> std::collections::BTreeSet<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    set(a) == set(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_cluster_ignores_order_but_not_urls_or_members() {
+        let a = "boot0=http://a:1,boot1=http://b:2,boot2=http://c:3";
+        assert!(same_cluster(
+            a,
+            "boot2=http://c:3, boot0=http://a:1,boot1=http://b:2"
+        ));
+        assert!(!same_cluster(
+            a,
+            "boot0=http://d:1,boot1=http://b:2,boot2=http://c:3"
+        ));
+        assert!(!same_cluster(a, "boot0=http://a:1,boot1=http://b:2"));
+        assert!(!same_cluster(a, ""));
+    }
 
     fn mem(id: u64, name: &str, peer: &str, learner: bool) -> Mem {
         Mem {
