@@ -153,3 +153,33 @@ fn the_kits_files_pass_check_strict() {
     }
     assert_kit_clean(root, "fild --check --strict");
 }
+
+#[test]
+fn a_bad_cluster_host_fails_with_its_file_line_and_key() {
+    let dir = TestDir::new("check-cluster");
+    let bad = "hosts=h0=http://10.0.0.1:9001 h1=10.0.0.2:9001";
+    let main = config(
+        &dir,
+        &format!("[cluster]\n{bad}\nusername=fild\npassword=pw\n"),
+    );
+    let o = check(&main, &[], &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let place = format!("fild.ini:{}:", line_of(&main, bad));
+    let said = stderr(&o);
+    assert!(
+        said.lines().any(|l| l.contains(&place)
+            && l.contains("[cluster] hosts:")
+            && l.contains("'10.0.0.2:9001' is not an http://host:port URL")),
+        "stderr must name {place}, the key and the bad URL:\n{said}"
+    );
+    // Fixed, it loads (and a fild with it would start).
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main)
+            .unwrap()
+            .replace("h1=10", "h1=http://10"),
+    )
+    .unwrap();
+    let o = check(&main, &[], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::etcd::*;
-use common::hosts::{Host, start_cluster_host};
+use common::hosts::{CONTROL_PORT, Host, start_cluster_host};
 use common::netns::Net;
 use common::*;
 
@@ -165,10 +165,10 @@ fn rescue_and_restore_never_make_two_clusters() {
     );
     assert_eq!(member_names(&net, 0), three);
 
-    // 4. A survivor behind: host 0 cut off while writes go on, then the others stop and
-    // the link comes back. etcd 3.4 serves clients only once it joined a cluster with a
+    // 4. A survivor behind: host 0's etcd traffic cut off (its fild's still flows) while
+    // writes go on, then the others stop. etcd 3.4 serves clients only once it joined a cluster with a
     // leader, so a survivor is one still running (a restarted one would never answer).
-    net.link(0, false);
+    net.isolate(0, CONTROL_PORT, true);
     for i in 0..10 {
         let (k, v) = (format!("after/{i}"), format!("w{i}"));
         put(&net, 1, &k, &v);
@@ -198,7 +198,6 @@ fn rescue_and_restore_never_make_two_clusters() {
     );
     hosts[1].fild.filc_ok(&["stop", "--force", "etcd-1"]);
     hosts[2].fild.filc_ok(&["stop", "--force", "etcd-2"]);
-    net.link(0, true);
     let o = filc_in(
         &net,
         0,
@@ -225,6 +224,8 @@ fn rescue_and_restore_never_make_two_clusters() {
         "{}",
         text(&o)
     );
+
+    net.isolate(0, CONTROL_PORT, false);
 
     // 5. boot1 and boot2 back (boot0 catches up), then boot0 and boot2 stop: boot1 runs
     // alone without quorum, the others silent. Without --assume-down: refused.

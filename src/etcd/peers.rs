@@ -221,3 +221,97 @@ pub async fn local_positions(view: ProgramsView) -> EtcdPositions {
     let local = crate::etcd::members::collect_off_loop(view).await;
     positions_of(&local).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{EtcdOpKind, EtcdOpRequest};
+
+    #[test]
+    fn a_rescue_request_of_an_older_filc_still_decodes_and_says_its_flags() {
+        let old = r#"{"kind":{"op":"rescue","program":"etcd-0"},"yes":true}"#;
+        let r: EtcdOpRequest = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            r.kind,
+            EtcdOpKind::Rescue {
+                program: "etcd-0".into(),
+                assume_down: vec![],
+                allow_behind: false
+            }
+        );
+        assert_eq!(r.command(), "filc etcd rescue etcd-0 --yes");
+        let new = EtcdOpKind::Rescue {
+            program: "etcd-0".into(),
+            assume_down: vec!["boot1".into(), "boot2".into()],
+            allow_behind: true,
+        };
+        assert_eq!(
+            new.title(),
+            "rescue etcd-0 --assume-down boot1 --assume-down boot2 --allow-behind"
+        );
+        let back: EtcdOpKind = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
+
+    #[test]
+    fn a_stopped_member_without_data_has_no_position_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rev, source, error) = db_revision(&dir.path().display().to_string());
+        assert_eq!(rev, None);
+        assert!(source.ends_with("member/snap/db"), "{source}");
+        assert!(error.unwrap().contains("no database file"));
+        std::fs::create_dir_all(dir.path().join("member/snap")).unwrap();
+        std::fs::write(dir.path().join("member/snap/db"), b"not bbolt").unwrap();
+        let (rev, _, error) = db_revision(&dir.path().display().to_string());
+        assert_eq!(rev, None);
+        assert!(error.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_fild_that_does_not_answer_is_unreachable_within_the_timeout() {
+        // A listener that accepts and never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let c = ClusterSettings {
+            hosts: vec![
+                ClusterHost {
+                    name: "me".into(),
+                    url: "http://127.0.0.1:1".into(),
+                    own: true,
+                },
+                ClusterHost {
+                    name: "mute".into(),
+                    url: format!("http://{addr}"),
+                    own: false,
+                },
+            ],
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let t = std::time::Instant::now();
+        let r = running_ops(&c).await;
+        assert!(t.elapsed() < PEER_TIMEOUT + Duration::from_secs(2));
+        assert_eq!(r.len(), 1, "its own entry is skipped");
+        assert_eq!(r[0].host, "mute");
+        assert!(
+            r[0].answer
+                .as_ref()
+                .unwrap_err()
+                .contains("no answer within 3 s")
+        );
+        let said = std::cell::RefCell::new(Vec::new());
+        let say = |l: &str| said.borrow_mut().push(l.to_string());
+        refuse_if_busy(Some(&c), &say, |_| true).await.unwrap();
+        assert!(
+            said.borrow()[0].contains("no answer from mute"),
+            "{:?}",
+            said.borrow()
+        );
+    }
+}

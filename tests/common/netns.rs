@@ -137,6 +137,92 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Cut host `n` off from the other hosts for every packet but TCP to or from `keep_port`
+    /// (the filds' control port), or lift that (`on` false): egress filters on each host's
+    /// eth0 (an htb class ending in a blackhole qdisc). Unlike a link cut, it can stay on
+    /// while the filds talk, so a dead member's last unacknowledged segments (which the
+    /// kernel goes on retransmitting after the process is gone) never arrive.
+    pub fn isolate(&self, n: usize, keep_port: u16, on: bool) {
+        for (h, ns) in self.hosts.iter().enumerate() {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root",
+                ])
+                .stderr(std::process::Stdio::null())
+                .status();
+            if !on {
+                continue;
+            }
+            let drop_to: Vec<String> = if h == n {
+                (0..3).filter(|m| *m != n).map(|m| self.addr(m)).collect()
+            } else {
+                vec![self.addr(n)]
+            };
+            let tc = |args: &[&str]| {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", ns, "tc"])
+                    .args(args)
+                    .output()
+                    .expect("run tc");
+                assert!(
+                    out.status.success(),
+                    "tc {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            tc(&[
+                "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10",
+            ]);
+            for class in ["1:10", "1:20"] {
+                tc(&[
+                    "class", "add", "dev", "eth0", "parent", "1:", "classid", class, "htb", "rate",
+                    "10gbit",
+                ]);
+            }
+            tc(&[
+                "qdisc",
+                "add",
+                "dev",
+                "eth0",
+                "parent",
+                "1:20",
+                "handle",
+                "20:",
+                "blackhole",
+            ]);
+            let port = keep_port.to_string();
+            for dir in ["sport", "dport"] {
+                tc(&[
+                    "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1",
+                    "u32", "match", "ip", dir, &port, "0xffff", "flowid", "1:10",
+                ]);
+            }
+            for a in &drop_to {
+                tc(&[
+                    "filter",
+                    "add",
+                    "dev",
+                    "eth0",
+                    "parent",
+                    "1:",
+                    "protocol",
+                    "ip",
+                    "prio",
+                    "2",
+                    "u32",
+                    "match",
+                    "ip",
+                    "dst",
+                    &format!("{a}/32"),
+                    "flowid",
+                    "1:20",
+                ]);
+            }
+        }
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         for ns in self.hosts.iter().chain([&self.switch]) {

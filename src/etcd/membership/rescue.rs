@@ -212,8 +212,13 @@ pub async fn rescue(
             if started_here {
                 let _ = stop(ctl, say, &me.program).await;
             }
+            let why = if started_here {
+                " (etcd 3.4 serves clients only once it joined a cluster with a leader: a member started after quorum was lost never answers; rescue from a member still running, if one is)"
+            } else {
+                ""
+            };
             bail!(
-                "{what}: {} does not answer at {} ({e:#}); its data may be damaged too: {RESTORE_INSTEAD}",
+                "{what}: {} does not answer at {} ({e:#}){why}; its data may be damaged too: {RESTORE_INSTEAD}",
                 me.name,
                 me.client_url
             );
