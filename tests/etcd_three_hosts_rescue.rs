@@ -149,9 +149,76 @@ fn rescue_and_restore_never_make_two_clusters() {
         .next_back()
         .expect("the snapshot's path")
         .to_string();
+    put(&net, 0, "lost/0", "after the snapshot");
     let o = filc_in(&net, 0, &hosts[0], &["etcd", "restore", &file, "--yes"]);
     refused(&o, "the cluster has quorum");
     assert_eq!(member_names(&net, 2), three);
+
+    // 2b. The cluster dies (boot1 and boot2 stop; boot0 runs on, without quorum): the
+    // snapshot is restored on the three hosts at once. Restores beside restores
+    // go on; each first takes a safety snapshot from the lone member that still answers.
+    for (n, h) in hosts.iter().enumerate().skip(1) {
+        h.fild.filc_ok(&["stop", "--force", &format!("etcd-{n}")]);
+    }
+    assert!(wait_until(UP, || !healthy(&net, 0)));
+    // Host 0 first, up to its member's new start (a restore's last step waits for the
+    // others); then hosts 1 and 2, beside host 0's restore that still runs.
+    let old = hosts[0].fild.info("etcd-0").pid;
+    let first = filc_cmd(&net, 0, &hosts[0], &["etcd", "restore", &file, "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(UP, || {
+            let i = hosts[0].fild.info("etcd-0");
+            i.pid != 0 && i.pid != old
+        }),
+        "host 0's restore never started its member again"
+    );
+    let restores: Vec<_> = std::iter::once(first)
+        .chain((1..3).map(|n| {
+            filc_cmd(&net, n, &hosts[n], &["etcd", "restore", &file, "--yes"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        }))
+        .collect();
+    let outs: Vec<Output> = restores
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (n, o) in outs.iter().enumerate() {
+        assert!(
+            o.status.success(),
+            "restore on host {n}:\n{}\n--- all three:\n{}",
+            text(o),
+            outs.iter().map(text).collect::<Vec<_>>().join("\n---\n")
+        );
+    }
+    let safety = text(&outs[0]);
+    let path = safety
+        .lines()
+        .find_map(|l| l.strip_prefix("safety snapshot: "))
+        .and_then(|l| l.split(" (revision").next())
+        .unwrap_or_else(|| panic!("no safety snapshot on host 0:\n{safety}"));
+    assert!(std::path::Path::new(path).is_file(), "{path}");
+    assert!(safety.contains("from boot0"), "{safety}");
+    assert!(
+        wait_until(UP, || (0..3).all(|n| healthy(&net, n))),
+        "the restored cluster is not healthy"
+    );
+    assert_eq!(member_names(&net, 1), three);
+    for n in 0..3 {
+        for (k, v) in &keys {
+            assert!(
+                wait_until(UP, || get_from(&net, n, k).as_deref() == Some(v.as_str())),
+                "restored member {n} lacks {k}={v}"
+            );
+        }
+        assert_eq!(get_from(&net, n, "lost/0"), None, "member {n}");
+    }
 
     // 3. Host 2 cut off: it sees no quorum, yet must not force without --assume-down.
     net.link(2, false);
@@ -366,5 +433,6 @@ fn rescue_and_restore_never_make_two_clusters() {
             .collect();
         o.status.success() && hashes.len() == 3 && hashes.iter().all(|h| *h == hashes[0])
     }));
+
     drop(hosts);
 }

@@ -52,7 +52,8 @@ pub(super) async fn live(local: &EtcdMembers) -> Live {
                 .await
         {
             let rev = r.header().map(|h| h.revision()).unwrap_or(0);
-            if rev >= revision {
+            // Ties go to the first asked: a member's own URL before a gateway's.
+            if answers.is_none() || rev > revision {
                 revision = rev;
                 answers = Some(who);
                 answers_url = Some(url.clone());
