@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::etcd::*;
-use common::hosts::{Host, etcdctl_in, start_cluster_host};
+use common::hosts::{Host, all_endpoints, etcdctl_in, start_cluster_host, start_members};
 use common::netns::Net;
 use common::*;
 
-const UP: Duration = Duration::from_secs(60);
 const INTERVAL: u64 = 15;
 
 fn folder(h: &Host) -> PathBuf {
@@ -52,19 +51,8 @@ fn one_host_takes_each_scheduled_snapshot_and_every_host_holds_it() {
     let mut hosts: Vec<Host> = (0..3)
         .map(|n| start_cluster_host(&net, n, "bk", &token))
         .collect();
-    for (n, h) in hosts.iter().enumerate() {
-        h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
-    }
-    let all = (0..3)
-        .map(|n| format!("http://{}", net.endpoint(n)))
-        .collect::<Vec<_>>()
-        .join(",");
-    assert!(
-        wait_until(UP, || etcdctl_in(&net, 0, &all, &["endpoint", "health"])
-            .status
-            .success()),
-        "the cluster did not become healthy"
-    );
+    let all = all_endpoints(&net);
+    start_members(&net, &hosts, &all);
     assert!(
         etcdctl_in(&net, 0, &all, &["put", "bk/k", "v"])
             .status

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::etcd::*;
-use common::hosts::{Host, etcdctl_in, start_host_env};
+use common::hosts::{Host, etcdctl_in, start_host_env, start_members};
 use common::netns::Net;
 use common::*;
 
@@ -65,19 +65,11 @@ fn members_named_through_etc_hosts_work_and_disagreeing_names_are_warned() {
     let mut hosts: Vec<Host> = (0..3)
         .map(|n| start_host_env(&net, n, "names", &token, &named))
         .collect();
-    for (n, h) in hosts.iter().enumerate() {
-        h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
-    }
     let all = (0..3)
         .map(|m| format!("http://boot{m}.etcd.local:{}", 2079 + 100 * m))
         .collect::<Vec<_>>()
         .join(",");
-    assert!(
-        wait_until(UP, || etcdctl_in(&net, 0, &all, &["endpoint", "health"])
-            .status
-            .success()),
-        "the named cluster did not become healthy"
-    );
+    start_members(&net, &hosts, &all);
 
     // Every host sees the three members by name, with nothing to warn about.
     for (n, h) in hosts.iter().enumerate() {

@@ -270,10 +270,7 @@ impl Supervisor {
     ) {
         if self.shutting_down {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "fild is shutting down",
-                )));
+                let _ = reply.send(Err(ApiError::shutting_down()));
             }
             return;
         }

@@ -35,6 +35,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The answer to a request that comes while fild shuts down.
+    pub fn shutting_down() -> ApiError {
+        ApiError::new(ErrorKind::Unavailable, "fild is shutting down")
+    }
+
     pub fn new(kind: ErrorKind, error: impl Into<String>) -> ApiError {
         ApiError {
             kind,
@@ -215,8 +220,7 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(make(tx))
-            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "fild is shutting down"))?;
-        rx.await
-            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "fild is shutting down"))?
+            .map_err(|_| ApiError::shutting_down())?;
+        rx.await.map_err(|_| ApiError::shutting_down())?
     }
 }

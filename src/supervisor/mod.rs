@@ -430,10 +430,7 @@ impl Supervisor {
             }
             Request::Action { op, names, reply } => {
                 if self.shutting_down {
-                    let _ = reply.send(Err(ApiError::new(
-                        ErrorKind::Unavailable,
-                        "fild is shutting down",
-                    )));
+                    let _ = reply.send(Err(ApiError::shutting_down()));
                     return;
                 }
                 match self.resolve(&names) {
@@ -448,10 +445,7 @@ impl Supervisor {
             }
             Request::Reload { force, reply } => {
                 if self.shutting_down {
-                    let _ = reply.send(Err(ApiError::new(
-                        ErrorKind::Unavailable,
-                        "fild is shutting down",
-                    )));
+                    let _ = reply.send(Err(ApiError::shutting_down()));
                     return;
                 }
                 self.load_off_loop(Some(reply), force);
@@ -471,10 +465,7 @@ impl Supervisor {
             } => self.guarded(*config, users, reply, verdict, applied),
             Request::Apply { names, reply } => {
                 if self.shutting_down {
-                    let _ = reply.send(Err(ApiError::new(
-                        ErrorKind::Unavailable,
-                        "fild is shutting down",
-                    )));
+                    let _ = reply.send(Err(ApiError::shutting_down()));
                     return;
                 }
                 match self.resolve(&names) {

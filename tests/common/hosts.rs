@@ -173,3 +173,30 @@ fn set_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {
         }
     }
 }
+
+/// Every host's endpoint, `http://ADDR:PORT,…`, as etcdctl takes them.
+pub fn all_endpoints(net: &Net) -> String {
+    (0..3)
+        .map(|n| format!("http://{}", net.endpoint(n)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Start member `etcd-n` on each host `n` (the seeds' workflow: active, autostart=false) and
+/// wait until etcdctl, from host 0, finds `endpoints` healthy.
+pub fn start_members(net: &Net, hosts: &[Host], endpoints: &str) {
+    for (n, h) in hosts.iter().enumerate() {
+        h.fild.filc_ok(&["start", &format!("etcd-{n}")]);
+    }
+    assert!(
+        super::wait_until(std::time::Duration::from_secs(60), || etcdctl_in(
+            net,
+            0,
+            endpoints,
+            &["endpoint", "health"]
+        )
+        .status
+        .success()),
+        "the three-host cluster did not become healthy ({endpoints})"
+    );
+}
