@@ -64,15 +64,20 @@ impl Holder {
         }
     }
 
-    /// Whether this holder was a fild on this machine that is gone (killed before its lease
-    /// ran out): its lock may be taken over at once. A live pid (even reused) is not gone.
-    pub fn gone_from(&self, boot_id: &str) -> bool {
-        !self.boot_id.is_empty()
-            && self.boot_id == boot_id
-            && self.pid != 0
-            && self.pid != std::process::id()
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), None)
-                == Err(nix::errno::Errno::ESRCH)
+    /// Whether `me` may take this holder's lock over at once, without waiting out its lease:
+    /// the holder was a fild on this machine (same boot id and network namespace) that is
+    /// gone (killed before its lease ran out), or it is `me`'s own fild with an earlier
+    /// operation (a fild runs one at a time, so that one ended without giving the lock back:
+    /// the member it was connected to had stopped). A live pid (even reused) is not gone.
+    pub fn stale_for(&self, me: &Holder) -> bool {
+        if self.boot_id.is_empty() || self.boot_id != me.boot_id || self.pid == 0 {
+            return false;
+        }
+        if self.pid == me.pid {
+            return self.id != me.id;
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), None)
+            == Err(nix::errno::Errno::ESRCH)
     }
 
     fn since(&self) -> String {
@@ -164,16 +169,28 @@ pub enum LockError {
 pub struct Held {
     client: etcd_client::Client,
     lease: i64,
+    /// Where to give it back if `client`'s member has stopped meanwhile (the operation may
+    /// have restarted it).
+    urls: Vec<String>,
+    tls: Tls,
     /// Dropped (or sent) to end the renewing thread.
     _stop: std::sync::mpsc::Sender<()>,
 }
 
 impl Held {
-    /// Give the lock back (revoking the lease deletes the key).
+    /// Give the lock back (revoking the lease deletes the key), through the member it was
+    /// taken on or, when that one has stopped meanwhile, any other that answers.
     pub async fn release(mut self) {
-        if let Err(e) = self.client.lease_revoke(self.lease).await {
+        let Err(first) = self.client.lease_revoke(self.lease).await else {
+            return;
+        };
+        let again = match conn::connect_any(&self.urls, &self.tls).await {
+            Ok((mut c, _)) => c.lease_revoke(self.lease).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = again {
             tracing::warn!(
-                "Cannot give back the cluster-wide lock ({e}); it ends with its lease within {} s.",
+                "Cannot give back the cluster-wide lock ({first}; {e}); it ends with its lease within {} s.",
                 TTL.as_secs()
             );
         }
@@ -190,11 +207,12 @@ pub async fn acquire(urls: &[String], tls: &Tls, holder: &Holder) -> Result<Held
             Ok(held) => return Ok(held),
             Err(HoldError::Held(v, rev)) => {
                 let h = read_holder(&v);
-                if attempt == 0 && h.gone_from(&holder.boot_id) {
+                if attempt == 0 && h.stale_for(holder) {
                     tracing::warn!(
-                        "The cluster-wide lock's holder, fild pid {} on this machine ({}), is gone; taking the lock over.",
-                        h.pid,
-                        h.op
+                        "The cluster-wide lock's holder, operation {} ({}) of fild pid {} on this machine, has ended; taking the lock over.",
+                        h.id,
+                        h.op,
+                        h.pid
                     );
                     delete_if(KEY, rev, urls, tls)
                         .await
@@ -276,11 +294,12 @@ pub(crate) async fn hold(
     }
     let (stop, stopped) = std::sync::mpsc::channel();
     let (urls, tls) = (urls.to_vec(), tls.clone());
+    let (renew_urls, renew_tls) = (urls.clone(), tls.clone());
     // Its own thread and runtime: an operation may hold the operations' thread for seconds
     // (a data-dir copy), which must not let the lease run out.
     let spawned = std::thread::Builder::new()
         .name("etcd-lock".into())
-        .spawn(move || renew(&urls, &tls, lease, &stopped));
+        .spawn(move || renew(&renew_urls, &renew_tls, lease, &stopped));
     if let Err(e) = spawned {
         let _ = client.lease_revoke(lease).await;
         return Err(HoldError::Unreachable(format!(
@@ -290,6 +309,8 @@ pub(crate) async fn hold(
     Ok(Held {
         client,
         lease,
+        urls,
+        tls,
         _stop: stop,
     })
 }
@@ -438,25 +459,29 @@ mod tests {
     }
 
     #[test]
-    fn only_a_dead_holder_on_this_machine_is_taken_over() {
+    fn only_an_ended_holder_on_this_machine_is_taken_over() {
+        let me = Holder::here(2, "replace etcd-2".into());
         let mut h = Holder::here(1, "replace etcd-1".into());
-        let boot = h.boot_id.clone();
-        assert!(!h.gone_from(&boot), "this very fild is not gone");
+        assert!(
+            h.stale_for(&me),
+            "this fild's earlier operation has ended: take it over"
+        );
+        h.id = 2;
+        assert!(!h.stale_for(&me), "the very operation asking is not stale");
+        h.id = 1;
         // A pid that cannot exist (above pid_max's ceiling).
         h.pid = 4_194_305;
-        assert!(h.gone_from(&boot));
-        assert!(
-            !h.gone_from("another machine"),
-            "elsewhere: wait for the lease"
-        );
-        h.boot_id.clear();
-        assert!(
-            !h.gone_from(&boot),
-            "an older record without a boot id: wait"
-        );
-        // A live pid (ours is excluded above, so take our parent's).
-        h.boot_id = boot.clone();
+        assert!(h.stale_for(&me));
+        let elsewhere = Holder {
+            boot_id: "another machine".into(),
+            ..me.clone()
+        };
+        assert!(!h.stale_for(&elsewhere), "elsewhere: wait for the lease");
+        let boot = std::mem::take(&mut h.boot_id);
+        assert!(!h.stale_for(&me), "an older record without a boot id: wait");
+        // A live pid other than ours: our parent's.
+        h.boot_id = boot;
         h.pid = std::os::unix::process::parent_id();
-        assert!(!h.gone_from(&boot));
+        assert!(!h.stale_for(&me));
     }
 }
