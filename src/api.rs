@@ -239,6 +239,12 @@ pub struct EtcdMember {
     pub peer_url: String,
     pub data_dir: String,
     pub initial_cluster: String,
+    /// The settings file's own `initial_cluster`, without the runtime layer: the cluster
+    /// the operator configured. A value learned when the member joined (the list of the day,
+    /// perhaps short of a member re-added later) only starts it; a restore rebuilds, and
+    /// the names check compares, what this says.
+    #[serde(default)]
+    pub configured_initial_cluster: String,
     pub cluster_token: String,
     pub cluster_state: String,
     /// The client URLs of the cluster's members, as the settings file's
@@ -260,6 +266,18 @@ pub struct EtcdMember {
     /// The runtime layer's values.
     #[serde(default)]
     pub learned: Vec<EtcdLearned>,
+}
+
+impl EtcdMember {
+    /// The cluster the settings file configures ([`Self::configured_initial_cluster`]), or
+    /// the effective `initial_cluster` where an older fild reported none.
+    pub fn configured_cluster(&self) -> &str {
+        if self.configured_initial_cluster.is_empty() {
+            &self.initial_cluster
+        } else {
+            &self.configured_initial_cluster
+        }
+    }
 }
 
 /// A value an etcd operation learned, layered over the settings file.

@@ -434,5 +434,82 @@ fn rescue_and_restore_never_make_two_clusters() {
         o.status.success() && hashes.len() == 3 && hashes.iter().all(|h| *h == hashes[0])
     }));
 
+    // 9. A restore after the rescue and the re-growth, host after host. The first host
+    // re-added learned the list of its day (the survivor and itself); every host must still
+    // rebuild the configured cluster of three. The last host starts after the first two
+    // formed the restored cluster's quorum: it joins them, and a re-run there has nothing
+    // left to do.
+    let snap = filc_in(&net, survivor, &hosts[survivor], &["etcd", "snapshot"]);
+    assert!(snap.status.success(), "{}", text(&snap));
+    let file = text(&snap)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.ends_with(".db")))
+        .next_back()
+        .expect("the snapshot's path")
+        .to_string();
+    put(&net, survivor, "lost/9", "after the second snapshot");
+    for (n, h) in hosts.iter().enumerate() {
+        h.fild.filc_ok(&["stop", "--force", &format!("etcd-{n}")]);
+    }
+    let order: Vec<usize> = (0..3)
+        .filter(|n| *n != survivor)
+        .chain([survivor])
+        .collect();
+    let restore = |n: usize| {
+        filc_cmd(&net, n, &hosts[n], &["etcd", "restore", &file, "--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (restore(order[0]), restore(order[1]));
+    for (n, c) in [(order[0], a), (order[1], b)] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "restore on host {n}:\n{}", text(&o));
+        assert!(
+            text(&o).contains("new cluster with 3 members"),
+            "host {n} did not rebuild the configured three:\n{}",
+            text(&o)
+        );
+    }
+    let last = filc_in(
+        &net,
+        order[2],
+        &hosts[order[2]],
+        &["etcd", "restore", &file, "--yes"],
+    );
+    assert!(
+        last.status.success(),
+        "the last host's restore, after the others formed quorum:\n{}",
+        text(&last)
+    );
+    assert!(
+        text(&last).contains("already has quorum on the other hosts"),
+        "{}",
+        text(&last)
+    );
+    assert!(
+        wait_until(UP, || (0..3).all(|n| healthy(&net, n))),
+        "the cluster restored host after host is not healthy"
+    );
+    assert_eq!(member_names(&net, 0), three);
+    let again = filc_in(
+        &net,
+        order[2],
+        &hosts[order[2]],
+        &["etcd", "restore", &file, "--yes"],
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("already done"), "{}", text(&again));
+    for n in 0..3 {
+        for (k, v) in &keys {
+            assert!(
+                wait_until(UP, || get_from(&net, n, k).as_deref() == Some(v.as_str())),
+                "member {n} lacks {k}={v} after the second restore"
+            );
+        }
+        assert_eq!(get_from(&net, n, "lost/9"), None, "member {n}");
+    }
+
     drop(hosts);
 }

@@ -37,7 +37,7 @@ use super::Say;
 use super::child;
 use super::gate::Gate;
 use super::programs::local_members;
-use super::restore_plan::{live, plan_lines};
+use super::restore_plan::{is_this_restore, live, member_id, plan_lines};
 use super::steps;
 use super::{backup, bolt, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
@@ -144,12 +144,14 @@ fn format_cluster(list: &[(String, String)]) -> String {
         .join(",")
 }
 
-/// The cluster to restore: every member named in the members' `initial_cluster` values
-/// (members other hosts run, in mode two), each local member with its own peer URL.
+/// The cluster to restore: every member named in the members' configured `initial_cluster`
+/// values (members other hosts run, in mode two), each local member with its own peer URL.
+/// Configured, not learned: a member re-added after a rescue learned the list of its day
+/// (short of the members re-added after it), and every host must rebuild the same cluster.
 fn restored_cluster(members: &[EtcdMember]) -> Result<Vec<(String, String)>, String> {
     let mut list: Vec<(String, String)> = Vec::new();
     for m in members {
-        let parsed = parse_cluster(&m.initial_cluster)
+        let parsed = parse_cluster(m.configured_cluster())
             .map_err(|e| format!("{}: initial_cluster: {e}", m.program))?;
         for (n, u) in parsed {
             if members.iter().any(|l| l.name == n) {
@@ -164,7 +166,7 @@ fn restored_cluster(members: &[EtcdMember]) -> Result<Vec<(String, String)>, Str
         list.push((m.name.clone(), m.peer_url.clone()));
     }
     // Keep the configured order when the first member's list names everyone.
-    let order: Vec<String> = parse_cluster(&members[0].initial_cluster)
+    let order: Vec<String> = parse_cluster(members[0].configured_cluster())
         .unwrap_or_default()
         .into_iter()
         .map(|(n, _)| n)
@@ -412,7 +414,20 @@ pub async fn restore(
     let initial_cluster = format_cluster(&list);
     let old_token = local.members[0].cluster_token.clone();
     let sum = snapshot_sum(&file).map_err(|e| unfit(Unfit::Bad(e.to_string())))?;
-    let token = new_token(&old_token, &sum);
+    // What the runtime layer records the token as learned by: names this very file, so a
+    // re-run (or a host whose restore stopped after recording it) keeps the token its
+    // earlier run chose instead of deriving yet another from it.
+    let by = format!("filc etcd restore (snapshot {})", hex::encode(&sum[..6]));
+    let rerun = local.members.iter().all(|m| {
+        m.learned
+            .iter()
+            .any(|l| l.key == "cluster_token" && l.applies && l.by == by && l.value == old_token)
+    });
+    let token = if rerun {
+        old_token.clone()
+    } else {
+        new_token(&old_token, &sum)
+    };
     let Some(tool) = restore_tool() else {
         return Err(refuse(
             "neither etcdutl nor etcdctl found (install etcd-client, or set ETCDUTL_BIN / ETCDCTL_BIN)"
@@ -420,10 +435,44 @@ pub async fn restore(
         ));
     };
     say(&format!("new cluster: {initial_cluster}"));
-    say(&format!("new cluster token: {token} (was {old_token})"));
+    if rerun {
+        say(&format!(
+            "cluster token: {token}, as this host's earlier restore of this file chose"
+        ));
+    } else {
+        say(&format!("new cluster token: {token} (was {old_token})"));
+    }
     let now = live(&local).await;
-    let (lines, destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
-    if now.quorum && !force {
+    let (lines, mut destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
+    // Restores on the other hosts ran first and their members already form the restored
+    // cluster: this host's members join it (or did, on a re-run).
+    let expected: Vec<u64> = list.iter().map(|(_, u)| member_id(&[u], &token)).collect();
+    let joining = is_this_restore(&now, &expected);
+    if joining {
+        let tls = crate::etcd::conn::Tls::of(&local);
+        let mut done_here = true;
+        for m in &local.members {
+            let id = member_id(&[&m.peer_url], &token);
+            done_here &= m.state == crate::api::ProcessState::Running
+                && now.ids.contains(&id)
+                && crate::etcd::conn::healthy(&m.client_url, &tls).await;
+        }
+        if done_here {
+            say(&format!(
+                "already done: {} run as members of the cluster restored from this file",
+                program_names(&local).join(", ")
+            ));
+            return Ok(());
+        }
+        say(&format!(
+            "the cluster restored from this file already has quorum on the other hosts ({} answers at revision {}): {} join it",
+            now.answers.as_deref().unwrap_or("a member"),
+            now.revision,
+            program_names(&local).join(", ")
+        ));
+        destructive = None;
+    }
+    if now.quorum && !force && !joining {
         let why = format!(
             "the cluster has quorum (at revision {}, the snapshot holds {snap_rev}); restore is for a cluster whose data is lost. To replace its data anyway: --force --yes",
             now.revision
@@ -444,7 +493,9 @@ pub async fn restore(
         .map_err(|e| refuse(format!("{e:#}")))?;
     }
     gate.pass(say, &lines, destructive.as_deref())?;
-    safety_snapshot(&local, &now, say).await;
+    if !joining {
+        safety_snapshot(&local, &now, say).await;
+    }
     let others: Vec<&str> = list
         .iter()
         .filter(|(n, _)| !local.members.iter().any(|m| &m.name == n))
@@ -573,20 +624,30 @@ pub async fn restore(
     for m in &local.members {
         let mut changes: Vec<(&str, &str)> =
             vec![("cluster_token", token.as_str()), ("cluster_state", "new")];
-        let same = parse_cluster(&m.initial_cluster).is_ok_and(|l| l == list);
+        // The settings' own list, when it is the restored one, applies again (a list learned
+        // earlier, by a join after a rescue, is dropped); else the restored list is learned.
+        let same = parse_cluster(m.configured_cluster()).is_ok_and(|l| l == list);
         if !same {
             changes.push(("initial_cluster", initial_cluster.as_str()));
         }
-        crate::etcd::runtime::learn_in(&m.env_file, &m.runtime_file, &changes, "filc etcd restore")
+        crate::etcd::runtime::learn_in(&m.env_file, &m.runtime_file, &changes, &by)
             .map_err(|e| anyhow::anyhow!("{e}; members are stopped"))?;
+        let dropped = if same {
+            crate::etcd::runtime::forget_in(&m.env_file, &m.runtime_file, &["initial_cluster"])
+                .map_err(|e| anyhow::anyhow!("{e}; members are stopped"))?
+        } else {
+            vec![]
+        };
         say(&format!(
             "{}: runtime {}: cluster_token={token}, cluster_state=new{}",
             m.program,
             m.runtime_file,
-            if same {
-                ""
-            } else {
+            if !same {
                 ", initial_cluster=<new list>"
+            } else if !dropped.is_empty() {
+                ", initial_cluster as the settings say (the learned list dropped)"
+            } else {
+                ""
             }
         ));
     }
@@ -689,6 +750,13 @@ mod tests {
             "a=http://h:1,b=http://x:2,c=http://h:3"
         );
         assert!(restored_cluster(&[member("a", "http://h:1", "junk")]).is_err());
+        // Re-added after a rescue, b learned the list of its day (a and b): the settings'
+        // own list, naming c too, is what every host rebuilds.
+        let regrown = [EtcdMember {
+            configured_initial_cluster: ic.into(),
+            ..member("b", "http://h:2", "a=http://h:1,b=http://h:2")
+        }];
+        assert_eq!(format_cluster(&restored_cluster(&regrown).unwrap()), ic);
     }
 
     #[test]

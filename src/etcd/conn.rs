@@ -557,6 +557,7 @@ mod tests {
             peer_url: String::new(),
             data_dir: String::new(),
             initial_cluster: String::new(),
+            configured_initial_cluster: String::new(),
             cluster_token: String::new(),
             cluster_state: String::new(),
             cluster_client_urls: vec![],

@@ -116,6 +116,11 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
                 peer_url: get("peer_url"),
                 data_dir: get("data_dir"),
                 initial_cluster: get("initial_cluster"),
+                configured_initial_cluster: s
+                    .configured
+                    .get("initial_cluster")
+                    .cloned()
+                    .unwrap_or_default(),
                 cluster_token: get("cluster_token"),
                 cluster_state: get("cluster_state"),
                 cluster_client_urls: get("cluster_client_urls")
@@ -172,6 +177,7 @@ pub(crate) mod fixtures {
             peer_url: format!("http://127.0.0.1:{}", 2080 + i),
             data_dir: format!("/dev/shm/etcd-{i}"),
             initial_cluster: String::new(),
+            configured_initial_cluster: String::new(),
             cluster_token: String::new(),
             cluster_state: "new".into(),
             cluster_client_urls: vec![],

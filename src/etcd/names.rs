@@ -29,10 +29,18 @@ fn host_of(url: &str) -> &str {
 
 /// Mismatches between this host's settings (each local member's `initial_cluster`, with the
 /// file it comes from) and the member list, and advertised names this host cannot resolve
-/// (`unresolved`, from [`unresolved`]).
+/// (`unresolved`, from [`unresolved`]). A member is named right when either the effective
+/// list or the settings file's own agrees with the cluster: a list learned at a join may
+/// lag behind a later `ETCDn_HOST` change (only a fresh data dir would start from it), and
+/// a move on this host is learned over a file that still says the old URL.
 pub fn warnings(local: &EtcdMembers, st: &ClusterStatus, unresolved: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for m in &local.members {
+        let configured: Vec<(&str, &str)> = m
+            .configured_cluster()
+            .split(',')
+            .filter_map(|e| e.split_once('='))
+            .collect();
         for entry in m.initial_cluster.split(',') {
             let Some((name, url)) = entry.split_once('=') else {
                 continue;
@@ -44,7 +52,8 @@ pub fn warnings(local: &EtcdMembers, st: &ClusterStatus, unresolved: &[String]) 
             else {
                 continue;
             };
-            if row.peer_url != url {
+            let agrees = |u: &str| u == row.peer_url;
+            if !agrees(url) && !configured.iter().any(|(n, u)| *n == name && agrees(u)) {
                 out.push(format!(
                     "this host names {name} {url} (initial_cluster of {}, {}), but the cluster advertises {}: set this host's address settings (ETCDn_HOST) or /etc/hosts so every host uses the cluster's names",
                     m.program, m.env_file, row.peer_url
@@ -138,6 +147,15 @@ mod tests {
         agree.members[0].initial_cluster =
             "boot0=http://boot0.etcd.local:2080,boot1=http://boot1.etcd.local:2180".into();
         assert!(warnings(&agree, &st, &[]).is_empty());
+        // A list learned at a join that lags behind the settings (ETCDn_HOST changed since):
+        // the settings agree, nothing to say; both disagreeing, warned.
+        let mut lagging = local.clone();
+        lagging.members[0].configured_initial_cluster =
+            "boot0=http://boot0.etcd.local:2080,boot1=http://boot1.etcd.local:2180".into();
+        assert!(warnings(&lagging, &st, &[]).is_empty());
+        lagging.members[0].configured_initial_cluster =
+            "boot0=http://boot0.etcd.local:2080,boot1=http://10.0.20.9:2180".into();
+        assert_eq!(warnings(&lagging, &st, &[]).len(), 1);
     }
 
     #[test]

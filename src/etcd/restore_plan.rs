@@ -16,6 +16,33 @@ pub(super) struct Live {
     pub(super) answers_url: Option<String>,
     pub(super) quorum: bool,
     pub(super) revision: i64,
+    /// The IDs of the members the cluster lists (when a member answers).
+    pub(super) ids: Vec<u64>,
+}
+
+/// The member ID etcd gives a member with `peer_urls` in a cluster bootstrapped (or restored
+/// from a snapshot) with cluster token `token`: the first 8 bytes of SHA-1 over the sorted
+/// peer URLs and the token (etcd's `membership.NewMember`, with no time added), in 3.4 and
+/// 3.5 alike.
+pub(super) fn member_id(peer_urls: &[&str], token: &str) -> u64 {
+    use sha1::Digest;
+    let mut urls = peer_urls.to_vec();
+    urls.sort_unstable();
+    let mut h = sha1::Sha1::new();
+    for u in urls {
+        h.update(u.as_bytes());
+    }
+    h.update(token.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().expect("SHA-1 is 20 bytes"))
+}
+
+/// Whether the cluster that answers is the one this restore makes: every member it lists has
+/// the ID a restore of the same file into the same cluster gives (`expected`). Then the
+/// restores on the other hosts ran first, and this host's member is to join them, not to
+/// replace a live cluster's data.
+pub(super) fn is_this_restore(live: &Live, expected: &[u64]) -> bool {
+    live.quorum && !live.ids.is_empty() && live.ids.iter().all(|id| expected.contains(id))
 }
 
 pub(super) async fn live(local: &EtcdMembers) -> Live {
@@ -60,11 +87,18 @@ pub(super) async fn live(local: &EtcdMembers) -> Live {
             }
         }
     }
+    let ids = st
+        .members
+        .iter()
+        .filter_map(|r| r.id.as_deref())
+        .filter_map(|id| u64::from_str_radix(id, 16).ok())
+        .collect();
     Live {
         answers,
         answers_url,
         quorum,
         revision,
+        ids,
     }
 }
 
@@ -125,4 +159,44 @@ pub(super) fn plan_lines(
         )
     });
     (lines, destructive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_etcds() {
+        // The ID every etcd prints for its default one-member cluster.
+        assert_eq!(
+            format!(
+                "{:x}",
+                member_id(&["http://localhost:2380"], "etcd-cluster")
+            ),
+            "8e9e05c52164694d"
+        );
+        // Sorted URLs: their order does not matter; the token does.
+        let a = member_id(&["http://b:2", "http://a:1"], "t");
+        assert_eq!(a, member_id(&["http://a:1", "http://b:2"], "t"));
+        assert_ne!(a, member_id(&["http://a:1", "http://b:2"], "u"));
+    }
+
+    #[test]
+    fn only_a_cluster_of_this_restores_ids_is_joined() {
+        let live = |quorum, ids: Vec<u64>| Live {
+            answers: Some("boot0".into()),
+            answers_url: None,
+            quorum,
+            revision: 9,
+            ids,
+        };
+        let expected = [1, 2, 3];
+        assert!(is_this_restore(&live(true, vec![1, 2, 3]), &expected));
+        assert!(
+            !is_this_restore(&live(true, vec![1, 2, 7]), &expected),
+            "an old member: the old cluster"
+        );
+        assert!(!is_this_restore(&live(false, vec![1, 2, 3]), &expected));
+        assert!(!is_this_restore(&live(true, vec![]), &expected));
+    }
 }

@@ -193,6 +193,33 @@ pub fn learn_in(
     )
 }
 
+/// Drop what was learned for `keys` (the settings file's lines apply again); the keys that
+/// were dropped.
+pub fn forget_in(
+    settings_file: &str,
+    runtime_file: &str,
+    keys: &[&str],
+) -> Result<Vec<String>, String> {
+    if runtime_file.is_empty() {
+        return Err(format!(
+            "fild reports no runtime file for {settings_file} (an older fild?): restart fild"
+        ));
+    }
+    let before = load(Path::new(runtime_file))?;
+    if !keys.iter().any(|k| before.learned.contains_key(*k)) {
+        return Ok(vec![]);
+    }
+    let mut dropped = Vec::new();
+    update(Path::new(runtime_file), Path::new(settings_file), |rt| {
+        for k in keys {
+            if rt.learned.remove(*k).is_some() {
+                dropped.push(k.to_string());
+            }
+        }
+    })?;
+    Ok(dropped)
+}
+
 /// Set flags for the next start only.
 pub fn set_once(
     path: &Path,

@@ -71,6 +71,8 @@ pub struct Settings {
     pub runtime_file: PathBuf,
     /// Every key's effective value (file, then runtime layer, then [`DEFAULTS`]).
     pub values: BTreeMap<String, String>,
+    /// Every key's value as the file alone gives it (no runtime layer, no defaults).
+    pub configured: BTreeMap<String, String>,
     /// Each key's line in the settings file, as written.
     pub lines: BTreeMap<String, envfile::Line>,
     pub runtime: Runtime,
@@ -233,6 +235,7 @@ pub fn from_text(
             prj_root.join("var/etcd").display().to_string(),
         );
     }
+    let configured = envfile::evaluate(text, &env).map_err(ferr)?;
     let overridden = std::cell::RefCell::new(Vec::new());
     let layer = |key: &str, raw: &str| -> Option<String> {
         let l = rt.learned.get(key)?;
@@ -295,6 +298,7 @@ pub fn from_text(
         file: file.to_path_buf(),
         runtime_file,
         values,
+        configured,
         lines: ev.lines,
         runtime: rt,
         overridden,

@@ -201,7 +201,8 @@ pub(crate) async fn run<P: Programs>(
                     .ok_or_else(|| anyhow!("internal: {} has not joined", me.name))?;
                 let initial = initial_cluster(list, *id, &me.name);
                 let mut changes = vec![("cluster_state", "existing")];
-                if same_cluster(&me.initial_cluster, &initial) {
+                let same = same_cluster(me.configured_cluster(), &initial);
+                if same {
                     say(&format!(
                         "initial_cluster: the settings already name the cluster {} joins",
                         me.name
@@ -210,6 +211,19 @@ pub(crate) async fn run<P: Programs>(
                     changes.push(("initial_cluster", &initial));
                 }
                 learn(say, &me.env_file, &me.runtime_file, &changes, cx.by)?;
+                if same {
+                    // A list an earlier join learned (after a rescue, short of members
+                    // re-added since) must not outlive this one.
+                    let dropped =
+                        runtime::forget_in(&me.env_file, &me.runtime_file, &["initial_cluster"])
+                            .map_err(|e| anyhow!(e))?;
+                    if !dropped.is_empty() {
+                        say(&format!(
+                            "runtime {}: the initial_cluster an earlier operation learned dropped",
+                            me.runtime_file
+                        ));
+                    }
+                }
             }
             Step::RecordExisting => learn(
                 say,
