@@ -84,6 +84,41 @@ fn put(net: &Net, via: usize, key: &str, value: &str) {
     );
 }
 
+/// `filc etcd snapshot` on host `n`: the file it wrote.
+fn snapshot_on(net: &Net, n: usize, host: &Host) -> String {
+    let snap = filc_in(net, n, host, &["etcd", "snapshot"]);
+    assert!(snap.status.success(), "{}", text(&snap));
+    text(&snap)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.ends_with(".db")))
+        .next_back()
+        .expect("the snapshot's path")
+        .to_string()
+}
+
+/// A restored cluster: healthy, three members, every one of `keys` on every member and
+/// `lost` (written after the snapshot) on none.
+fn assert_restored(net: &Net, keys: &[(String, String)], lost: &str, what: &str) {
+    assert!(
+        wait_until(UP, || (0..3).all(|n| healthy(net, n))),
+        "{what}: not healthy"
+    );
+    assert_eq!(
+        member_names(net, 1),
+        vec!["boot0", "boot1", "boot2"],
+        "{what}"
+    );
+    for n in 0..3 {
+        for (k, v) in keys {
+            assert!(
+                wait_until(UP, || get_from(net, n, k).as_deref() == Some(v.as_str())),
+                "{what}: member {n} lacks {k}={v}"
+            );
+        }
+        assert_eq!(get_from(net, n, lost), None, "{what}: member {n}");
+    }
+}
+
 fn refused(o: &Output, why: &str) {
     assert!(
         !o.status.success() && text(o).contains(why),
@@ -141,14 +176,7 @@ fn rescue_and_restore_never_make_two_clusters() {
     assert_eq!(member_names(&net, 1), three);
 
     // 2. Restore on a live cluster: refused.
-    let snap = filc_in(&net, 0, &hosts[0], &["etcd", "snapshot"]);
-    assert!(snap.status.success(), "{}", text(&snap));
-    let file = text(&snap)
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.ends_with(".db")))
-        .next_back()
-        .expect("the snapshot's path")
-        .to_string();
+    let file = snapshot_on(&net, 0, &hosts[0]);
     put(&net, 0, "lost/0", "after the snapshot");
     let o = filc_in(&net, 0, &hosts[0], &["etcd", "restore", &file, "--yes"]);
     refused(&o, "the cluster has quorum");
@@ -205,20 +233,7 @@ fn rescue_and_restore_never_make_two_clusters() {
         .unwrap_or_else(|| panic!("no safety snapshot on host 0:\n{safety}"));
     assert!(std::path::Path::new(path).is_file(), "{path}");
     assert!(safety.contains("from boot0"), "{safety}");
-    assert!(
-        wait_until(UP, || (0..3).all(|n| healthy(&net, n))),
-        "the restored cluster is not healthy"
-    );
-    assert_eq!(member_names(&net, 1), three);
-    for n in 0..3 {
-        for (k, v) in &keys {
-            assert!(
-                wait_until(UP, || get_from(&net, n, k).as_deref() == Some(v.as_str())),
-                "restored member {n} lacks {k}={v}"
-            );
-        }
-        assert_eq!(get_from(&net, n, "lost/0"), None, "member {n}");
-    }
+    assert_restored(&net, &keys, "lost/0", "the restored cluster");
 
     // 3. Host 2 cut off: it sees no quorum, yet must not force without --assume-down.
     net.link(2, false);
@@ -439,14 +454,7 @@ fn rescue_and_restore_never_make_two_clusters() {
     // rebuild the configured cluster of three. The last host starts after the first two
     // formed the restored cluster's quorum: it joins them, and a re-run there has nothing
     // left to do.
-    let snap = filc_in(&net, survivor, &hosts[survivor], &["etcd", "snapshot"]);
-    assert!(snap.status.success(), "{}", text(&snap));
-    let file = text(&snap)
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.ends_with(".db")))
-        .next_back()
-        .expect("the snapshot's path")
-        .to_string();
+    let file = snapshot_on(&net, survivor, &hosts[survivor]);
     put(&net, survivor, "lost/9", "after the second snapshot");
     for (n, h) in hosts.iter().enumerate() {
         h.fild.filc_ok(&["stop", "--force", &format!("etcd-{n}")]);
@@ -478,6 +486,7 @@ fn rescue_and_restore_never_make_two_clusters() {
         &hosts[order[2]],
         &["etcd", "restore", &file, "--yes"],
     );
+    eprintln!("the last host's restore:\n{}", text(&last));
     assert!(
         last.status.success(),
         "the last host's restore, after the others formed quorum:\n{}",
@@ -488,11 +497,6 @@ fn rescue_and_restore_never_make_two_clusters() {
         "{}",
         text(&last)
     );
-    assert!(
-        wait_until(UP, || (0..3).all(|n| healthy(&net, n))),
-        "the cluster restored host after host is not healthy"
-    );
-    assert_eq!(member_names(&net, 0), three);
     let again = filc_in(
         &net,
         order[2],
@@ -501,15 +505,12 @@ fn rescue_and_restore_never_make_two_clusters() {
     );
     assert!(again.status.success(), "{}", text(&again));
     assert!(text(&again).contains("already done"), "{}", text(&again));
-    for n in 0..3 {
-        for (k, v) in &keys {
-            assert!(
-                wait_until(UP, || get_from(&net, n, k).as_deref() == Some(v.as_str())),
-                "member {n} lacks {k}={v} after the second restore"
-            );
-        }
-        assert_eq!(get_from(&net, n, "lost/9"), None, "member {n}");
-    }
+    assert_restored(
+        &net,
+        &keys,
+        "lost/9",
+        "the cluster restored host after host",
+    );
 
     drop(hosts);
 }
