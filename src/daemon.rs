@@ -378,14 +378,31 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
                 } else {
                     addr
                 };
+                let tls = match &inet.tls {
+                    Some(t) => Some(crate::control::tls::acceptor(t).with_context(|| {
+                        format!(
+                            "[inet_http_server] TLS with {} and {}",
+                            t.cert_file.display(),
+                            t.key_file.display()
+                        )
+                    })?),
+                    None => None,
+                };
                 let tcp = tokio::net::TcpListener::bind(&addr)
                     .await
                     .with_context(|| format!("[inet_http_server] cannot listen on {addr}"))?;
-                tracing::info!(
-                    addr,
-                    "Serving the control API on TCP (authentication required)."
-                );
-                tokio::spawn(server::serve_tcp(tcp, served.clone(), auth));
+                match &inet.tls {
+                    Some(t) => tracing::info!(
+                        addr,
+                        cert = %t.cert_file.display(),
+                        "Serving the control API on TCP over TLS only (authentication required)."
+                    ),
+                    None => tracing::info!(
+                        addr,
+                        "Serving the control API on TCP (plain http, authentication required)."
+                    ),
+                }
+                tokio::spawn(server::serve_tcp(tcp, served.clone(), auth, tls));
             }
             None => tracing::warn!(
                 "[inet_http_server] has no username and password: not served (fild never opens an unauthenticated TCP port)."

@@ -169,7 +169,7 @@ fn a_bad_cluster_host_fails_with_its_file_line_and_key() {
     assert!(
         said.lines().any(|l| l.contains(&place)
             && l.contains("[cluster] hosts:")
-            && l.contains("'10.0.0.2:9001' is not an http://host:port URL")),
+            && l.contains("'10.0.0.2:9001' is not an http(s)://host:port URL")),
         "stderr must name {place}, the key and the bad URL:\n{said}"
     );
     // Fixed, it loads (and a fild with it would start).

@@ -24,9 +24,18 @@ struct Args {
     /// $PRJ_ROOT/etc/supd/supd.ini, ./fild.ini, /etc/fild/fild.ini).
     #[arg(short = 'c', long = "configuration", global = true)]
     config: Option<PathBuf>,
-    /// The daemon's socket: PATH or unix://PATH (or http://HOST:PORT).
+    /// The daemon's socket: PATH or unix://PATH (or http://HOST:PORT, https://HOST:PORT).
     #[arg(short = 's', long = "serverurl", global = true)]
     server: Option<String>,
+    /// The PEM CA that signed an https:// fild's certificate (default: [supervisorctl]
+    /// ca_file).
+    #[arg(
+        long = "ca-file",
+        env = "FILC_CA_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    ca_file: Option<PathBuf>,
     #[arg(short = 'u', long = "username", global = true)]
     username: Option<String>,
     #[arg(short = 'p', long = "password", global = true)]
@@ -248,6 +257,7 @@ fn client(args: &Args) -> anyhow::Result<Client> {
         server: args.server.clone(),
         username: args.username.clone(),
         password: args.password.clone(),
+        ca_file: args.ca_file.clone(),
     };
     client::from_settings(&flags, settings.as_ref()).map_err(anyhow::Error::msg)
 }

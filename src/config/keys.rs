@@ -52,13 +52,22 @@ pub(crate) const PROGRAM: &[&str] = &[
 ];
 pub(crate) const GROUP: &[&str] = &["programs", "priority"];
 pub(crate) const UNIX: &[&str] = &["file", "chmod", "chown", "username", "password"];
-pub(crate) const INET: &[&str] = &["port", "username", "password"];
+pub(crate) const INET: &[&str] = &[
+    "port",
+    "username",
+    "password",
+    // fild keys: TLS on the TCP listener.
+    "tls_cert_file",
+    "tls_key_file",
+];
 pub(crate) const CTL: &[&str] = &[
     "serverurl",
     "username",
     "password",
     "prompt",
     "history_file",
+    // fild key: the CA of an https:// serverurl.
+    "ca_file",
 ];
 pub(crate) const INCLUDE: &[&str] = &["files"];
 pub(crate) const ETCD: &[&str] = &[
@@ -69,7 +78,7 @@ pub(crate) const ETCD: &[&str] = &[
     "backup_command",
     "liveness_window",
 ];
-pub(crate) const CLUSTER: &[&str] = &["hosts", "username", "password"];
+pub(crate) const CLUSTER: &[&str] = &["hosts", "username", "password", "ca_file"];
 pub(crate) const DAEMON: &[&str] = &[
     "logfile",
     "logfile_maxbytes",

@@ -242,7 +242,7 @@ pub(crate) fn load(path: &Path, env: &Env, strict: Strict) -> Result<Config, Con
     let (env_items, vars) = daemon_environment(find(sections, "supervisord"), env, &mut errors);
     let daemon = daemon_settings(&files, env_items, &vars, &mut errors, &mut warnings);
     let unix_http_server = unix_server(sections, &vars, &mut errors, &mut warnings);
-    let inet_http_server = inet_server(sections, &vars, &mut errors, &mut warnings);
+    let inet_http_server = inet_server(sections, &vars, Tls::Read, &mut errors, &mut warnings);
     let ctl = ctl_settings(sections, &vars, &mut errors, &mut warnings);
     let programs = program::build(sections, &vars, &daemon, &mut errors, &mut warnings);
     let etcd = etcd_settings(sections, &daemon, &vars, &mut errors, &mut warnings);
@@ -300,7 +300,8 @@ pub(crate) fn load_client(path: &Path, env: &Env) -> Result<ClientSettings, Conf
     let (_, vars) = daemon_environment(find(&sections, "supervisord"), env, &mut Vec::new());
     let mut ignored = Vec::new();
     let unix_http_server = unix_server(&sections, &vars, &mut errors, &mut ignored);
-    let inet_http_server = inet_server(&sections, &vars, &mut errors, &mut ignored);
+    // The listener's certificate and key are fild's (the key may be readable by fild alone).
+    let inet_http_server = inet_server(&sections, &vars, Tls::Skip, &mut errors, &mut ignored);
     let ctl = ctl_settings(&sections, &vars, &mut errors, &mut ignored);
     if !errors.is_empty() {
         return Err(ConfigErrors(unique(errors)));
@@ -398,9 +399,17 @@ fn unix_server(
     })
 }
 
+/// Whether `[inet_http_server]`'s TLS files are read: by fild, never by filc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    Read,
+    Skip,
+}
+
 fn inet_server(
     sections: &[Section],
     vars: &Env,
+    tls: Tls,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<Warning>,
 ) -> Option<InetHttpServer> {
@@ -413,7 +422,52 @@ fn inet_server(
         r.missing("port", "set host:port, e.g. port=127.0.0.1:9001");
     }
     let auth = credentials(&mut r);
-    Some(InetHttpServer { port: port?, auth })
+    let tls = match tls {
+        Tls::Read => server_tls(&mut r, &here),
+        Tls::Skip => Some(None),
+    };
+    Some(InetHttpServer {
+        port: port?,
+        auth,
+        tls: tls?,
+    })
+}
+
+/// A path key, relative to the directory of the file that sets it.
+fn file_key(r: &mut Reader, here: &Path, key: &str) -> Option<PathBuf> {
+    r.path(key).map(|p| here.join(p))
+}
+
+/// `tls_cert_file` and `tls_key_file`: both or neither, each read and parsed now. `None`
+/// when either is wrong (the error is recorded); `Some(None)` without them.
+fn server_tls(r: &mut Reader, here: &Path) -> Option<Option<ServerTls>> {
+    let cert = file_key(r, here, "tls_cert_file");
+    let key = file_key(r, here, "tls_key_file");
+    let hint = "set both tls_cert_file and tls_key_file (PEM), or neither for plain http";
+    match (cert, key) {
+        (None, None) => Some(None),
+        (Some(_), None) => {
+            r.error(
+                "tls_cert_file",
+                Problem::new("tls_cert_file without tls_key_file").hint(hint),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.error(
+                "tls_key_file",
+                Problem::new("tls_key_file without tls_cert_file").hint(hint),
+            );
+            None
+        }
+        (Some(cert), Some(key)) => match super::tls::server(&cert, &key) {
+            Ok(t) => Some(Some(t)),
+            Err((which, problem)) => {
+                r.error(which, problem);
+                None
+            }
+        },
+    }
 }
 
 fn etcd_settings(
@@ -469,7 +523,7 @@ fn cluster_settings(
         None => {
             r.missing(
                 "hosts",
-                "list every host's fild, e.g. hosts=h0=http://10.0.0.1:9001 h1=http://10.0.0.2:9001",
+                "list every host's fild, e.g. hosts=h0=http://10.0.0.1:9001 h1=http://10.0.0.2:9001 (or https:// with ca_file)",
             );
             None
         }
@@ -486,6 +540,29 @@ fn cluster_settings(
         }) => Some(p.clone()),
         _ => None,
     });
+    let ca = match file_key(&mut r, &here, "ca_file") {
+        None => Some(None),
+        Some(path) => match super::tls::ca(&path) {
+            Ok(ca) => Some(Some(ca)),
+            Err(p) => {
+                r.error("ca_file", p);
+                None
+            }
+        },
+    };
+    let https = hosts
+        .iter()
+        .flatten()
+        .find(|h| h.url.starts_with("https://"));
+    if let (Some(h), Some(None)) = (https, &ca) {
+        let p = Problem::new(format!(
+            "'{}' is https, and [cluster] names no ca_file to verify it with",
+            h.url
+        ))
+        .hint("set [cluster] ca_file= to the PEM CA that signed the hosts' control certificates");
+        r.error("hosts", p);
+        return None;
+    }
     let (Some(username), Some(password)) = (username, password) else {
         r.error(
             "password",
@@ -500,6 +577,7 @@ fn cluster_settings(
         hosts: hosts?,
         username,
         password,
+        ca: ca?,
     })
 }
 
@@ -519,6 +597,7 @@ fn ctl_settings(
         serverurl: r.non_empty("serverurl"),
         username: r.string("username"),
         password: r.string("password"),
+        ca_file: file_key(&mut r, &here, "ca_file"),
     }
 }
 

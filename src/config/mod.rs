@@ -17,6 +17,7 @@ mod load;
 mod model;
 mod program;
 mod reader;
+mod tls;
 mod values;
 
 #[cfg(test)]
@@ -73,6 +74,25 @@ fn problem_text(p: values::Problem) -> String {
         Some(hint) => format!("{} (hint: {hint})", p.message),
         None => p.message,
     }
+}
+
+/// The CA certificates of PEM file `path` (filc's `--ca-file`), each a valid trust anchor.
+pub fn read_ca(path: &Path) -> Result<CaBundle, String> {
+    tls::ca(path).map_err(problem_text)
+}
+
+/// The certificates of PEM text `bytes`, or why there are none (the fuzz target's way in).
+pub fn pem_certs(bytes: &[u8]) -> Result<usize, String> {
+    tls::certs_from(Path::new("input"), bytes)
+        .map(|c| c.len())
+        .map_err(problem_text)
+}
+
+/// Whether PEM text `bytes` holds a private key (the fuzz target's way in).
+pub fn pem_key(bytes: &[u8]) -> Result<(), String> {
+    tls::key_from(Path::new("input"), bytes)
+        .map(drop)
+        .map_err(problem_text)
 }
 
 /// The default config search: `$FILD_CONFIG`, `$PRJ_ROOT/etc/fild/fild.ini`,

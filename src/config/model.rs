@@ -62,6 +62,26 @@ pub struct InetHttpServer {
     /// `host:port` (`*:port` or `:port` mean all interfaces).
     pub port: String,
     pub auth: Option<Credentials>,
+    /// `tls_cert_file`/`tls_key_file` (fild keys): the listener then speaks only TLS.
+    pub tls: Option<ServerTls>,
+}
+
+/// The TCP listener's certificate chain and key, as read and checked at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The chain, the listener's own certificate first.
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Its private key (shown as elided in `Debug`).
+    pub key: std::sync::Arc<rustls::pki_types::PrivateKeyDer<'static>>,
+}
+
+/// The certificates of a CA file, as read and checked at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    pub file: PathBuf,
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +145,9 @@ pub struct ClusterSettings {
     /// this fild's own `[inet_http_server]` ones.
     pub username: String,
     pub password: String,
+    /// `ca_file`: the CA that signed the other hosts' control certificates; required when a
+    /// host is `https://`.
+    pub ca: Option<CaBundle>,
 }
 
 /// One host of `[cluster] hosts`.
@@ -132,7 +155,7 @@ pub struct ClusterSettings {
 pub struct ClusterHost {
     /// As given (`name=URL`), else the URL's `host:port`.
     pub name: String,
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     pub url: String,
     /// Its `host:port` is this fild's own `[inet_http_server] port`: this host.
     pub own: bool,
@@ -140,10 +163,13 @@ pub struct ClusterHost {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CtlSettings {
-    /// `unix:///path` or `http://host:port`.
+    /// `unix:///path`, `http://host:port` or `https://host:port`.
     pub serverurl: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `ca_file` (a fild key): the CA that signed an `https://` fild's certificate. Read by
+    /// filc when it connects, not at load.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What the client needs: where the daemon listens and how to authenticate. Loaded without

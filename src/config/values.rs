@@ -253,7 +253,7 @@ pub(crate) fn host_port(s: &str) -> Result<String, Problem> {
 /// `[cluster] hosts`: `http://host:port` URLs or `name=http://host:port` pairs, separated by
 /// whitespace or commas; `own` (this fild's `[inet_http_server] port`) marks this host's entry.
 pub(crate) fn cluster_hosts(s: &str, own: Option<&str>) -> Result<Vec<ClusterHost>, Problem> {
-    let hint = "list every host's fild as http://host:port or name=http://host:port, e.g. hosts=h0=http://10.0.0.1:9001 h1=http://10.0.0.2:9001";
+    let hint = "list every host's fild as http(s)://host:port or name=http(s)://host:port, e.g. hosts=h0=https://10.0.0.1:9001 h1=https://10.0.0.2:9001";
     let mut hosts: Vec<ClusterHost> = Vec::new();
     for item in s
         .split(|c: char| c.is_whitespace() || c == ',')
@@ -271,14 +271,14 @@ pub(crate) fn cluster_hosts(s: &str, own: Option<&str>) -> Result<Vec<ClusterHos
         {
             return Err(Problem::new(format!("invalid host name '{n}' in '{item}'")).hint(hint));
         }
-        if url.starts_with("https://") {
-            return Err(Problem::new(format!(
-                "'{url}': fild's TCP control API speaks plain http (no TLS); use http:// on a trusted network, or a tunnel"
-            ))
-            .hint(hint));
-        }
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(Problem::new(format!("'{url}' is not an http://host:port URL")).hint(hint));
+        let (scheme, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => ("http", rest),
+            (_, Some(rest)) => ("https", rest),
+            _ => {
+                return Err(
+                    Problem::new(format!("'{url}' is not an http(s)://host:port URL")).hint(hint),
+                );
+            }
         };
         let hp = rest.trim_end_matches('/');
         let valid = hp.rsplit_once(':').is_some_and(|(h, p)| {
@@ -289,7 +289,7 @@ pub(crate) fn cluster_hosts(s: &str, own: Option<&str>) -> Result<Vec<ClusterHos
         });
         if !valid {
             return Err(Problem::new(format!(
-                "'{url}' is not an http://host:port URL (a host and a port, nothing else)"
+                "'{url}' is not an http(s)://host:port URL (a host and a port, nothing else)"
             ))
             .hint(hint));
         }
@@ -297,12 +297,15 @@ pub(crate) fn cluster_hosts(s: &str, own: Option<&str>) -> Result<Vec<ClusterHos
         if hosts.iter().any(|h| h.name == name) {
             return Err(Problem::new(format!("host '{name}' is listed twice")).hint(hint));
         }
-        if hosts.iter().any(|h| h.url == format!("http://{hp}")) {
+        if hosts
+            .iter()
+            .any(|h| h.url.split_once("://").map(|x| x.1) == Some(hp))
+        {
             return Err(Problem::new(format!("'{url}' is listed twice")).hint(hint));
         }
         hosts.push(ClusterHost {
             name,
-            url: format!("http://{hp}"),
+            url: format!("{scheme}://{hp}"),
             own: own.is_some_and(|o| o == hp),
         });
     }

@@ -8,6 +8,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::tls::Trust;
 use crate::api::{
     Ack, ActionReply, ErrorReply, EtcdMembers, EtcdOp, EtcdOpRequest, EtcdPositions, HostBackups,
     LogChunk, NamesRequest, ProcessInfo, ReloadReply, SignalRequest, VersionInfo, routes,
@@ -31,20 +32,24 @@ pub enum Target {
     Unix(std::path::PathBuf),
     /// `host:port`
     Tcp(String),
+    /// `host:port`, over TLS.
+    Https(String),
 }
 
 impl Target {
-    /// Parse `unix:///path`, `/path`, `http://host:port`.
+    /// Parse `unix:///path`, `/path`, `http://host:port`, `https://host:port`.
     pub fn parse(url: &str) -> Result<Target, String> {
         if let Some(p) = url.strip_prefix("unix://") {
             Ok(Target::Unix(p.into()))
         } else if let Some(h) = url.strip_prefix("http://") {
             Ok(Target::Tcp(h.trim_end_matches('/').to_string()))
+        } else if let Some(h) = url.strip_prefix("https://") {
+            Ok(Target::Https(h.trim_end_matches('/').to_string()))
         } else if url.starts_with('/') || url.starts_with('.') {
             Ok(Target::Unix(url.into()))
         } else {
             Err(format!(
-                "unsupported server URL {url:?} (use unix:///path or http://host:port)"
+                "unsupported server URL {url:?} (use unix:///path, http://host:port or https://host:port)"
             ))
         }
     }
@@ -55,6 +60,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Unix(p) => write!(f, "unix://{}", p.display()),
             Target::Tcp(h) => write!(f, "http://{h}"),
+            Target::Https(h) => write!(f, "https://{h}"),
         }
     }
 }
@@ -68,6 +74,9 @@ pub enum ClientError {
         target: Target,
         error: std::io::Error,
     },
+    /// The TLS handshake with fild failed, or there is nothing to verify it with.
+    #[error("TLS with fild at {target} failed: {error}")]
+    Tls { target: Target, error: String },
     #[error("{}", .body.error)]
     Api { status: u16, body: ErrorReply },
     #[error("protocol error talking to fild: {0}")]
@@ -91,8 +100,8 @@ pub fn unreachable(target: &Target, error: &std::io::Error) -> String {
             "not allowed to use fild's socket {}; run filc as fild's user or root, or see [unix_http_server] chmod and chown",
             p.display()
         ),
-        (Target::Tcp(h), K::ConnectionRefused) => format!(
-            "fild does not listen at http://{h}: the connection was refused; {START}, or point filc at where fild listens (-s http://HOST:PORT, or [supervisorctl] serverurl)"
+        (t @ (Target::Tcp(_) | Target::Https(_)), K::ConnectionRefused) => format!(
+            "fild does not listen at {t}: the connection was refused; {START}, or point filc at where fild listens (-s http://HOST:PORT or https://HOST:PORT, or [supervisorctl] serverurl)"
         ),
         (t, _) => format!(
             "cannot reach fild at {t}: {error}; check that fild runs and that filc points at it (-s, or the config's [unix_http_server] / [supervisorctl] serverurl)"
@@ -107,12 +116,35 @@ pub struct Flags {
     pub server: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `--ca-file` (or `FILC_CA_FILE`): the CA of an `https://` server.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// What to verify an `https://` fild with: `--ca-file`, else `[supervisorctl] ca_file`.
+fn trust_for(
+    target: &Target,
+    flag: Option<&std::path::Path>,
+    ctl: Option<&std::path::Path>,
+) -> Result<Option<Trust>, String> {
+    let Target::Https(_) = target else {
+        return Ok(None);
+    };
+    let Some(file) = flag.or(ctl) else {
+        return Err(format!(
+            "{target} is TLS and filc has no CA to verify fild's certificate with; give --ca-file FILE (or FILC_CA_FILE, or [supervisorctl] ca_file=) naming the PEM CA that signed it"
+        ));
+    };
+    let ca = crate::config::read_ca(file).map_err(|e| format!("the CA file for {target}: {e}"))?;
+    Trust::of(&ca)
+        .map(Some)
+        .map_err(|e| format!("the CA file {}: {e}", file.display()))
 }
 
 /// The server and credentials for `flags` and the configuration's client sections, as
 /// supervisorctl picks them: the server from `-s`, else `[supervisorctl] serverurl`, else the
 /// unix socket (`[unix_http_server] file`, else `fild.sock` beside the config); credentials
-/// from the flags, else `[supervisorctl]`, else the socket's own plain-text ones.
+/// from the flags, else `[supervisorctl]`, else the socket's own plain-text ones; for an
+/// `https://` server the CA from `--ca-file`, else `[supervisorctl] ca_file`.
 pub fn from_settings(
     flags: &Flags,
     settings: Option<&crate::config::ClientSettings>,
@@ -139,6 +171,7 @@ pub fn from_settings(
             crate::config::Password::Sha1Hex(_) => None,
         });
     let ctl = settings.map(|s| s.ctl.clone()).unwrap_or_default();
+    let trust = trust_for(&target, flags.ca_file.as_deref(), ctl.ca_file.as_deref())?;
     let username = flags
         .username
         .clone()
@@ -149,11 +182,11 @@ pub fn from_settings(
         .clone()
         .or(ctl.password)
         .or(from_server.map(|a| a.1));
-    Ok(Client::new(
-        target,
-        username.as_deref(),
-        password.as_deref(),
-    ))
+    let client = Client::new(target, username.as_deref(), password.as_deref());
+    Ok(match trust {
+        Some(t) => client.with_trust(t),
+        None => client,
+    })
 }
 
 /// A connection-per-request client.
@@ -161,6 +194,8 @@ pub fn from_settings(
 pub struct Client {
     pub target: Target,
     auth: Option<String>,
+    /// The CA an `https://` target's certificate is verified with.
+    trust: Option<Trust>,
 }
 
 impl Client {
@@ -172,7 +207,17 @@ impl Client {
             )),
             _ => None,
         };
-        Client { target, auth }
+        Client {
+            target,
+            auth,
+            trust: None,
+        }
+    }
+
+    /// Verify an `https://` target's certificate with `trust`.
+    pub fn with_trust(mut self, trust: Trust) -> Client {
+        self.trust = Some(trust);
+        self
     }
 
     /// fild's version, API and pid.
@@ -353,7 +398,16 @@ impl Client {
             target: self.target.clone(),
             error,
         };
-        let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
+        let plain = matches!(self.target, Target::Tcp(_));
+        let proto = |e: hyper::Error| {
+            // What a TLS listener's answer to plain http looks like to an HTTP parser.
+            let hint = if plain && e.is_parse() {
+                " (does fild serve TLS there? then use https:// with --ca-file)"
+            } else {
+                ""
+            };
+            ClientError::Protocol(format!("{e}{hint}"))
+        };
         let (mut sender, host) = match &self.target {
             Target::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)
@@ -365,6 +419,27 @@ impl Client {
                 let s = tokio::net::TcpStream::connect(h)
                     .await
                     .map_err(unreachable)?;
+                (handshake(s).await.map_err(proto)?, h.clone())
+            }
+            Target::Https(h) => {
+                let tls = |error: String| ClientError::Tls {
+                    target: self.target.clone(),
+                    error,
+                };
+                let Some(trust) = &self.trust else {
+                    return Err(tls(
+                        "no CA to verify its certificate with (--ca-file, FILC_CA_FILE or [supervisorctl] ca_file; [cluster] ca_file between filds)".into(),
+                    ));
+                };
+                let s = tokio::net::TcpStream::connect(h)
+                    .await
+                    .map_err(unreachable)?;
+                let s = trust.connect(h, s).await.map_err(|e| {
+                    tls(format!(
+                        "{e} (is fild's certificate signed by the CA in {}, does it name the host, and does fild serve TLS there?)",
+                        trust.ca_file.display()
+                    ))
+                })?;
                 (handshake(s).await.map_err(proto)?, h.clone())
             }
         };

@@ -5,3 +5,4 @@ pub mod admission;
 pub mod client;
 pub mod follow;
 pub mod server;
+pub mod tls;

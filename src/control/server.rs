@@ -121,13 +121,15 @@ pub enum Via {
     /// `[inet_http_server]`: a browser can, so state-changing requests are checked for
     /// cross-site use ([`cross_site`]).
     Tcp,
+    /// `[inet_http_server]` with `tls_cert_file`: as [`Via::Tcp`], its origin `https://`.
+    Tls,
 }
 
 /// On the TCP listener, why a request that may change state must be refused as one a web
 /// page elsewhere could have made a browser send (with its cached Basic credentials): it
 /// must say `Content-Type: application/json` (which a page cannot send without CORS, and
 /// fild answers no CORS preflight), and an `Origin` it carries must be the listener's own
-/// (`http://` and the `Host` it was asked at). Reads (GET, HEAD) pass; so does any request
+/// (`http://`, or `https://` over TLS, and the `Host` it was asked at). Reads (GET, HEAD) pass; so does any request
 /// on the Unix socket.
 pub fn cross_site(via: Via, method: &Method, headers: &hyper::HeaderMap) -> Option<(u16, String)> {
     if via == Via::Unix || method == Method::GET || method == Method::HEAD {
@@ -147,7 +149,8 @@ pub fn cross_site(via: Via, method: &Method, headers: &hyper::HeaderMap) -> Opti
     // No Origin: not a browser's cross-site request (filc, curl).
     let origin = headers.get(header::ORIGIN)?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let own = host.map(|h| format!("http://{h}"));
+    let scheme = if via == Via::Tls { "https" } else { "http" };
+    let own = host.map(|h| format!("{scheme}://{h}"));
     match (origin.to_str().ok(), own) {
         (Some(o), Some(own)) if o.eq_ignore_ascii_case(&own) => None,
         (o, _) => Some((
@@ -305,8 +308,18 @@ async fn refuse_connection(stream: tokio::net::UnixStream, who: String) {
         .await;
 }
 
-/// Accept on a TCP listener forever (only ever started with credentials).
-pub async fn serve_tcp(listener: tokio::net::TcpListener, served: Served, auth: Credentials) {
+/// How long a TCP client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accept on a TCP listener forever (only ever started with credentials); with `tls`, every
+/// connection is TLS first. A handshake that fails (a plain-http client, a peer that does not
+/// trust the certificate, one that says nothing) ends that connection and nothing else.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    served: Served,
+    auth: Credentials,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -315,12 +328,32 @@ pub async fn serve_tcp(listener: tokio::net::TcpListener, served: Served, auth: 
                     continue;
                 };
                 let peer = Peer {
-                    via: Via::Tcp,
+                    via: if tls.is_some() { Via::Tls } else { Via::Tcp },
                     source: addr.ip().to_string(),
                 };
-                let conn = serve_connection(stream, served.clone(), Some(auth.clone()), peer);
+                let served = served.clone();
+                let auth = Some(auth.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    conn.await;
+                    match tls {
+                        None => serve_connection(stream, served, auth, peer).await,
+                        Some(acceptor) => {
+                            let shake =
+                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                            match shake.await {
+                                Ok(Ok(s)) => serve_connection(s, served, auth, peer).await,
+                                Ok(Err(e)) => tracing::warn!(
+                                    peer = %addr,
+                                    error = %super::tls::describe(&e),
+                                    "TLS handshake failed on the TCP control port (a client without TLS, or one that does not trust fild's certificate)."
+                                ),
+                                Err(_) => tracing::debug!(
+                                    peer = %addr,
+                                    "TLS handshake not done in time on the TCP control port."
+                                ),
+                            }
+                        }
+                    }
                     drop(slot);
                 });
             }
@@ -791,6 +824,15 @@ mod tests {
             ("content-type", "application/json"),
         ]);
         assert_eq!(cross_site(Via::Tcp, &post, &own), None);
+        // Over TLS the listener's own origin is https://.
+        let own_tls = headers(&[
+            ("host", "127.0.0.1:9001"),
+            ("origin", "https://127.0.0.1:9001"),
+            ("content-type", "application/json"),
+        ]);
+        assert_eq!(cross_site(Via::Tls, &post, &own_tls), None);
+        assert_eq!(cross_site(Via::Tls, &post, &own).unwrap().0, 403);
+        assert_eq!(cross_site(Via::Tcp, &post, &own_tls).unwrap().0, 403);
         // Reads, and the Unix socket, are not checked.
         assert_eq!(cross_site(Via::Tcp, &Method::GET, &page), None);
         assert_eq!(cross_site(Via::Unix, &post, &page), None);

@@ -13,6 +13,7 @@ use crate::api::{EtcdMembers, EtcdOp, EtcdOpState, EtcdPosition, EtcdPositions, 
 use crate::config::{ClusterHost, ClusterSettings};
 use crate::control::client::{Client, Target};
 use crate::control::server::instance;
+use crate::control::tls::Trust;
 use crate::etcd::conn::{Tls, self_status};
 use crate::supervisor::ProgramsView;
 
@@ -26,9 +27,20 @@ pub(crate) struct Reply<T> {
     pub(crate) answer: Result<T, String>,
 }
 
+/// The client of host `h`; an `https://` host's certificate is verified with `[cluster]
+/// ca_file` (the config loader refuses an https host without one), for the URL's host.
 pub(crate) fn client(c: &ClusterSettings, h: &ClusterHost) -> Client {
     let target = Target::parse(&h.url).unwrap_or(Target::Tcp(h.url.clone()));
-    Client::new(target, Some(&c.username), Some(&c.password))
+    let cl = Client::new(target, Some(&c.username), Some(&c.password));
+    match c.ca.as_ref().map(Trust::of) {
+        Some(Ok(t)) => cl.with_trust(t),
+        Some(Err(e)) => {
+            // Checked at load; a call to an https host says there is no CA.
+            tracing::warn!(error = %e, "[cluster] ca_file cannot be used.");
+            cl
+        }
+        None => cl,
+    }
 }
 
 pub(crate) async fn bounded<T, E: std::fmt::Display>(
@@ -293,6 +305,7 @@ mod tests {
             ],
             username: "u".into(),
             password: "p".into(),
+            ca: None,
         };
         let t = std::time::Instant::now();
         let r = running_ops(&c).await;

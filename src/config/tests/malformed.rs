@@ -389,6 +389,7 @@ fn cluster_hosts_must_be_http_urls_and_credentials_must_exist() {
     let creds = "username=u\npassword=p\n";
     for bad in [
         "hosts=10.0.0.1:9001\n",
+        // https without a ca_file.
         "hosts=https://10.0.0.1:9001\n",
         "hosts=http://10.0.0.1\n",
         "hosts=http://10.0.0.1:0\n",
@@ -417,4 +418,90 @@ fn cluster_hosts_must_be_http_urls_and_credentials_must_exist() {
             .any(|e| e.to_string().contains("did you mean `hosts`")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn inet_tls_files_come_in_pairs_and_must_be_pem() {
+    let inet = "[inet_http_server]\nport=127.0.0.1:9001\nusername=u\npassword=p\n";
+    let fx = Fixture::new();
+    fx.write("garbage.pem", "not a certificate\n");
+    fx.write(
+        "broken.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    );
+    for (extra, line, key, says) in [
+        (
+            "tls_cert_file=garbage.pem\n",
+            5,
+            "tls_cert_file",
+            "without tls_key_file",
+        ),
+        (
+            "tls_key_file=garbage.pem\n",
+            5,
+            "tls_key_file",
+            "without tls_cert_file",
+        ),
+        (
+            "tls_cert_file=missing.pem\ntls_key_file=garbage.pem\n",
+            5,
+            "tls_cert_file",
+            "cannot read",
+        ),
+        (
+            "tls_cert_file=garbage.pem\ntls_key_file=garbage.pem\n",
+            5,
+            "tls_cert_file",
+            "no certificate",
+        ),
+        (
+            "tls_cert_file=broken.pem\ntls_key_file=garbage.pem\n",
+            5,
+            "tls_cert_file",
+            "not valid base64",
+        ),
+    ] {
+        let main = fx.write("fild.ini", &format!("{inet}{extra}"));
+        let errors = errors_of(&main, &Env::new());
+        assert_error_at(&errors, &main, line, key);
+        assert!(errors[0].to_string().contains(says), "{says}: {errors:?}");
+    }
+}
+
+#[test]
+fn an_https_host_needs_the_cluster_ca_file() {
+    let fx = Fixture::new();
+    fx.write("garbage.pem", "no CA here\n");
+    let main = fx.write(
+        "fild.ini",
+        "[cluster]\nhosts=a=https://10.0.0.1:9001 b=http://10.0.0.2:9001\nusername=u\npassword=p\n",
+    );
+    let errors = errors_of(&main, &Env::new());
+    assert_error_at(&errors, &main, 2, "hosts");
+    assert!(errors[0].to_string().contains("ca_file"), "{errors:?}");
+    let main = fx.write(
+        "fild.ini",
+        "[cluster]\nhosts=https://10.0.0.1:9001\nusername=u\npassword=p\nca_file=garbage.pem\n",
+    );
+    let errors = errors_of(&main, &Env::new());
+    assert_error_at(&errors, &main, 5, "ca_file");
+    check(
+        "[cluster]\nhosts=https://x:1 http://x:1\nusername=u\npassword=p\n",
+        2,
+        "hosts",
+    );
+}
+
+#[test]
+fn filc_never_reads_the_listeners_tls_files() {
+    // The key may be readable by fild alone; the client's load does not touch either file.
+    let fx = Fixture::new();
+    let main = fx.write(
+        "fild.ini",
+        "[inet_http_server]\nport=127.0.0.1:9001\nusername=u\npassword=p\ntls_cert_file=/nonexistent/c.pem\ntls_key_file=/nonexistent/k.pem\n[supervisorctl]\nserverurl=https://127.0.0.1:9001\nca_file=ca.pem\n",
+    );
+    let c = super::super::load_client(&main, &Env::new()).unwrap();
+    assert_eq!(c.inet_http_server.unwrap().tls, None);
+    assert_eq!(c.ctl.ca_file, Some(fx.path("ca.pem")));
+    assert_error_at(&errors_of(&main, &Env::new()), &main, 5, "tls_cert_file");
 }
