@@ -430,6 +430,27 @@ fn rescue_and_restore_never_make_two_clusters() {
         wait_until(UP, || (0..3).all(|n| healthy(&net, n))),
         "the regrown cluster is not healthy"
     );
+    // The first host re-added joined a cluster of two, and its gateway listed those two; the
+    // member re-added after it reaches that gateway through fild's liveness (a window).
+    for n in (0..3).filter(|n| *n != survivor) {
+        let mut endpoints = Vec::new();
+        assert!(
+            wait_until(Duration::from_secs(90), || {
+                let o = hosts[n].fild.filc(&["etcd", "show", "etcd-gw", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+                endpoints = v["endpoints"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| e.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                endpoints.len() == 3
+            }),
+            "host {n}'s gateway lists {endpoints:?}, not the three members"
+        );
+    }
     assert_eq!(member_names(&net, 0), three);
     for n in 0..3 {
         for (k, v) in &keys {

@@ -465,7 +465,7 @@ pub async fn restore(
             return Ok(());
         }
         say(&format!(
-            "the cluster restored from this file already has quorum on the other hosts ({} answers at revision {}): {} join it",
+            "the cluster restored from this file already has quorum on the other hosts ({} answers at revision {}): this host's members ({}) join it",
             now.answers.as_deref().unwrap_or("a member"),
             now.revision,
             program_names(&local).join(", ")

@@ -50,6 +50,10 @@ const NAMES_EVERY: Duration = Duration::from_secs(600);
 /// joined. Before the restart the member gets SIGCONT: a stopped (SIGSTOPped) etcd cannot
 /// act on SIGTERM, so without it the stop would wait stopwaitsecs and SIGKILL; resumed, it
 /// shuts down cleanly at once, and a process hung for another reason is not harmed by it.
+///
+/// Once a window it also adds to this host's gateway the voting members it lacks
+/// ([`super::membership::add_missing_gateway_endpoints`]); a host that runs only a gateway
+/// runs this loop for that alone.
 pub async fn liveness(handle: Handle) {
     let mut silent: HashMap<String, Silent> = HashMap::new();
     // Programs (and their pid) that have answered at least once since their current start.
@@ -57,6 +61,8 @@ pub async fn liveness(handle: Handle) {
     let mut applied = handle.config_applied();
     // When this host's names for the members were last checked, and what that said.
     let mut names: Option<(Instant, Vec<String>)> = None;
+    // When this host's gateway was last checked for voting members it lacks.
+    let mut gateway_checked: Option<Instant> = None;
     loop {
         let v = match view(&handle).await {
             Ok(v) => v,
@@ -68,7 +74,7 @@ pub async fn liveness(handle: Handle) {
         };
         let window = v.etcd.liveness_window;
         let local = members::collect_off_loop(v.clone()).await;
-        if window.is_zero() || local.members.is_empty() {
+        if window.is_zero() || (local.members.is_empty() && local.gateway.is_none()) {
             silent.clear();
             // Nothing to watch until a reload changes the configuration: no polling.
             if applied.changed().await.is_err() {
@@ -126,6 +132,20 @@ pub async fn liveness(handle: Handle) {
                 tracing::warn!("etcd names: {w}");
             }
             names = Some((Instant::now(), found));
+        }
+
+        // Once a window: a member re-added through another host (after a rescue) is added
+        // to this host's gateway, which only this host's operations would otherwise sync.
+        if local.gateway.is_some() && gateway_checked.is_none_or(|at| at.elapsed() >= window) {
+            gateway_checked = Some(Instant::now());
+            match super::membership::add_missing_gateway_endpoints(&handle, &local, &tls).await {
+                Ok(added) if !added.is_empty() => tracing::info!(
+                    "etcd gateway: added the members' endpoints it lacked: {}",
+                    added.join(", ")
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("etcd gateway not checked: {e:#}"),
+            }
         }
 
         let due = silent

@@ -61,6 +61,24 @@ pub fn warnings(local: &EtcdMembers, st: &ClusterStatus, unresolved: &[String]) 
             }
         }
     }
+    if let Some(gw) = &local.gateway {
+        let lacks: Vec<String> = st
+            .members
+            .iter()
+            .filter(|r| r.id.is_some() && !r.learner && !r.name.is_empty())
+            .filter(|r| !r.client_url.is_empty())
+            .filter(|r| !gw.endpoints.iter().any(|e| e == host_port(&r.client_url)))
+            .map(|r| format!("{} ({})", host_port(&r.client_url), r.name))
+            .collect();
+        if !lacks.is_empty() {
+            out.push(format!(
+                "this host's gateway {} lists {} but not {}: fild adds the members it lacks within a liveness window ([etcd] liveness_window), and any operation on this host syncs it",
+                gw.program,
+                gw.endpoints.join(","),
+                lacks.join(", ")
+            ));
+        }
+    }
     for host in unresolved {
         let who: Vec<&str> = st
             .members
@@ -156,6 +174,35 @@ mod tests {
         lagging.members[0].configured_initial_cluster =
             "boot0=http://boot0.etcd.local:2080,boot1=http://10.0.20.9:2180".into();
         assert_eq!(warnings(&lagging, &st, &[]).len(), 1);
+    }
+
+    #[test]
+    fn a_gateway_that_lacks_a_voting_member_is_named() {
+        let st = cluster(vec![
+            listed("boot0", "http://10.0.20.1:2180"),
+            listed("boot1", "http://10.0.20.2:2180"),
+        ]);
+        let gw = |endpoints: &[&str]| EtcdMembers {
+            gateway: Some(crate::api::EtcdGateway {
+                program: "etcd-gw".into(),
+                state: crate::api::ProcessState::Running,
+                env_file: String::new(),
+                runtime_file: String::new(),
+                listen_addr: "127.0.0.1:2379".into(),
+                endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+                argv: vec![],
+                learned: vec![],
+            }),
+            ..Default::default()
+        };
+        let w = warnings(&gw(&["10.0.20.1:2179"]), &st, &[]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("etcd-gw lists 10.0.20.1:2179 but not 10.0.20.2:2179 (boot1)"),
+            "{}",
+            w[0]
+        );
+        assert!(warnings(&gw(&["10.0.20.1:2179", "10.0.20.2:2179"]), &st, &[]).is_empty());
     }
 
     #[test]

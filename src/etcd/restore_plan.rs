@@ -128,7 +128,7 @@ pub(super) fn plan_lines(
         "record the new cluster token and cluster_state=new in each member's runtime layer"
             .to_string(),
         format!(
-            "start {}, then {}; wait until each member is healthy and serves reads",
+            "start {}{}; wait until each member is healthy and serves reads",
             local
                 .members
                 .iter()
@@ -138,7 +138,7 @@ pub(super) fn plan_lines(
             local
                 .gateway
                 .as_ref()
-                .map_or("no gateway".to_string(), |g| g.program.clone())
+                .map_or(String::new(), |g| format!(", then {}", g.program))
         ),
     ];
     // A cluster with quorum answers, even if no member this host asked did.

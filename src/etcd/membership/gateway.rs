@@ -1,4 +1,6 @@
-//! The gateway follows the voting members' client URLs.
+//! The gateway follows the voting members' client URLs: at the end of every operation on
+//! this host ([`sync_gateway`]), and from fild's liveness check for members that joined
+//! through another host ([`add_missing`]).
 
 use super::*;
 use crate::etcd::Say;
@@ -71,4 +73,102 @@ pub(crate) async fn sync_gateway(
         ));
     }
     Ok(())
+}
+
+/// The voting, started members' client endpoints (`host:port`) that `endpoints` lacks, in
+/// the cluster's order. Unstarted members have no client URL yet and are left for later.
+pub(crate) fn missing_endpoints(endpoints: &[String], list: &[Mem]) -> Vec<String> {
+    list.iter()
+        .filter(|m| m.voter() && m.started())
+        .filter_map(|m| m.client_urls.first())
+        .map(|u| conn::host_port(u).to_string())
+        .filter(|e| !endpoints.contains(e))
+        .collect()
+}
+
+/// Add to this host's gateway the voting members it lacks (a member re-added through another
+/// host after a rescue), and restart it if it runs; the endpoints added, if any. Only adds:
+/// a member being replaced is out of the list for a moment, and an endpoint that does not
+/// answer costs the gateway nothing, while a restart costs its clients a reconnect.
+pub async fn add_missing(
+    ctl: &impl Programs,
+    local: &EtcdMembers,
+    tls: &conn::Tls,
+) -> anyhow::Result<Vec<String>> {
+    let Some(gw) = &local.gateway else {
+        return Ok(vec![]);
+    };
+    let mut c = Conn::new(conn::endpoints(local), tls);
+    let list = c.list().await.map_err(|e| anyhow!(e))?;
+    let missing = missing_endpoints(&gw.endpoints, &list);
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let endpoints = gw
+        .endpoints
+        .iter()
+        .chain(&missing)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    {
+        let say = |line: &str| tracing::info!("gateway {}: {line}", gw.program);
+        learn(
+            &say,
+            &gw.env_file,
+            &gw.runtime_file,
+            &[("endpoints", &endpoints)],
+            "gateway sync (liveness)",
+        )?;
+    }
+    if is_up(gw.state) {
+        let reply = ctl
+            .act(crate::supervisor::UserOp::Restart, vec![gw.program.clone()])
+            .await?;
+        if let Some(r) = reply.results.iter().find(|r| !r.ok) {
+            bail!("restart {}: {}", gw.program, r.message);
+        }
+    }
+    Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(name: &str, client: &str, learner: bool) -> Mem {
+        Mem {
+            id: 1,
+            name: name.into(),
+            peer_urls: vec![],
+            client_urls: if client.is_empty() {
+                vec![]
+            } else {
+                vec![client.into()]
+            },
+            learner,
+        }
+    }
+
+    #[test]
+    fn only_started_voters_the_gateway_lacks_are_added() {
+        let have = vec!["10.0.20.1:2079".to_string(), "10.0.20.2:2179".to_string()];
+        let list = [
+            mem("boot0", "http://10.0.20.1:2079", false),
+            mem("boot1", "http://10.0.20.2:2179", false),
+            mem("boot2", "http://10.0.20.3:2279", false),
+        ];
+        assert_eq!(missing_endpoints(&have, &list), ["10.0.20.3:2279"]);
+        let waiting = [
+            mem("boot0", "http://10.0.20.1:2079", false),
+            mem("", "", false),
+            mem("boot2", "http://10.0.20.3:2279", true),
+        ];
+        assert!(
+            missing_endpoints(&have, &waiting).is_empty(),
+            "an unstarted member or a learner waits"
+        );
+        // A member the gateway lists but the cluster no longer has stays (never removed).
+        assert!(missing_endpoints(&have, &list[..1]).is_empty());
+    }
 }

@@ -51,6 +51,7 @@ use super::{Say, runtime, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
 
 pub use add_remove::{add, remove};
+pub use gateway::add_missing as add_missing_gateway_endpoints;
 pub use move_peer::move_peer;
 pub use replace::replace;
 pub use rescue::{Allow, rescue};
