@@ -416,7 +416,9 @@ pub async fn restore(
     let sum = snapshot_sum(&file).map_err(|e| unfit(Unfit::Bad(e.to_string())))?;
     // What the runtime layer records the token as learned by: names this very file, so a
     // re-run (or a host whose restore stopped after recording it) keeps the token its
-    // earlier run chose instead of deriving yet another from it.
+    // earlier run chose instead of deriving yet another from it. (So restoring the same file
+    // again over the cluster it made finds that cluster's member IDs: it says it is done,
+    // with --force too, rather than making members that share IDs with live ones.)
     let by = format!("filc etcd restore (snapshot {})", hex::encode(&sum[..6]));
     let rerun = local.members.iter().all(|m| {
         m.learned
