@@ -70,7 +70,12 @@ pub struct ClusterStatus {
 
 impl ClusterStatus {
     /// One line for people: `healthy: 3 of 3 voting members healthy (quorum 2), leader boot2`.
+    /// With no member list (no member answered): `NO QUORUM: no member answers from this
+    /// host, so no member list (a member waits for a majority of its peers, or they are down)`.
     pub fn summary(&self) -> String {
+        if self.asked.is_none() && self.voters == 0 {
+            return "NO QUORUM: no member answers from this host, so no member list (a first member waits for a majority of its peers to start; else they are down or cut off)".to_string();
+        }
         let v = match self.verdict {
             Verdict::Healthy => "healthy",
             Verdict::Degraded => "degraded (quorum held)",
@@ -316,5 +321,32 @@ pub(crate) mod fixtures {
             asked: Some("x".into()),
             warnings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{cluster, row};
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_voters_or_says_none_answered() {
+        let st = cluster(vec![row("a", true, true), row("b", true, false)]);
+        assert_eq!(
+            st.summary(),
+            "healthy: 2 of 2 voting members healthy (quorum 2), leader 1"
+        );
+        let none = ClusterStatus {
+            asked: None,
+            verdict: Verdict::NoQuorum,
+            leader: None,
+            ..cluster(vec![])
+        };
+        assert!(
+            none.summary()
+                .starts_with("NO QUORUM: no member answers from this host, so no member list"),
+            "{}",
+            none.summary()
+        );
     }
 }
