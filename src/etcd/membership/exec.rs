@@ -266,7 +266,12 @@ pub(crate) async fn run<P: Programs>(
             Step::ForceNewCluster { id } => force_new_cluster(cx, conn, *id).await?,
             Step::WaitHealthy => wait_healthy(say, &me.name, &me.client_url, conn.tls()).await?,
             Step::SyncGateway => sync_gateway(cx.ctl, say, conn).await?,
-            Step::Note(n) => say(n),
+            // The step's own line said it already (the plan's line is the note).
+            Step::Note(n) => {
+                if lines.get(i) != Some(n) {
+                    say(n)
+                }
+            }
         }
         say(&marks::done(i + 1, of));
     }

@@ -731,7 +731,7 @@ pub(crate) fn rescue(
             return Planned::refuse(
                 notes,
                 format!(
-                    "refused: the cluster holds quorum ({} healthy on other hosts); rescue is for a lost quorum. To rebuild a member, run `filc etcd replace PROGRAM` on its host. Nothing changed.",
+                    "refused: the cluster holds quorum ({} healthy on other hosts); rescue is for a lost quorum. To rebuild a member, run `filc etcd replace` with its program (the kit's `etcd-N` for `bootN`) on its host. Nothing changed.",
                     others.join(", ")
                 ),
             );
@@ -782,7 +782,7 @@ pub(crate) fn rescue(
     }
     if !remote.is_empty() {
         steps.push(Step::Note(format!(
-            "then, on each other host, one at a time: `filc etcd replace PROGRAM` re-adds {} with a fresh data dir (its old one moved aside)",
+            "then, on each other host, one at a time: `filc etcd replace` with that host's member program (the kit's `etcd-N` for `bootN`) re-adds {} with a fresh data dir (its old one moved aside)",
             remote.join(", ")
         )));
     }
@@ -1298,7 +1298,7 @@ pub(super) mod tests {
         );
         assert!(
             s.iter()
-                .any(|x| matches!(x, Step::Note(n) if n.contains("filc etcd replace PROGRAM")))
+                .any(|x| matches!(x, Step::Note(n) if n.contains("`filc etcd replace` with that host's member program")))
         );
         // A name that is no member, or one that answers.
         let e = mode_two(both(), &["boot1", "boot2", "boot9"], true)
