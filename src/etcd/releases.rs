@@ -208,11 +208,12 @@ pub fn status_warnings(members: &[(String, Version)]) -> Vec<String> {
     versions.dedup();
     let mut out = Vec::new();
     for v in versions {
-        let names: Vec<&str> = members
+        let mut names: Vec<&str> = members
             .iter()
             .filter(|(_, mv)| *mv == v)
             .map(|(n, _)| n.as_str())
             .collect();
+        names.sort();
         let who = names.join(", ");
         let runs = if names.len() == 1 { "runs" } else { "run" };
         for h in hazards(v) {
@@ -467,7 +468,7 @@ mod tests {
     #[test]
     fn status_warnings_name_the_members_per_version() {
         let m = |n: &str, s: &str| (n.to_string(), v(s));
-        let w = status_warnings(&[m("boot0", "3.4.23"), m("boot1", "3.4.23")]);
+        let w = status_warnings(&[m("boot1", "3.4.23"), m("boot0", "3.4.23")]);
         assert!(
             w.iter().any(|l| l.starts_with(
                 "boot0, boot1 run etcd 3.4.23: notice: the 3.4 line reached end of life"
