@@ -49,7 +49,12 @@ fn run(bin: &Path, arg: &str) -> Result<String, String> {
         bin.to_str().unwrap_or_default(),
         arg,
     ];
-    let f = super::child::output(OsStr::new("timeout"), &args, &[], "ETCD_")
+    // coreutils' timeout, where Debian puts it (a unit's PATH may be minimal), else on PATH.
+    let timeout = ["/usr/bin/timeout", "/bin/timeout"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("timeout");
+    let f = super::child::output(OsStr::new(timeout), &args, &[], "ETCD_")
         .map_err(|e| format!("{} {arg}: {e}", bin.display()))?;
     match f.code {
         Some(124) | Some(137) => {
