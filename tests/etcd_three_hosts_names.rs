@@ -87,7 +87,8 @@ fn members_named_through_etc_hosts_work_and_disagreeing_names_are_warned() {
             let url = format!("http://boot{m}.etcd.local:{}", 2079 + 100 * m);
             assert!(t.contains(&url), "host {n} lacks {url}:\n{t}");
         }
-        assert!(!t.contains("warning:"), "host {n} warns:\n{t}");
+        // (The versions' own notices, such as 3.4's end of life, are not the names'.)
+        assert!(warnings_but_versions(&t).is_empty(), "host {n} warns:\n{t}");
     }
 
     // A replace keeps the names: boot2 joins again at its named peer URL.

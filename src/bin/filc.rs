@@ -479,7 +479,8 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
                 fild::etcd::programs::require_members(&local)?;
             }
             let mut st = fild::etcd::cluster::status(&local).await;
-            st.warnings = fild::etcd::names::check(&local, &st).await;
+            let names = fild::etcd::names::check(&local, &st).await;
+            st.warnings.extend(names);
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {

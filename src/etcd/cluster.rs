@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::health::{self, Health};
+use super::releases::Version;
 use crate::api::{EtcdMembers, ProcessState};
 
 /// One member as the cluster and fild see it.
@@ -31,6 +32,10 @@ pub struct MemberStatus {
     pub alarms: Vec<String>,
     /// Why the status could not be read, in full.
     pub error: Option<String>,
+    /// The server version it reports (its Status answer's `version`); empty: it did not
+    /// answer.
+    #[serde(default)]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,8 +68,14 @@ pub struct ClusterStatus {
     pub verdict: Verdict,
     /// Where the member list came from (None: no member answered).
     pub asked: Option<String>,
-    /// Where this host's names for the members disagree with the cluster's
-    /// ([`super::names::check`]; empty unless asked).
+    /// The cluster version (`3.5`: etcd decides it as the lowest minor version its members
+    /// run), as a member answers it; None: no answer (or https members, not asked yet).
+    #[serde(default)]
+    pub cluster_version: Option<String>,
+    /// What the operator should know: the known-bad releases and end-of-life notices of
+    /// the versions members run ([`super::releases::status_warnings`]), and where this
+    /// host's names for the members disagree with the cluster's ([`super::names::check`],
+    /// added by `filc etcd status`).
     pub warnings: Vec<String>,
 }
 
@@ -182,7 +193,7 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         set.spawn(async move {
             if url.is_empty() {
                 let e = "not started yet (no client URL)".to_string();
-                return (i, Err((Health::Unstarted, e)), false);
+                return (i, Err((Health::Unstarted, e)), false, None);
             }
             let st = match super::conn::connect(&url, &tls).await {
                 Ok(mut c) => c
@@ -192,7 +203,12 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                 Err(e) => Err((health::of_text(&e), e)),
             };
             let ok = listed && super::conn::healthy(&url, &tls).await;
-            (i, st, ok)
+            let cv = if st.is_ok() {
+                super::conn::cluster_version(&url).await
+            } else {
+                None
+            };
+            (i, st, ok, cv)
         });
     }
     let mut leader_id = None;
@@ -201,7 +217,8 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
     // Members that answered a status call and know a leader: they serve, even when an alarm
     // makes etcd 3.4 report /health false on every member.
     let mut serving = vec![false; rows.len()];
-    while let Some(Ok((i, st, ok))) = set.join_next().await {
+    let mut cluster_versions: Vec<(bool, String)> = Vec::new();
+    while let Some(Ok((i, st, ok, cv))) = set.join_next().await {
         let r = &mut rows[i];
         r.healthy = ok;
         match st {
@@ -217,8 +234,12 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                 r.raft_index = s.raft_index();
                 r.raft_applied_index = s.raft_applied_index();
                 r.db_size = s.db_size();
+                r.version = s.version().to_string();
                 if let Some(h) = s.header() {
                     r.leader = h.member_id() == s.leader() && s.leader() != 0;
+                }
+                if let Some(cv) = cv {
+                    cluster_versions.push((r.leader, cv));
                 }
                 if s.leader() != 0 {
                     leader_id = Some(format!("{:x}", s.leader()));
@@ -270,6 +291,14 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
             .find(|r| r.id.as_deref() == Some(id.as_str()))
             .map(|r| r.name.clone())
     });
+    // The leader's word on the cluster version, else any member's.
+    cluster_versions.sort_by_key(|(leader, _)| !*leader);
+    let cluster_version = cluster_versions.into_iter().next().map(|(_, v)| {
+        super::releases::parse(&v)
+            .map(|v| v.minor_line())
+            .unwrap_or(v)
+    });
+    let warnings = super::releases::status_warnings(&running_versions(&rows, local));
     ClusterStatus {
         members: rows,
         voters,
@@ -278,8 +307,27 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
         leader,
         verdict,
         asked,
-        warnings: Vec::new(),
+        cluster_version,
+        warnings,
     }
+}
+
+/// The version each member runs: what it answered, else (not answering) the version of the
+/// binary this host's fild starts it with.
+fn running_versions(rows: &[MemberStatus], local: &EtcdMembers) -> Vec<(String, Version)> {
+    rows.iter()
+        .filter_map(|r| {
+            let said = super::releases::parse(&r.version).ok();
+            let ours = || {
+                local
+                    .members
+                    .iter()
+                    .find(|m| Some(&m.program) == r.program.as_ref())
+                    .and_then(|m| super::releases::parse(&m.etcd_version).ok())
+            };
+            said.or_else(ours).map(|v| (r.name.clone(), v))
+        })
+        .collect()
 }
 
 /// Cluster views for the unit tests of the modules that decide on them (guard, liveness).
@@ -319,6 +367,7 @@ pub(crate) mod fixtures {
             leader: Some("1".into()),
             verdict: Verdict::Healthy,
             asked: Some("x".into()),
+            cluster_version: None,
             warnings: Vec::new(),
         }
     }

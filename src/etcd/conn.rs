@@ -136,6 +136,36 @@ pub fn host_port(url: &str) -> &str {
 /// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
 /// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
 /// raised, and a linearizable read answered.
+/// The cluster version a member reports (`GET /version`'s `etcdcluster`, such as `3.5.0`),
+/// over plain http; `None` for an https member or no answer within [`TIMEOUT`].
+pub async fn cluster_version(client_url: &str) -> Option<String> {
+    if !client_url.starts_with("http://") {
+        return None;
+    }
+    let addr = host_port(client_url).to_string();
+    let fut = async move {
+        use http_body_util::{BodyExt, Empty};
+        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/version")
+            .header(hyper::header::HOST, addr)
+            .body(Empty::<bytes::Bytes>::new())
+            .ok()?;
+        let resp = send.send_request(req).await.ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v.get("etcdcluster")
+            .and_then(|c| c.as_str())
+            .filter(|c| !c.is_empty() && *c != "not_decided")
+            .map(String::from)
+    };
+    tokio::time::timeout(TIMEOUT, fut).await.ok().flatten()
+}
+
 pub async fn healthy(client_url: &str, tls: &Tls) -> bool {
     if client_url.starts_with("https://") {
         return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url, tls))
@@ -565,6 +595,8 @@ mod tests {
             argv: vec![],
             next_start_flags: vec![],
             learned: vec![],
+            etcd_version: String::new(),
+            etcd_version_problem: String::new(),
             client_tls: Default::default(),
         };
         let gw = Some(crate::api::EtcdGateway {

@@ -41,6 +41,10 @@ pub fn exec(file: &Path) -> String {
             s.runtime_file.display()
         );
     }
+    if let Some(p) = &s.version_problem {
+        eprintln!("fild --exec-etcd: warning: {p}");
+    }
+    reap_helpers();
     let argv = s.launch_argv();
     eprintln!("fild --exec-etcd: {}: {}", file.display(), argv.join(" "));
     let mut cmd = std::process::Command::new(&argv[0]);
@@ -50,6 +54,13 @@ pub fn exec(file: &Path) -> String {
     }
     let e = cmd.exec();
     format!("{}: exec {}: {e}", file.display(), argv[0])
+}
+
+/// The version probe's helper processes ([`super::binary_probe`]) report their status on a
+/// pipe and are not waited for; here, with no loop to reap them and nothing else started,
+/// wait for them all, so etcd (this pid after the exec) inherits no zombies.
+fn reap_helpers() {
+    while nix::sys::wait::waitpid(None, None).is_ok() {}
 }
 
 /// Data dirs are private: the root is created 0700 when missing, the member's dir is 0700.

@@ -137,6 +137,8 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
                 argv: s.argv.clone(),
                 next_start_flags: s.once.clone(),
                 learned: learned(&s),
+                etcd_version: s.version.map(|v| v.to_string()).unwrap_or_default(),
+                etcd_version_problem: s.version_problem.clone().unwrap_or_default(),
             }),
             Kind::Gateway => {
                 out.gateway = Some(EtcdGateway {
@@ -185,6 +187,8 @@ pub(crate) mod fixtures {
             argv: vec![],
             next_start_flags: vec![],
             learned: vec![],
+            etcd_version: String::new(),
+            etcd_version_problem: String::new(),
             client_tls: Default::default(),
         }
     }

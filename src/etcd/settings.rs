@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 
-use super::envfile;
 use super::runtime::{self, Runtime};
+use super::{binary_probe, envfile, releases};
 
 /// The program environment variable that names a member's settings file.
 pub const MEMBER_ENV: &str = "FILD_ETCD_MEMBER";
@@ -82,6 +82,11 @@ pub struct Settings {
     pub argv: Vec<String>,
     /// Flags for the next start only (used up by the launcher).
     pub once: Vec<String>,
+    /// The version of the etcd binary (`argv[0]`), as `--version` says ([`evaluate`] asks
+    /// it; the pure [`from_text`] leaves it unknown).
+    pub version: Option<releases::Version>,
+    /// Why the version is unknown, when the binary was asked and did not say.
+    pub version_problem: Option<String>,
 }
 
 impl Settings {
@@ -108,7 +113,7 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
     let prj_root = prj_root(file, env);
     let runtime_file = runtime::path_for(&prj_root, file);
     let rt = runtime::load(&runtime_file).map_err(ferr)?;
-    let s = from_text(
+    let mut s = from_text(
         &text,
         file,
         &prj_root,
@@ -117,6 +122,48 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         env,
         &Machine { env },
     )?;
+    let key_err = |s: &Settings, key: &str, msg: String| match s.lines.get(key) {
+        Some(l) => SettingsError::Key {
+            file: file.display().to_string(),
+            line: l.number,
+            key: key.to_string(),
+            msg,
+        },
+        None => ferr(format!("{key}: {msg}")),
+    };
+    // The etcd binary must be an executable file; its version decides flags and notices.
+    let bin = PathBuf::from(s.argv.first().cloned().unwrap_or_default());
+    if let Err(msg) = executable(&bin) {
+        let from = if s.runtime.learned.contains_key("etcd_bin")
+            && !s.overridden.iter().any(|k| k == "etcd_bin")
+        {
+            format!(" (set in the runtime layer, {})", s.runtime_file.display())
+        } else {
+            String::new()
+        };
+        return Err(key_err(&s, "etcd_bin", format!("{msg}{from}")));
+    }
+    if s.kind == Kind::Member {
+        match binary_probe::version(&bin) {
+            Ok(v) => {
+                s.version = Some(v);
+                if releases::needs_corrupt_checks(v) {
+                    match binary_probe::help(&bin) {
+                        Ok(help) => {
+                            let flags = releases::corrupt_check_flags(v, &help, &s.argv);
+                            s.argv.extend(flags);
+                        }
+                        Err(e) => {
+                            s.version_problem = Some(format!(
+                                "etcd {v} needs the corruption checks, but its --help could not be read: {e}"
+                            ))
+                        }
+                    }
+                }
+            }
+            Err(e) => s.version_problem = Some(e),
+        }
+    }
     // The TLS files etcd is given must be readable (as the user fild and etcd run as).
     for key in TLS_FILES {
         let v = s.get(key);
@@ -137,6 +184,24 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         }
     }
     Ok(s)
+}
+
+/// Why `bin` is not an executable regular file, if it is not.
+fn executable(bin: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::metadata(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !md.is_file() {
+        return Err(format!("{}: not a regular file", bin.display()));
+    }
+    let mode = md.permissions().mode();
+    if mode & 0o111 == 0 {
+        return Err(format!(
+            "{}: not executable (mode {:o}): chmod +x it, or name another etcd binary",
+            bin.display(),
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// The keys that name TLS files etcd reads.
@@ -304,6 +369,8 @@ pub fn from_text(
         overridden,
         argv,
         once,
+        version: None,
+        version_problem: None,
     })
 }
 
@@ -814,6 +881,106 @@ mod tests {
         let s = eval("etcd-2.env", &[], rt).unwrap();
         assert!(!s.argv.contains(&"--force-new-cluster".to_string()));
         assert_eq!(s.launch_argv().last().unwrap(), "--force-new-cluster");
+    }
+
+    /// A PRJ_ROOT with the kit's etcd-1.env and a stand-in etcd binary printing `version`
+    /// and (for `--help`) `help`.
+    fn kit_with_stand_in(version: &str, help: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apps/etcd/etcd-1.env");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, kit("etcd-1.env")).unwrap();
+        let bin = dir.path().join("bin/etcd");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(
+            &bin,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --help ]; then printf '%s\\n' '{help}'; else echo 'etcd Version: {version}'; fi\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, file, bin)
+    }
+
+    /// Point etcd-1's etcd_bin at `bin` in its runtime layer (as an operation would).
+    fn set_bin_in_runtime(dir: &Path, file: &Path, bin: &Path) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let lines = envfile::raw_lines(&text);
+        let rt = runtime::path_for(dir, file);
+        runtime::learn(
+            &rt,
+            file,
+            &lines,
+            &[("etcd_bin", bin.to_str().unwrap())],
+            "test",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_binary_from_the_runtime_layer_its_version_and_the_corruption_checks() {
+        let help = "  --experimental-initial-corrupt-check 'false'\n  --experimental-corrupt-check-time '0s'";
+        let (dir, file, bin) = kit_with_stand_in("3.5.1", help);
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[("PRJ_ROOT", dir.path().to_str().unwrap())]);
+        let s = evaluate(&file, &e).unwrap();
+        assert_eq!(s.argv[0], bin.display().to_string());
+        assert_eq!(s.version, Some(releases::Version::new(3, 5, 1)));
+        assert!(s.version_problem.is_none());
+        assert!(
+            s.argv.ends_with(&[
+                "--experimental-initial-corrupt-check=true".to_string(),
+                "--experimental-corrupt-check-time=5m".to_string()
+            ]),
+            "{:?}",
+            s.argv
+        );
+        // A good version: no corruption flags.
+        let (dir, file, bin) = kit_with_stand_in("3.5.3", help);
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[("PRJ_ROOT", dir.path().to_str().unwrap())]);
+        let s = evaluate(&file, &e).unwrap();
+        assert_eq!(s.version, Some(releases::Version::new(3, 5, 3)));
+        assert!(
+            !s.argv.iter().any(|a| a.contains("corrupt")),
+            "{:?}",
+            s.argv
+        );
+    }
+
+    #[test]
+    fn a_binary_that_is_not_executable_names_file_line_and_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, file, bin) = kit_with_stand_in("3.5.1", "");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o644)).unwrap();
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[("PRJ_ROOT", dir.path().to_str().unwrap())]);
+        let err = evaluate(&file, &e).unwrap_err().to_string();
+        let line = kit("etcd-1.env")
+            .lines()
+            .position(|l| l.starts_with("etcd_bin="))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("{}:{line}: etcd_bin: ", file.display())),
+            "{err}"
+        );
+        assert!(err.contains("not executable (mode 644)"), "{err}");
+        assert!(err.contains("set in the runtime layer"), "{err}");
+        // Missing, named in the environment (no runtime layer).
+        let (dir, file, _) = kit_with_stand_in("3.5.1", "");
+        let e = env(&[
+            ("PRJ_ROOT", dir.path().to_str().unwrap()),
+            ("ETCD_BIN", "/nonexistent/etcd"),
+        ]);
+        let err = evaluate(&file, &e).unwrap_err().to_string();
+        assert!(
+            err.contains(": etcd_bin: /nonexistent/etcd: No such file"),
+            "{err}"
+        );
+        assert!(!err.contains("runtime layer"), "{err}");
     }
 
     #[test]

