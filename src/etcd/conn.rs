@@ -133,68 +133,60 @@ pub fn host_port(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
-/// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
-/// raised, and a linearizable read answered.
+/// `GET path` over plain http on `addr` (`host:port`): the JSON it answers, or `None` on no
+/// answer (the caller bounds the time).
+async fn get_json(addr: String, path: &str) -> Option<serde_json::Value> {
+    use http_body_util::{BodyExt, Empty};
+    let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr)
+        .body(Empty::<bytes::Bytes>::new())
+        .ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 /// The cluster version a member reports (`GET /version`'s `etcdcluster`, such as `3.5.0`),
 /// over plain http; `None` for an https member or no answer within [`TIMEOUT`].
 pub async fn cluster_version(client_url: &str) -> Option<String> {
     if !client_url.starts_with("http://") {
         return None;
     }
-    let addr = host_port(client_url).to_string();
-    let fut = async move {
-        use http_body_util::{BodyExt, Empty};
-        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
-                .await
-                .ok()?;
-        tokio::spawn(conn);
-        let req = hyper::Request::get("/version")
-            .header(hyper::header::HOST, addr)
-            .body(Empty::<bytes::Bytes>::new())
-            .ok()?;
-        let resp = send.send_request(req).await.ok()?;
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        v.get("etcdcluster")
-            .and_then(|c| c.as_str())
-            .filter(|c| !c.is_empty() && *c != "not_decided")
-            .map(String::from)
-    };
-    tokio::time::timeout(TIMEOUT, fut).await.ok().flatten()
+    let v = tokio::time::timeout(
+        TIMEOUT,
+        get_json(host_port(client_url).to_string(), "/version"),
+    )
+    .await
+    .ok()
+    .flatten()?;
+    v.get("etcdcluster")
+        .and_then(|c| c.as_str())
+        .filter(|c| !c.is_empty() && *c != "not_decided")
+        .map(String::from)
 }
 
+/// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
+/// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
+/// raised, and a linearizable read answered.
 pub async fn healthy(client_url: &str, tls: &Tls) -> bool {
     if client_url.starts_with("https://") {
         return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url, tls))
             .await
             .unwrap_or(false);
     }
-    let addr = host_port(client_url).to_string();
-    let fut = async move {
-        use http_body_util::{BodyExt, Empty};
-        let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
-                .await
-                .ok()?;
-        tokio::spawn(conn);
-        let req = hyper::Request::get("/health")
-            .header(hyper::header::HOST, addr)
-            .body(Empty::<bytes::Bytes>::new())
-            .ok()?;
-        let resp = send.send_request(req).await.ok()?;
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        Some(v.get("health").and_then(|h| h.as_str()) == Some("true"))
-    };
-    tokio::time::timeout(TIMEOUT, fut)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    tokio::time::timeout(
+        TIMEOUT,
+        get_json(host_port(client_url).to_string(), "/health"),
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some_and(|v| v.get("health").and_then(|h| h.as_str()) == Some("true"))
 }
 
 /// What one member says of itself in a status call: the leader it knows (0: none) and the

@@ -171,16 +171,7 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
             continue;
         }
         if let Err(e) = std::fs::File::open(v) {
-            let msg = format!("cannot read {v}: {e}");
-            return Err(match s.lines.get(*key) {
-                Some(l) => SettingsError::Key {
-                    file: file.display().to_string(),
-                    line: l.number,
-                    key: key.to_string(),
-                    msg,
-                },
-                None => ferr(format!("{key}: {msg}")),
-            });
+            return Err(key_err(&s, key, format!("cannot read {v}: {e}")));
         }
     }
     Ok(s)
