@@ -467,6 +467,12 @@ fn rescue_rebuilds_the_cluster_from_one_survivor() {
 
     let out = filc_ok(&c, &["etcd", "rescue", "etcd-0", "--yes"]);
     assert!(out.contains("--force-new-cluster"), "{out}");
+    // The member list is checked after the forced start (releases before 3.5.22 can leave
+    // zombie members): boot0 alone before the re-adds.
+    assert!(
+        out.contains("member list: boot0 alone, as forced (no zombie members)"),
+        "{out}"
+    );
     // The survivor's snapshot before the forced restart, private, and named by the revision
     // it holds (a read before it, without quorum, once named it r0).
     assert_eq!(db_files(&backup_dir(&c)).len(), 1, "{out}");

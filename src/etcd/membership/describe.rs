@@ -101,6 +101,10 @@ pub(crate) fn steps(
                 s
             }
             Step::WaitHealthy => format!("wait until {} serves reads", me.name),
+            Step::RemoveZombies { .. } => format!(
+                "check that the member list names {} alone; remove any other member left listed (a zombie)",
+                me.name
+            ),
             Step::SyncGateway => "point the gateway at the voting members".to_string(),
             Step::Note(n) => n.clone(),
         });

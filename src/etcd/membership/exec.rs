@@ -265,6 +265,9 @@ pub(crate) async fn run<P: Programs>(
             Step::VerifyMoved { id, to } => verify_moved(cx, conn, *id, to).await?,
             Step::ForceNewCluster { id } => force_new_cluster(cx, conn, *id).await?,
             Step::WaitHealthy => wait_healthy(say, &me.name, &me.client_url, conn.tls()).await?,
+            Step::RemoveZombies { id } => {
+                super::rescue::remove_zombies(me, *id, conn.tls(), say).await?
+            }
             Step::SyncGateway => sync_gateway(cx.ctl, say, conn).await?,
             // The step's own line said it already (the plan's line is the note).
             Step::Note(n) => {

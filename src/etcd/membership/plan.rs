@@ -62,6 +62,9 @@ pub(crate) enum Step {
     ForceNewCluster { id: u64 },
     /// Wait until the member serves reads.
     WaitHealthy,
+    /// After the forced start of member `id`: remove the other members its list still names
+    /// ([`zombies`]), and check none is left.
+    RemoveZombies { id: u64 },
     /// Point the gateway at the voting members' client URLs.
     SyncGateway,
     /// Say this (a warning that belongs between two steps).
@@ -106,6 +109,12 @@ pub(crate) fn gw_port(gw: &crate::api::EtcdGateway) -> Option<u16> {
 /// The member's entry in the cluster's list.
 pub(crate) fn mine(list: &[Mem], me: &EtcdMember) -> Option<Mem> {
     list.iter().find(|m| m.is(me)).cloned()
+}
+
+/// After a forced new cluster of member `id` alone: the other members its list still names
+/// ("zombie members", which etcd before 3.5.22, and 3.4, can leave behind).
+pub(crate) fn zombies(list: &[Mem], id: u64) -> Vec<&Mem> {
+    list.iter().filter(|m| m.id != id).collect()
 }
 
 /// The voting members other than `me`: the ones whose health the plans weigh.
@@ -767,6 +776,7 @@ pub(crate) fn rescue(
         Step::ForceNewCluster { id: mine.id },
         Step::Restart,
         Step::WaitHealthy,
+        Step::RemoveZombies { id: mine.id },
     ]);
     let rest: Vec<&str> = local
         .members
@@ -1122,6 +1132,7 @@ pub(super) mod tests {
         );
         let s = p.steps.unwrap();
         assert!(s.contains(&Step::ForceNewCluster { id: 0 }), "{s:?}");
+        assert!(s.contains(&Step::RemoveZombies { id: 0 }), "{s:?}");
         assert!(
             s.iter().position(|x| *x == Step::SnapshotOwn)
                 < s.iter().position(|x| *x == Step::CopyAside)
@@ -1203,6 +1214,14 @@ pub(super) mod tests {
 
     fn silent(name: &str, rev: Option<i64>) -> Other {
         other(name, Answer::Nothing("connection refused".into()), rev)
+    }
+
+    #[test]
+    fn after_a_forced_start_every_other_listed_member_is_a_zombie() {
+        let list = three();
+        let z: Vec<u64> = zombies(&list, 1).iter().map(|m| m.id).collect();
+        assert_eq!(z, [0, 2]);
+        assert!(zombies(&list[1..2], 1).is_empty(), "alone: none");
     }
 
     #[test]

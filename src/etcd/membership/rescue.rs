@@ -147,6 +147,60 @@ async fn check_others(
     }
 }
 
+/// After the forced start the cluster is `me` (member `id`) alone. Releases before 3.5.22 (and
+/// 3.4) can leave other members listed, "zombie members" that would count towards quorum:
+/// remove them, and check that none is left.
+pub(super) async fn remove_zombies(
+    me: &EtcdMember,
+    id: u64,
+    tls: &Tls,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
+    let mut conn = Conn::new(vec![me.client_url.clone()], tls);
+    let list = conn.list().await.map_err(|e| anyhow!(e))?;
+    let left = plan::zombies(&list, id);
+    if left.is_empty() {
+        say(&format!(
+            "member list: {} alone, as forced (no zombie members)",
+            me.name
+        ));
+        return Ok(());
+    }
+    let known = crate::etcd::releases::parse(&me.etcd_version)
+        .is_ok_and(crate::etcd::releases::needs_zombie_check);
+    say(&format!(
+        "member list after the forced start still names {}: zombie members{}; removing them",
+        left.iter()
+            .map(|m| format!("{} ({:x})", m.label(), m.id))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if known {
+            format!(
+                " (etcd {} is known to leave them; fixed in 3.5.22)",
+                me.etcd_version
+            )
+        } else {
+            String::new()
+        }
+    ));
+    for m in left.into_iter().cloned().collect::<Vec<_>>() {
+        super::member_api::member_remove(say, &mut conn, &m).await?;
+    }
+    let list = conn.list().await.map_err(|e| anyhow!(e))?;
+    let still = plan::zombies(&list, id);
+    if !still.is_empty() {
+        bail!(
+            "the member list still names {} after removing them: remove each by hand (etcdctl member remove ID) before re-adding members",
+            still
+                .iter()
+                .map(|m| format!("{:x}", m.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Quorum lost for good: restart `program` (whose data is good) alone with
 /// `--force-new-cluster` once, then without, then re-add the other local members one at a
 /// time as in replace.
