@@ -382,9 +382,20 @@ impl Cluster {
         http_get(&self.endpoint(n), "/health").is_some_and(|b| b.contains("\"true\""))
     }
 
+    /// Every member healthy within `timeout`, each reporting the server version the harness
+    /// was asked for (`FILD_TEST_ETCD`): a test on "3.5" that reached 3.4 fails here.
     pub fn wait_healthy(&self, timeout: Duration) {
         let ok = wait_until(timeout, || (0..3).all(|n| self.healthy(n)));
         assert!(ok, "cluster not healthy within {timeout:?}");
+        let want = self.etcd.server_version();
+        for n in 0..3 {
+            let v = http_get(&self.endpoint(n), "/version").unwrap_or_default();
+            assert!(
+                v.contains(&format!("\"etcdserver\":\"{want}\"")),
+                "member {n} reports {v:?}, not etcd {want} (FILD_TEST_ETCD={})",
+                self.etcd.line()
+            );
+        }
     }
 
     /// etcdctl against one endpoint only.
