@@ -47,6 +47,19 @@ fn wait_health(c: &Cluster, program: &str, word: &str) -> String {
     out
 }
 
+/// The table stays as narrow as its header (warnings under it, such as a version's
+/// end-of-life notice, are sentences).
+fn assert_narrow(table: &str) {
+    let width = table.lines().next().unwrap().len();
+    assert!(
+        table
+            .lines()
+            .filter(|l| !l.starts_with("warning:"))
+            .all(|l| l.len() <= width),
+        "{table}"
+    );
+}
+
 #[test]
 fn etcd_status_rows_and_verdict_exit_codes() {
     let c = Cluster::new("etcdstatus");
@@ -116,15 +129,7 @@ fn etcd_status_rows_and_verdict_exit_codes() {
     // Its HEALTH cell is one word; the table stays narrow; the error is in --json and -v.
     let table = wait_health(&c, "etcd-2", "refused");
     assert_eq!(health_cell(&table, "etcd-0"), "ok");
-    let width = table.lines().next().unwrap().len();
-    // (Warnings under it, such as a version's end-of-life notice, are sentences.)
-    assert!(
-        table
-            .lines()
-            .filter(|l| !l.starts_with("warning:"))
-            .all(|l| l.len() <= width),
-        "{table}"
-    );
+    assert_narrow(&table);
     assert!(table.contains("why: filc etcd status -v"), "{table}");
     let row = json_row(&c, "etcd-2");
     assert_eq!(row["health"], "refused", "{row}");
@@ -145,15 +150,7 @@ fn etcd_status_rows_and_verdict_exit_codes() {
     signal(hung, libc::SIGSTOP);
     let table = wait_health(&c, "etcd-1", "timeout");
     signal(hung, libc::SIGCONT);
-    let width = table.lines().next().unwrap().len();
-    // (Warnings under it, such as a version's end-of-life notice, are sentences.)
-    assert!(
-        table
-            .lines()
-            .filter(|l| !l.starts_with("warning:"))
-            .all(|l| l.len() <= width),
-        "{table}"
-    );
+    assert_narrow(&table);
     assert!(wait_until(UP, || c.healthy(1)), "etcd-1 did not come back");
 
     // Two down: no quorum, exit 2.

@@ -28,12 +28,7 @@ pub(crate) async fn sync_gateway(
             return Ok(());
         }
     };
-    let mut want: Vec<String> = list
-        .iter()
-        .filter(|m| m.voter())
-        .filter_map(|m| m.client_urls.first())
-        .map(|u| conn::host_port(u).to_string())
-        .collect();
+    let mut want = voter_endpoints(&list);
     // Keep the configured order for endpoints that stay.
     want.sort_by_key(|e| {
         gw.endpoints
@@ -75,13 +70,20 @@ pub(crate) async fn sync_gateway(
     Ok(())
 }
 
-/// The voting, started members' client endpoints (`host:port`) that `endpoints` lacks, in
-/// the cluster's order. Unstarted members have no client URL yet and are left for later.
-pub(crate) fn missing_endpoints(endpoints: &[String], list: &[Mem]) -> Vec<String> {
+/// The voting members' client endpoints (`host:port`), in the cluster's order. Unstarted
+/// members have no client URL yet and are left for later.
+fn voter_endpoints(list: &[Mem]) -> Vec<String> {
     list.iter()
-        .filter(|m| m.voter() && m.started())
+        .filter(|m| m.voter())
         .filter_map(|m| m.client_urls.first())
         .map(|u| conn::host_port(u).to_string())
+        .collect()
+}
+
+/// The voting members' client endpoints that `endpoints` lacks.
+pub(crate) fn missing_endpoints(endpoints: &[String], list: &[Mem]) -> Vec<String> {
+    voter_endpoints(list)
+        .into_iter()
         .filter(|e| !endpoints.contains(e))
         .collect()
 }
