@@ -388,6 +388,35 @@ pub enum EtcdOpKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reload: bool,
     },
+    /// `filc etcd upgrade --to BINARY`: every member onto the etcd binary `to` (an absolute
+    /// path, the same on every host), one at a time, followers first, the leader last.
+    Upgrade {
+        to: String,
+        /// Upgrading to a release of the known-bad table is consented to.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_known_bad: bool,
+        /// A step of an upgrade another host's fild drives: only this host's member of that
+        /// etcd name, under the cluster-wide lock that fild holds (`step.lock`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<UpgradeStep>,
+    },
+    /// `filc etcd upgrade --back NAME`: the member runs its settings file's etcd binary again,
+    /// on fresh data from the cluster (a replace), never on data a newer binary wrote.
+    UpgradeBack {
+        program: String,
+    },
+}
+
+/// One member's step of an upgrade driven from another host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeStep {
+    /// The member's etcd name.
+    pub member: String,
+    /// The version `to` must report on this host too.
+    pub version: String,
+    /// The driving operation, as the cluster-wide lock names it: `HOST pid PID id ID`.
+    pub lock: String,
 }
 
 impl EtcdOpKind {
@@ -424,6 +453,21 @@ impl EtcdOpKind {
                 ..
             } => format!("rolling reload of {}", names.join(" ")),
             EtcdOpKind::Rolling { names, .. } => format!("rolling restart of {}", names.join(" ")),
+            EtcdOpKind::Upgrade {
+                to,
+                allow_known_bad,
+                step,
+            } => {
+                let mut t = format!("upgrade --to {to}");
+                if *allow_known_bad {
+                    t.push_str(" --allow-known-bad");
+                }
+                if let Some(s) = step {
+                    t.push_str(&format!(" (member {}, a step of {})", s.member, s.lock));
+                }
+                t
+            }
+            EtcdOpKind::UpgradeBack { program } => format!("upgrade --back {program}"),
         }
     }
 

@@ -194,6 +194,27 @@ enum EtcdCmd {
         #[command(flatten)]
         op: OpFlags,
     },
+    /// Rolling upgrade onto the etcd binary BINARY (the same path on every host): a
+    /// snapshot, then one member at a time, followers first, the leader last.
+    Upgrade {
+        /// The new etcd binary.
+        #[arg(
+            long,
+            value_name = "BINARY",
+            required_unless_present = "back",
+            conflicts_with = "back"
+        )]
+        to: Option<PathBuf>,
+        /// Upgrade to a release of the known-bad table (`filc etcd status` says why it is).
+        #[arg(long)]
+        allow_known_bad: bool,
+        /// Go back: member NAME runs its settings file's etcd again, on fresh data from the
+        /// cluster (a replace); only while the cluster version admits it.
+        #[arg(long, value_name = "NAME")]
+        back: Option<String>,
+        #[command(flatten)]
+        op: OpFlags,
+    },
     /// The operations fild ran or runs (newest last); --follow ID re-attaches to one.
     Ops {
         #[arg(long, value_name = "ID")]
@@ -590,6 +611,25 @@ async fn etcd(c: &Client, cmd: EtcdCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(follow::run(c, req).await?))
         }
         EtcdCmd::Defrag { op } => run_op(c, EtcdOpKind::Defrag, op).await,
+        EtcdCmd::Upgrade {
+            back: Some(program),
+            op,
+            ..
+        } => run_op(c, EtcdOpKind::UpgradeBack { program }, op).await,
+        EtcdCmd::Upgrade {
+            to,
+            allow_known_bad,
+            back: None,
+            op,
+        } => {
+            let to = absolute(&to.ok_or_else(|| anyhow::anyhow!("--to BINARY is required"))?)?;
+            let kind = EtcdOpKind::Upgrade {
+                to,
+                allow_known_bad,
+                step: None,
+            };
+            run_op(c, kind, op).await
+        }
         EtcdCmd::Ops {
             follow: Some(id), ..
         } => Ok(ExitCode::from(follow::reattach(c, id).await?)),

@@ -80,6 +80,11 @@ impl Holder {
             == Err(nix::errno::Errno::ESRCH)
     }
 
+    /// How an upgrade step names the operation that drives it: `HOST pid PID id ID`.
+    pub fn tag(&self) -> String {
+        format!("{} pid {} id {}", self.host, self.pid, self.id)
+    }
+
     fn since(&self) -> String {
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(self.since_unix))
             .to_string()
@@ -118,7 +123,12 @@ pub fn need(kind: &EtcdOpKind, dry_run: bool, force: bool) -> Need {
         | EtcdOpKind::Remove { .. }
         | EtcdOpKind::Move { .. }
         | EtcdOpKind::Defrag
-        | EtcdOpKind::Rolling { .. } => Need::Required,
+        | EtcdOpKind::Rolling { .. }
+        | EtcdOpKind::UpgradeBack { .. }
+        | EtcdOpKind::Upgrade { step: None, .. } => Need::Required,
+        // A step of an upgrade another host drives: that host holds the lock (the step
+        // checks it does, `Holder::tag`).
+        EtcdOpKind::Upgrade { step: Some(_), .. } => Need::None,
         EtcdOpKind::Restore { .. } if force => Need::Required,
         EtcdOpKind::Restore { .. } | EtcdOpKind::Rescue { .. } | EtcdOpKind::Snapshot { .. } => {
             Need::None
@@ -225,6 +235,16 @@ pub async fn acquire(urls: &[String], tls: &Tls, holder: &Holder) -> Result<Held
         }
     }
     unreachable!("the loop returns on its second attempt")
+}
+
+/// Who holds the lock now (None: nobody), asked through the first of `urls` that answers.
+pub async fn current(urls: &[String], tls: &Tls) -> Result<Option<Holder>, String> {
+    let (mut c, _) = conn::connect_any(urls, tls).await?;
+    let r = c
+        .get(KEY, None)
+        .await
+        .map_err(|e| format!("get {KEY}: {e}"))?;
+    Ok(r.kvs().first().map(|kv| read_holder(kv.value())))
 }
 
 /// Delete `key` if it is still at modification revision `rev`.

@@ -294,7 +294,7 @@ pub(crate) fn reload_plan(
 /// Wait (bounded, until `end`) until every voting member is up and `program`'s member has
 /// caught up: its applied raft index reached the leader's index as it was once the cluster
 /// was healthy. Says what it waits for.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     local: &EtcdMembers,
     program: &str,
     end: Instant,

@@ -75,6 +75,8 @@ pub mod settings;
 pub mod show;
 pub mod snapshot;
 pub mod steps;
+pub mod upgrade;
+pub mod upgrade_plan;
 
 /// The supervisor's reload guard: the quorum guard over what a reload stops or restarts,
 /// which holds changed members back for a rolling reload, run as one of `ops`.

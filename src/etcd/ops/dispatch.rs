@@ -7,7 +7,7 @@ use crate::api::{EtcdOpKind, EtcdOpRequest};
 use crate::etcd::cluster_lock::{self, Holder};
 use crate::etcd::conn::{Tls, endpoints};
 use crate::etcd::gate::Gate;
-use crate::etcd::{Say, backup, backup_restore, defrag, guard, membership, programs};
+use crate::etcd::{Say, backup, backup_restore, defrag, guard, membership, programs, upgrade};
 use crate::supervisor::Handle;
 
 /// Run `req` (operation `id`) under the cluster-wide lock it needs; what it produced (a
@@ -26,7 +26,7 @@ pub(super) async fn run(
         let holder = Holder::here(id, req.kind.title());
         cluster_lock::take(need, &endpoints(&local), &Tls::of(&local), &holder, say).await?
     };
-    let out = carry_out(ctl, req, say).await;
+    let out = carry_out(ctl, id, req, say).await;
     if let Some(held) = lock {
         held.release().await;
     }
@@ -35,6 +35,7 @@ pub(super) async fn run(
 
 async fn carry_out(
     ctl: &Handle,
+    id: u64,
     req: &EtcdOpRequest,
     say: Say<'_>,
 ) -> anyhow::Result<Option<String>> {
@@ -74,6 +75,12 @@ async fn carry_out(
             force,
             reload,
         } => guard::rolling_op(ctl, names.clone(), *force, *reload, say).await?,
+        EtcdOpKind::Upgrade {
+            to,
+            allow_known_bad,
+            step,
+        } => upgrade::upgrade(ctl, id, to, *allow_known_bad, step.as_ref(), &gate, say).await?,
+        EtcdOpKind::UpgradeBack { program } => upgrade::back(ctl, program, &gate, say).await?,
     }
     Ok(None)
 }
