@@ -1,9 +1,11 @@
 //! etcd releases: what a version is, which releases are known to be bad and what fild does
-//! about each, which upgrades the etcd project supports, and which health endpoints a
-//! version serves. Every decision here is a pure function of versions (and of a binary's
-//! `--help` text); running the binary is [`super::binary_probe`]'s job.
+//! about each, which upgrades the etcd project supports, which health endpoints a version
+//! serves, and what etcd 3.6 renamed the `--experimental-*` flags to. Every decision here is a
+//! pure function of versions (and of a binary's `--help` text); running the binary is
+//! [`super::binary_probe`]'s job.
 //!
-//! The one table of known-bad releases is [`HAZARDS`]; the upgrade gates are [`GATES`].
+//! The one table of known-bad releases is [`HAZARDS`]; the upgrade gates are [`GATES`]; the
+//! flag renames are [`FLAG_RENAMES`], applied by [`translate_flags`].
 
 use std::fmt;
 
