@@ -12,6 +12,7 @@ use etcd_client::{Client as Etcd, ConnectOptions};
 use super::Say;
 use super::errors::{self, Class};
 use super::poll::poll_until;
+use super::releases::{self, HealthEndpoints, Version};
 use crate::api::{EtcdMember, EtcdMembers};
 
 pub use crate::api::EtcdClientTls as ClientTls;
@@ -133,9 +134,9 @@ pub fn host_port(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// `GET path` over plain http on `addr` (`host:port`): the JSON it answers, or `None` on no
-/// answer (the caller bounds the time).
-async fn get_json(addr: String, path: &str) -> Option<serde_json::Value> {
+/// `GET path` over plain http on `addr` (`host:port`): the status and body it answers, or
+/// `None` on no answer (the caller bounds the time).
+async fn get(addr: String, path: &str) -> Option<(hyper::StatusCode, bytes::Bytes)> {
     use http_body_util::{BodyExt, Empty};
     let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
@@ -147,12 +148,55 @@ async fn get_json(addr: String, path: &str) -> Option<serde_json::Value> {
         .body(Empty::<bytes::Bytes>::new())
         .ok()?;
     let resp = send.send_request(req).await.ok()?;
+    let status = resp.status();
     let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, body))
+}
+
+/// [`get`]'s body as JSON.
+async fn get_json(addr: String, path: &str) -> Option<serde_json::Value> {
+    let (_, body) = get(addr, path).await?;
     serde_json::from_slice(&body).ok()
 }
 
+/// What each plain-http client URL's `GET /version` said its server runs (`etcdserver`), so
+/// a health probe asks the endpoint that version serves without asking `/version` each time.
+/// A failed probe forgets its URL: the member may come back on another binary (an upgrade,
+/// or going back), and the next probe asks again.
+static SERVER_VERSIONS: std::sync::Mutex<std::collections::BTreeMap<String, Version>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn remember(client_url: &str, version: &serde_json::Value) -> Option<Version> {
+    let v = releases::parse(version.get("etcdserver")?.as_str()?).ok()?;
+    if let Ok(mut m) = SERVER_VERSIONS.lock() {
+        m.insert(client_url.to_string(), v);
+    }
+    Some(v)
+}
+
+fn forget(client_url: &str) {
+    if let Ok(mut m) = SERVER_VERSIONS.lock() {
+        m.remove(client_url);
+    }
+}
+
+/// The server version at a plain-http client URL: remembered, or asked (`GET /version`);
+/// `None` when it does not say.
+async fn server_version(client_url: &str) -> Option<Version> {
+    if let Some(v) = SERVER_VERSIONS
+        .lock()
+        .ok()
+        .and_then(|m| m.get(client_url).copied())
+    {
+        return Some(v);
+    }
+    let v = get_json(host_port(client_url).to_string(), "/version").await?;
+    remember(client_url, &v)
+}
+
 /// The cluster version a member reports (`GET /version`'s `etcdcluster`, such as `3.5.0`),
-/// over plain http; `None` for an https member or no answer within [`TIMEOUT`].
+/// over plain http; `None` for an https member or no answer within [`TIMEOUT`]. The server
+/// version beside it is remembered for the health probes.
 pub async fn cluster_version(client_url: &str) -> Option<String> {
     if !client_url.starts_with("http://") {
         return None;
@@ -164,29 +208,51 @@ pub async fn cluster_version(client_url: &str) -> Option<String> {
     .await
     .ok()
     .flatten()?;
+    remember(client_url, &v);
     v.get("etcdcluster")
         .and_then(|c| c.as_str())
         .filter(|c| !c.is_empty() && *c != "not_decided")
         .map(String::from)
 }
 
-/// `GET /health` on a member: true when it answers `"health":"true"` within the timeout.
-/// An `https://` member is asked what `/health` checks over its gRPC API instead: no alarm
-/// raised, and a linearizable read answered.
+/// The health endpoint to ask a member of version `v` (unknown: `/health`, which every
+/// version serves): `/readyz` (serving: no corruption alarm, reads answered) where the
+/// version offers it ([`releases::health_endpoints`]), else `/health`.
+pub fn health_path(v: Option<Version>) -> &'static str {
+    match v.map(releases::health_endpoints) {
+        Some(HealthEndpoints::ReadyzLivez) => "/readyz",
+        Some(HealthEndpoints::Health) | None => "/health",
+    }
+}
+
+/// Whether a member is healthy, within [`TIMEOUT`]: over plain http, `GET /readyz` answers
+/// 200 where its version serves it ([`health_path`]: 3.4.29+, 3.5.11+, 3.6 on), else
+/// `GET /health` answers `"health":"true"`. An `https://` member is asked what `/health`
+/// checks over its gRPC API instead: no alarm raised, and a linearizable read answered.
 pub async fn healthy(client_url: &str, tls: &Tls) -> bool {
     if client_url.starts_with("https://") {
         return tokio::time::timeout(TIMEOUT, healthy_grpc(client_url, tls))
             .await
             .unwrap_or(false);
     }
-    tokio::time::timeout(
-        TIMEOUT,
-        get_json(host_port(client_url).to_string(), "/health"),
-    )
-    .await
-    .ok()
-    .flatten()
-    .is_some_and(|v| v.get("health").and_then(|h| h.as_str()) == Some("true"))
+    let probe = async {
+        let path = health_path(server_version(client_url).await);
+        let addr = host_port(client_url).to_string();
+        if path == "/readyz" {
+            get(addr, path)
+                .await
+                .is_some_and(|(status, _)| status.is_success())
+        } else {
+            get_json(addr, path)
+                .await
+                .is_some_and(|v| v.get("health").and_then(|h| h.as_str()) == Some("true"))
+        }
+    };
+    let ok = tokio::time::timeout(TIMEOUT, probe).await.unwrap_or(false);
+    if !ok {
+        forget(client_url);
+    }
+    ok
 }
 
 /// What one member says of itself in a status call: the leader it knows (0: none) and the
@@ -632,6 +698,126 @@ mod tests {
             ["http://127.0.0.1:2079", "http://10.0.0.3:2279"]
         );
     }
+    #[test]
+    fn the_health_endpoint_follows_the_version() {
+        let v = |s: &str| releases::parse(s).ok();
+        // Both installable versions (and an unknown one) keep /health.
+        assert_eq!(health_path(v("3.4.23")), "/health");
+        assert_eq!(health_path(v("3.5.1")), "/health");
+        assert_eq!(health_path(None), "/health");
+        assert_eq!(health_path(v("3.5.10")), "/health");
+        // Where the version serves /readyz, the probe asks it.
+        assert_eq!(health_path(v("3.4.29")), "/readyz");
+        assert_eq!(health_path(v("3.5.11")), "/readyz");
+        assert_eq!(health_path(v("3.6.0")), "/readyz");
+    }
+
+    /// A tiny HTTP stand-in for a member's client port: `/version` says `version`; `/readyz`
+    /// answers ok only from 3.6 on (404 below, as 3.5.1 does); `/health` answers
+    /// `"health":"true"` only below 3.6 (503 `"false"` from 3.6 on, so a probe that asks it
+    /// on 3.6 fails). Every path asked is recorded.
+    struct StandIn {
+        url: String,
+        version: std::sync::Arc<std::sync::Mutex<String>>,
+        asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    async fn stand_in(version: &str) -> StandIn {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let version = std::sync::Arc::new(std::sync::Mutex::new(version.to_string()));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ver, log) = (version.clone(), asked.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let (ver, log) = (ver.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&req).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    log.lock().unwrap().push(path.clone());
+                    let v = ver.lock().unwrap().clone();
+                    let new = releases::parse(&v).unwrap() >= Version::new(3, 6, 0);
+                    let (code, body) = match path.as_str() {
+                        "/version" => (
+                            "200 OK",
+                            format!(r#"{{"etcdserver":"{v}","etcdcluster":"3.6.0"}}"#),
+                        ),
+                        "/readyz" if new => ("200 OK", "ok".to_string()),
+                        "/health" if !new => ("200 OK", r#"{"health":"true"}"#.to_string()),
+                        "/health" => (
+                            "503 Service Unavailable",
+                            r#"{"health":"false"}"#.to_string(),
+                        ),
+                        _ => ("404 Not Found", "404 page not found".to_string()),
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        StandIn {
+            url,
+            version,
+            asked,
+        }
+    }
+
+    impl StandIn {
+        /// The paths asked since the last call.
+        fn asked(&self) -> Vec<String> {
+            std::mem::take(&mut *self.asked.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_probe_asks_readyz_of_a_3_6_member_and_health_of_an_older_one() {
+        let tls = Tls::new(None);
+        let m = stand_in("3.6.0").await;
+        // /health fails on this stand-in: healthy only because /readyz is asked.
+        assert!(healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/version", "/readyz"]);
+        // The version is remembered: the next probe asks /readyz alone.
+        assert!(healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/readyz"]);
+        // The member comes back on an older binary (no /readyz): the probe that fails
+        // forgets the version, the next one asks /version again and then /health.
+        *m.version.lock().unwrap() = "3.5.1".into();
+        assert!(!healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/readyz"]);
+        assert!(healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/version", "/health"]);
+        assert!(healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/health"]);
+        // What cluster_version asks is remembered too.
+        let m = stand_in("3.4.23").await;
+        assert_eq!(cluster_version(&m.url).await.as_deref(), Some("3.6.0"));
+        assert!(healthy(&m.url, &tls).await);
+        assert_eq!(m.asked(), ["/version", "/health"]);
+        // Nothing listening: not healthy (and nothing remembered).
+        let gone = format!("http://{}", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        });
+        assert!(!healthy(&gone, &tls).await);
+        assert!(!SERVER_VERSIONS.lock().unwrap().contains_key(&gone));
+    }
+
     #[test]
     fn tls_options_only_for_https_and_errors_name_the_file() {
         let tls = Tls::new(Some(ClientTls {

@@ -44,6 +44,9 @@ pub fn exec(file: &Path) -> String {
     if let Some(p) = &s.version_problem {
         eprintln!("fild --exec-etcd: warning: {p}");
     }
+    for n in &s.flag_notes {
+        eprintln!("fild --exec-etcd: note: {n}");
+    }
     reap_helpers();
     let argv = s.launch_argv();
     eprintln!("fild --exec-etcd: {}: {}", file.display(), argv.join(" "));

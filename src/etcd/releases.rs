@@ -1,9 +1,11 @@
 //! etcd releases: what a version is, which releases are known to be bad and what fild does
-//! about each, which upgrades the etcd project supports, and which health endpoints a
-//! version serves. Every decision here is a pure function of versions (and of a binary's
-//! `--help` text); running the binary is [`super::binary_probe`]'s job.
+//! about each, which upgrades the etcd project supports, which health endpoints a version
+//! serves, and what etcd 3.6 renamed the `--experimental-*` flags to. Every decision here is a
+//! pure function of versions (and of a binary's `--help` text); running the binary is
+//! [`super::binary_probe`]'s job.
 //!
-//! The one table of known-bad releases is [`HAZARDS`]; the upgrade gates are [`GATES`].
+//! The one table of known-bad releases is [`HAZARDS`]; the upgrade gates are [`GATES`]; the
+//! flag renames are [`FLAG_RENAMES`], applied by [`translate_flags`].
 
 use std::fmt;
 
@@ -175,13 +177,7 @@ pub fn corrupt_check_flags(v: Version, help: &str, argv: &[String]) -> Vec<Strin
     if !needs_corrupt_checks(v) {
         return Vec::new();
     }
-    let offered = |flag: &str| {
-        help.lines().any(|l| {
-            l.trim_start()
-                .strip_prefix(flag)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '=', '\t']))
-        })
-    };
+    let offered = |flag: &str| help_lists(help, flag);
     let set = |flag: &str| {
         argv.iter()
             .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
@@ -198,6 +194,313 @@ pub fn corrupt_check_flags(v: Version, help: &str, argv: &[String]) -> Vec<Strin
 
 /// How often the periodic corruption check compares the members' hashes.
 pub const CORRUPT_CHECK_EVERY: &str = "5m";
+
+/// What an `--experimental-*` flag became in etcd 3.6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renamed {
+    /// A flag of the same value under a new name (`--corrupt-check-time`).
+    Flag(&'static str),
+    /// A boolean flag that became a server feature gate: `--feature-gates=NAME=true`.
+    Gate(&'static str),
+}
+
+/// One rename of etcd 3.6: the old flag name (without dashes) and what it became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagRename {
+    pub old: &'static str,
+    pub new: Renamed,
+}
+
+const fn flag(old: &'static str, new: &'static str) -> FlagRename {
+    FlagRename {
+        old,
+        new: Renamed::Flag(new),
+    }
+}
+
+const fn gate(old: &'static str, gate: &'static str) -> FlagRename {
+    FlagRename {
+        old,
+        new: Renamed::Gate(gate),
+    }
+}
+
+/// The version that renamed the `--experimental-*` flags (3.7 deletes the old names, etcd-io/etcd
+/// PR 19959).
+pub const RENAMED_IN: Version = Version::new(3, 6, 0);
+
+/// etcd 3.6's renames of the `--experimental-*` flags, as v3.6.0 ships them: the value flags
+/// of `server/embed/config.go`'s `experimentalFlagMigrationMap` (plus
+/// `--experimental-warning-unary-request-duration`, which etcdmain's config deprecates on its
+/// own), and the boolean flags of `server/features`' `ExperimentalFlagToFeatureMap`, which
+/// became feature gates (both maps unchanged through v3.6.14; etcd's `--help` names each
+/// replacement).
+pub const FLAG_RENAMES: &[FlagRename] = &[
+    flag(
+        "experimental-compact-hash-check-time",
+        "compact-hash-check-time",
+    ),
+    flag("experimental-corrupt-check-time", "corrupt-check-time"),
+    flag(
+        "experimental-compaction-batch-limit",
+        "compaction-batch-limit",
+    ),
+    flag(
+        "experimental-watch-progress-notify-interval",
+        "watch-progress-notify-interval",
+    ),
+    flag(
+        "experimental-warning-apply-duration",
+        "warning-apply-duration",
+    ),
+    flag(
+        "experimental-bootstrap-defrag-threshold-megabytes",
+        "bootstrap-defrag-threshold-megabytes",
+    ),
+    flag("experimental-memory-mlock", "memory-mlock"),
+    flag(
+        "experimental-snapshot-catchup-entries",
+        "snapshot-catchup-entries",
+    ),
+    flag(
+        "experimental-compaction-sleep-interval",
+        "compaction-sleep-interval",
+    ),
+    flag("experimental-downgrade-check-time", "downgrade-check-time"),
+    flag(
+        "experimental-peer-skip-client-san-verification",
+        "peer-skip-client-san-verification",
+    ),
+    flag(
+        "experimental-enable-distributed-tracing",
+        "enable-distributed-tracing",
+    ),
+    flag(
+        "experimental-distributed-tracing-address",
+        "distributed-tracing-address",
+    ),
+    flag(
+        "experimental-distributed-tracing-service-name",
+        "distributed-tracing-service-name",
+    ),
+    flag(
+        "experimental-distributed-tracing-instance-id",
+        "distributed-tracing-instance-id",
+    ),
+    flag(
+        "experimental-distributed-tracing-sampling-rate",
+        "distributed-tracing-sampling-rate",
+    ),
+    flag(
+        "experimental-warning-unary-request-duration",
+        "warning-unary-request-duration",
+    ),
+    gate(
+        "experimental-stop-grpc-service-on-defrag",
+        "StopGRPCServiceOnDefrag",
+    ),
+    gate("experimental-initial-corrupt-check", "InitialCorruptCheck"),
+    gate(
+        "experimental-compact-hash-check-enabled",
+        "CompactHashCheck",
+    ),
+    gate(
+        "experimental-txn-mode-write-with-shared-buffer",
+        "TxnModeWriteWithSharedBuffer",
+    ),
+    gate("experimental-enable-lease-checkpoint", "LeaseCheckpoint"),
+    gate(
+        "experimental-enable-lease-checkpoint-persist",
+        "LeaseCheckpointPersist",
+    ),
+];
+
+/// The flag etcd's feature gates are set with.
+pub const FEATURE_GATES: &str = "feature-gates";
+
+/// Whether a binary's `--help` text lists `flag` (`--name`): a line that starts with it,
+/// followed by nothing, a space, a tab or `=` (so no other flag it is a prefix of counts).
+pub fn help_lists(help: &str, flag: &str) -> bool {
+    help.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix(flag)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '=', '\t']))
+    })
+}
+
+/// Go's `strconv.ParseBool`, which etcd's boolean flags use.
+fn go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A flag argument split: its dashes (`-` or `--`, Go's flag package takes both), its name
+/// and the value after `=`, if any.
+fn split_flag(arg: &str) -> Option<(&str, &str, Option<&str>)> {
+    let body = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    if body.is_empty() || body.starts_with('-') {
+        return None;
+    }
+    let dashes = &arg[..arg.len() - body.len()];
+    Some(match body.split_once('=') {
+        Some((n, v)) => (dashes, n, Some(v)),
+        None => (dashes, body, None),
+    })
+}
+
+/// The kit's argv for a binary of version `v` whose `--help` says `help`, with etcd 3.6's
+/// renames of the `--experimental-*` flags ([`FLAG_RENAMES`]) applied, and notes for the
+/// operator. One template then works across versions: below 3.6 the argv is returned as it
+/// is; from 3.6 on, an old name becomes the new one where the binary's `--help` lists the
+/// new one (`--feature-gates` and the gate's name, for a flag that became a gate), and is kept
+/// as the kit wrote it otherwise (noted where the help lists neither).
+///
+/// A renamed value flag keeps its value in either form (`--old=V` gives `--new=V`, `--old V`
+/// gives `--new V`). A boolean that became a gate is `--old` (true) or `--old=VALUE` (Go's
+/// flag package never takes a boolean's value from the next argument); all the gates, with
+/// the `--feature-gates` the argv already has, merge into one `--feature-gates=A=true,B=false`
+/// argument where the first of them was. etcd refuses an old flag beside its own gate: the
+/// gate the kit set explicitly wins and the old flag is dropped (noted). `argv[0]` (the binary)
+/// and unknown flags pass through untouched.
+pub fn translate_flags(v: Version, help: &str, argv: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut notes = Vec::new();
+    if v < RENAMED_IN {
+        return (argv, notes);
+    }
+    let gates_offered = help_lists(help, &format!("--{FEATURE_GATES}"));
+    let gate_offered = |g: &str| gates_offered && help.contains(&format!("{g}="));
+    // The explicit gates the argv sets (`--feature-gates=...` or `--feature-gates ...`).
+    let mut explicit: Vec<(String, String)> = Vec::new();
+    let mut i = 1;
+    while i < argv.len() {
+        if let Some((_, name, value)) = split_flag(&argv[i])
+            && name == FEATURE_GATES
+        {
+            let value = match value {
+                Some(v) => v.to_string(),
+                None => {
+                    i += 1;
+                    argv.get(i).cloned().unwrap_or_default()
+                }
+            };
+            for kv in value.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                explicit.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        i += 1;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(argv.len());
+    // The argv's own --feature-gates arguments (indices into `out`, values included), where
+    // the first translated gate was, and the gates translated.
+    let mut gate_args: Vec<usize> = Vec::new();
+    let mut slot: Option<usize> = None;
+    let mut translated: Vec<(String, String)> = Vec::new();
+    let mut it = argv.into_iter().enumerate().peekable();
+    while let Some((n, arg)) = it.next() {
+        let split = if n == 0 { None } else { split_flag(&arg) };
+        let Some((dashes, name, value)) = split else {
+            out.push(arg);
+            continue;
+        };
+        if name == FEATURE_GATES {
+            gate_args.push(out.len());
+            out.push(arg.clone());
+            if value.is_none()
+                && let Some((_, next)) = it.next()
+            {
+                gate_args.push(out.len());
+                out.push(next);
+            }
+            continue;
+        }
+        let Some(r) = FLAG_RENAMES.iter().find(|r| r.old == name) else {
+            out.push(arg);
+            continue;
+        };
+        let old = format!("--{}", r.old);
+        match r.new {
+            Renamed::Flag(new) if help_lists(help, &format!("--{new}")) => {
+                out.push(match value {
+                    Some(val) => format!("{dashes}{new}={val}"),
+                    None => format!("{dashes}{new}"),
+                });
+                // `--old V`: the value stays as it is (it is no flag to rename).
+                if value.is_none()
+                    && it.peek().is_some_and(|(_, a)| split_flag(a).is_none())
+                    && let Some((_, val)) = it.next()
+                {
+                    out.push(val);
+                }
+            }
+            Renamed::Gate(g) if gate_offered(g) => {
+                let Some(on) = go_bool(value.unwrap_or("true")) else {
+                    notes.push(format!(
+                        "{arg}: not a boolean, so not made --{FEATURE_GATES}={g}=...: passed as the kit wrote it"
+                    ));
+                    out.push(arg);
+                    continue;
+                };
+                if let Some((_, set)) = explicit.iter().find(|(k, _)| k == g) {
+                    notes.push(format!(
+                        "{arg} dropped: the argv sets --{FEATURE_GATES}={g}={set} itself, and etcd {v} refuses both"
+                    ));
+                    continue;
+                }
+                slot.get_or_insert(out.len());
+                // Given twice, the last one counts (as etcd's flag parsing would have it).
+                translated.retain(|(k, _)| k != g);
+                translated.push((g.to_string(), on.to_string()));
+            }
+            _ => {
+                if !help_lists(help, &old) {
+                    let new = match r.new {
+                        Renamed::Flag(f) => format!("--{f}"),
+                        Renamed::Gate(g) => format!("--{FEATURE_GATES}={g}=true"),
+                    };
+                    notes.push(format!(
+                        "etcd {v}'s --help lists neither {old} nor {new}: {arg} passed as the kit wrote it"
+                    ));
+                }
+                // Its value, if any, follows untouched.
+                out.push(arg);
+            }
+        }
+    }
+    if translated.is_empty() {
+        return (out, notes);
+    }
+    // One --feature-gates: the explicit gates (in their order), then the translated ones,
+    // where the first --feature-gates or translated flag was.
+    let at = gate_args
+        .first()
+        .copied()
+        .into_iter()
+        .chain(slot)
+        .min()
+        .unwrap_or(out.len());
+    let merged: Vec<String> = explicit
+        .into_iter()
+        .chain(translated)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let merged = format!("--{FEATURE_GATES}={}", merged.join(","));
+    let mut result = Vec::with_capacity(out.len() + 1);
+    let mut merged = Some(merged);
+    for (n, a) in out.into_iter().enumerate() {
+        if n == at {
+            result.extend(merged.take());
+        }
+        if !gate_args.contains(&n) {
+            result.push(a);
+        }
+    }
+    result.extend(merged.take());
+    (result, notes)
+}
 
 /// What `filc etcd status` says about the versions its members run: one line per version
 /// and table row that warns or gives a notice, naming the members. `members`: (member
@@ -463,6 +766,283 @@ mod tests {
             "--experimental-initial-corrupt-check=false".to_string(),
         ];
         assert!(corrupt_check_flags(v("3.5.1"), help, &argv).is_empty());
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A 3.6 `--help` as v3.6.0 prints it (shortened): both names of every renamed flag, and
+    /// the feature gates under `--feature-gates`.
+    fn help_3_6() -> String {
+        let mut h = String::from(
+            "  --feature-gates ''\n    A set of key=value pairs that describe server level feature gates for alpha/experimental features. Options are:\n",
+        );
+        for r in FLAG_RENAMES {
+            if let Renamed::Gate(g) = r.new {
+                h.push_str(&format!("    {g}=true|false (ALPHA - default=false)\n"));
+            }
+        }
+        h.push_str("  --max-txn-ops '128'\n");
+        for r in FLAG_RENAMES {
+            h.push_str(&format!("  --{} 'x'\n    Deprecated in v3.6.\n", r.old));
+            if let Renamed::Flag(f) = r.new {
+                h.push_str(&format!("  --{f} 'x'\n    The same.\n"));
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn every_rename_row_in_both_forms() {
+        let help = help_3_6();
+        let bin = "/opt/etcd-3.6/etcd";
+        assert_eq!(FLAG_RENAMES.len(), 23);
+        for r in FLAG_RENAMES {
+            let old = format!("--{}", r.old);
+            match r.new {
+                Renamed::Flag(new) => {
+                    // --old=V
+                    let (a, notes) = translate_flags(
+                        v("3.6.0"),
+                        &help,
+                        args(&[bin, &format!("{old}=7"), "--max-txn-ops", "9"]),
+                    );
+                    assert_eq!(a, args(&[bin, &format!("--{new}=7"), "--max-txn-ops", "9"]));
+                    assert!(notes.is_empty(), "{notes:?}");
+                    // --old V: the value stays as it is.
+                    let (a, _) = translate_flags(
+                        v("3.6.16"),
+                        &help,
+                        args(&[bin, &old, "7", "--max-txn-ops", "9"]),
+                    );
+                    assert_eq!(
+                        a,
+                        args(&[bin, &format!("--{new}"), "7", "--max-txn-ops", "9"])
+                    );
+                }
+                Renamed::Gate(g) => {
+                    let (a, notes) = translate_flags(v("3.6.0"), &help, args(&[bin, &old]));
+                    assert_eq!(a, args(&[bin, &format!("--feature-gates={g}=true")]));
+                    assert!(notes.is_empty(), "{notes:?}");
+                    let (a, _) = translate_flags(
+                        v("3.6.0"),
+                        &help,
+                        args(&[bin, &format!("{old}=false"), "--max-txn-ops", "9"]),
+                    );
+                    assert_eq!(
+                        a,
+                        args(&[
+                            bin,
+                            &format!("--feature-gates={g}=false"),
+                            "--max-txn-ops",
+                            "9"
+                        ])
+                    );
+                }
+            }
+        }
+        // The renames the issue names, spelled out.
+        let (a, _) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[
+                bin,
+                "--experimental-corrupt-check-time=5m",
+                "--experimental-compact-hash-check-time",
+                "2m",
+                "--experimental-warning-apply-duration=200ms",
+                "--experimental-snapshot-catchup-entries=5000",
+            ]),
+        );
+        assert_eq!(
+            a,
+            args(&[
+                bin,
+                "--corrupt-check-time=5m",
+                "--compact-hash-check-time",
+                "2m",
+                "--warning-apply-duration=200ms",
+                "--snapshot-catchup-entries=5000",
+            ])
+        );
+        // Go's flag package also takes one dash.
+        let (a, _) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[bin, "-experimental-corrupt-check-time=1m"]),
+        );
+        assert_eq!(a, args(&[bin, "-corrupt-check-time=1m"]));
+    }
+
+    #[test]
+    fn gates_merge_into_one_feature_gates_argument() {
+        let help = help_3_6();
+        let (a, notes) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[
+                "etcd",
+                "--name",
+                "boot0",
+                "--experimental-initial-corrupt-check=true",
+                "--experimental-corrupt-check-time=5m",
+                "--experimental-compact-hash-check-enabled",
+                "--feature-gates",
+                "LeaseCheckpoint=true",
+                "--max-txn-ops",
+                "9",
+            ]),
+        );
+        assert_eq!(
+            a,
+            args(&[
+                "etcd",
+                "--name",
+                "boot0",
+                "--feature-gates=LeaseCheckpoint=true,InitialCorruptCheck=true,CompactHashCheck=true",
+                "--corrupt-check-time=5m",
+                "--max-txn-ops",
+                "9",
+            ])
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        // The argv's own --feature-gates comes first: the merged one goes there.
+        let (a, _) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[
+                "etcd",
+                "--feature-gates=StopGRPCServiceOnDefrag=true",
+                "--experimental-enable-lease-checkpoint",
+                "--experimental-enable-lease-checkpoint-persist=1",
+            ]),
+        );
+        assert_eq!(
+            a,
+            args(&[
+                "etcd",
+                "--feature-gates=StopGRPCServiceOnDefrag=true,LeaseCheckpoint=true,LeaseCheckpointPersist=true",
+            ])
+        );
+        // An old flag beside its own gate (etcd refuses both): the explicit gate wins.
+        let (a, notes) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[
+                "etcd",
+                "--experimental-initial-corrupt-check",
+                "--feature-gates=InitialCorruptCheck=false",
+            ]),
+        );
+        assert_eq!(
+            a,
+            args(&["etcd", "--feature-gates=InitialCorruptCheck=false"])
+        );
+        assert!(
+            notes.len() == 1 && notes[0].contains("dropped") && notes[0].contains("refuses both"),
+            "{notes:?}"
+        );
+        // Given twice, the last one counts.
+        let (a, _) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&[
+                "etcd",
+                "--experimental-initial-corrupt-check=false",
+                "--experimental-initial-corrupt-check",
+            ]),
+        );
+        assert_eq!(
+            a,
+            args(&["etcd", "--feature-gates=InitialCorruptCheck=true"])
+        );
+        // No gate translated: the argv's own --feature-gates stays as written.
+        let written = args(&["etcd", "--feature-gates", "CompactHashCheck=true"]);
+        assert_eq!(
+            translate_flags(v("3.6.0"), &help, written.clone()).0,
+            written
+        );
+        // A value that is no boolean is not made a gate.
+        let (a, notes) = translate_flags(
+            v("3.6.0"),
+            &help,
+            args(&["etcd", "--experimental-initial-corrupt-check=yes"]),
+        );
+        assert_eq!(
+            a,
+            args(&["etcd", "--experimental-initial-corrupt-check=yes"])
+        );
+        assert!(notes[0].contains("not a boolean"), "{notes:?}");
+    }
+
+    #[test]
+    fn unknown_flags_pass_through_and_older_versions_are_left_alone() {
+        let help = help_3_6();
+        let argv = args(&[
+            "/x/--experimental-memory-mlock",
+            "--max-txn-ops",
+            "9",
+            "--experimental-enable-v2v3=/v2",
+            "--experimental-max-learners=2",
+            "--log-level",
+            "warn",
+            "-",
+            "--",
+        ]);
+        let (a, notes) = translate_flags(v("3.6.0"), &help, argv.clone());
+        assert_eq!(a, argv);
+        assert!(notes.is_empty(), "{notes:?}");
+        // Below 3.6 nothing changes, whatever the help lists.
+        let old = args(&[
+            "etcd",
+            "--experimental-initial-corrupt-check=true",
+            "--experimental-corrupt-check-time=5m",
+            "--experimental-compact-hash-check-enabled",
+        ]);
+        for s in ["3.4.23", "3.5.1", "3.5.34"] {
+            let (a, notes) = translate_flags(v(s), &help, old.clone());
+            assert_eq!(a, old, "{s}");
+            assert!(notes.is_empty(), "{s}: {notes:?}");
+        }
+        // 3.7 lists only the new names: translated.
+        let help_3_7 = "  --feature-gates ''\n    InitialCorruptCheck=true|false (ALPHA - default=false)\n  --corrupt-check-time '0s'\n";
+        let (a, notes) = translate_flags(v("3.7.3"), help_3_7, old.clone());
+        assert_eq!(
+            a,
+            args(&[
+                "etcd",
+                "--feature-gates=InitialCorruptCheck=true",
+                "--corrupt-check-time=5m",
+                "--experimental-compact-hash-check-enabled",
+            ])
+        );
+        // CompactHashCheck is not among the binary's gates, nor the old flag among its flags.
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("etcd 3.7.3's --help lists neither --experimental-compact-hash-check-enabled nor --feature-gates=CompactHashCheck=true"),
+            "{notes:?}"
+        );
+        // A 3.6 binary whose help lists only the old name keeps it, without a note.
+        let only_old = "  --experimental-corrupt-check-time '0s'\n";
+        let (a, notes) = translate_flags(
+            v("3.6.0"),
+            only_old,
+            args(&["etcd", "--experimental-corrupt-check-time=5m"]),
+        );
+        assert_eq!(a, args(&["etcd", "--experimental-corrupt-check-time=5m"]));
+        assert!(notes.is_empty(), "{notes:?}");
+        // No help at all: kept, and noted.
+        let (a, notes) = translate_flags(
+            v("3.6.0"),
+            "",
+            args(&["etcd", "--experimental-corrupt-check-time", "5m"]),
+        );
+        assert_eq!(
+            a,
+            args(&["etcd", "--experimental-corrupt-check-time", "5m"])
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Settings {
     pub version: Option<releases::Version>,
     /// Why the version is unknown, when the binary was asked and did not say.
     pub version_problem: Option<String>,
+    /// What translating the kit's flags for this version left as written, and why
+    /// ([`releases::translate_flags`]); the launcher prints them.
+    pub flag_notes: Vec<String>,
 }
 
 impl Settings {
@@ -147,18 +150,28 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         match binary_probe::version(&bin) {
             Ok(v) => {
                 s.version = Some(v);
-                if releases::needs_corrupt_checks(v) {
-                    match binary_probe::help(&bin) {
-                        Ok(help) => {
-                            let flags = releases::corrupt_check_flags(v, &help, &s.argv);
-                            s.argv.extend(flags);
-                        }
-                        Err(e) => {
-                            s.version_problem = Some(format!(
-                                "etcd {v} needs the corruption checks, but its --help could not be read: {e}"
-                            ))
-                        }
+                let checks = releases::needs_corrupt_checks(v);
+                let renames = v >= releases::RENAMED_IN;
+                match (checks || renames).then(|| binary_probe::help(&bin)) {
+                    None => {}
+                    Some(Ok(help)) => {
+                        let flags = releases::corrupt_check_flags(v, &help, &s.argv);
+                        s.argv.extend(flags);
+                        // The kit's flags (extra flags and the checks above) in the names
+                        // this binary takes.
+                        let (argv, notes) =
+                            releases::translate_flags(v, &help, std::mem::take(&mut s.argv));
+                        s.argv = argv;
+                        s.flag_notes = notes;
                     }
+                    Some(Err(e)) if checks => {
+                        s.version_problem = Some(format!(
+                            "etcd {v} needs the corruption checks, but its --help could not be read: {e}"
+                        ))
+                    }
+                    Some(Err(e)) => s.flag_notes.push(format!(
+                        "etcd {v} renamed the --experimental-* flags, but its --help could not be read ({e}): flags passed as the kit wrote them"
+                    )),
                 }
             }
             Err(e) => s.version_problem = Some(e),
@@ -362,6 +375,7 @@ pub fn from_text(
         once,
         version: None,
         version_problem: None,
+        flag_notes: Vec::new(),
     })
 }
 
@@ -939,6 +953,50 @@ mod tests {
             "{:?}",
             s.argv
         );
+    }
+
+    #[test]
+    fn a_3_6_binary_gets_the_kits_flags_under_their_new_names() {
+        let help = "  --feature-gates\n    InitialCorruptCheck=true|false (ALPHA - default=false)\n  --corrupt-check-time 0s\n  --experimental-corrupt-check-time 0s";
+        let extra = "--experimental-initial-corrupt-check --experimental-corrupt-check-time 7m --experimental-memory-mlock --max-txn-ops 9";
+        let (dir, file, bin) = kit_with_stand_in("3.6.0", help);
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[
+            ("PRJ_ROOT", dir.path().to_str().unwrap()),
+            ("ETCD_EXTRA_FLAGS", extra),
+        ]);
+        let s = evaluate(&file, &e).unwrap();
+        assert_eq!(s.version, Some(releases::Version::new(3, 6, 0)));
+        assert!(
+            s.argv.ends_with(&[
+                "--feature-gates=InitialCorruptCheck=true".to_string(),
+                "--corrupt-check-time".to_string(),
+                "7m".to_string(),
+                "--experimental-memory-mlock".to_string(),
+                "--max-txn-ops".to_string(),
+                "9".to_string(),
+            ]),
+            "{:?}",
+            s.argv
+        );
+        // This binary's help lists neither name of the mlock flag: kept, and noted.
+        assert_eq!(s.flag_notes.len(), 1, "{:?}", s.flag_notes);
+        assert!(
+            s.flag_notes[0].contains("--memory-mlock"),
+            "{:?}",
+            s.flag_notes
+        );
+        // The same kit on 3.5.3: as written.
+        let (dir, file, bin) = kit_with_stand_in("3.5.3", help);
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[
+            ("PRJ_ROOT", dir.path().to_str().unwrap()),
+            ("ETCD_EXTRA_FLAGS", extra),
+        ]);
+        let s = evaluate(&file, &e).unwrap();
+        let want: Vec<String> = extra.split(' ').map(String::from).collect();
+        assert!(s.argv.ends_with(&want), "{:?}", s.argv);
+        assert!(s.flag_notes.is_empty());
     }
 
     #[test]
