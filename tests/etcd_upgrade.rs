@@ -235,6 +235,7 @@ fn a_rolling_upgrade_from_3_4_to_3_5_under_write_load() {
     std::thread::sleep(Duration::from_secs(2));
     w.stop.store(true, Ordering::SeqCst);
     let (acked, gap, retries) = w.handle.join().expect("the write load panicked");
+    eprintln!("--- the upgrade:\n{t}");
     assert_eq!(code(&o), 0, "the upgrade:\n{t}");
     for l in [
         "step 1/5: snapshot",
@@ -339,4 +340,64 @@ fn a_rolling_upgrade_from_3_4_to_3_5_under_write_load() {
         c.learned("etcd-0", "etcd_bin").as_deref(),
         Some(v35.as_str())
     );
+}
+
+#[test]
+fn a_member_whose_new_binary_does_not_come_up_goes_back_and_the_upgrade_stops_healthy() {
+    let c = Cluster::new_on("upgrade-broken", TestEtcd::V34);
+    c.start_all();
+    c.wait_healthy(UP);
+    assert!(c.put(&c.endpoint(0), "before/k", "v"));
+    // A new binary that answers --version and --help as 3.5.1 does, and exits at once when
+    // started as a member.
+    let dir = TestDir::new("upgrade-broken-bin");
+    let real = TestEtcd::V35.tool("etcd");
+    let broken = dir.script(
+        "etcd",
+        &format!(
+            "case \"$1\" in --version|--help) exec {real} \"$1\";; esac\necho 'broken build' >&2; exit 1"
+        ),
+    );
+    let broken = broken.to_str().unwrap();
+    let o = c
+        .fild()
+        .filc(&["etcd", "upgrade", "--to", broken, "--allow-known-bad"]);
+    let t = text(&o);
+    eprintln!("--- the upgrade onto a broken binary:\n{t}");
+    assert_ne!(code(&o), 0, "{t}");
+    for w in [
+        "was not healthy and caught up on etcd 3.5.1 within 60 s",
+        "it goes back",
+        "it went back to its settings file's etcd",
+        "Upgraded: none",
+        "To continue: fix what stopped it",
+    ] {
+        assert!(t.contains(w), "no {w:?} in:\n{t}");
+    }
+    assert!(
+        !t.contains("To go back instead"),
+        "nothing was upgraded:\n{t}"
+    );
+    // Healthy again, every member on 3.4.23, nothing switched, no data lost; the member's
+    // old data was moved aside, not deleted.
+    c.wait_healthy(UP);
+    for (n, m) in MEMBERS.iter().enumerate() {
+        assert_eq!(versions(&c, n).0, "3.4.23", "{m}");
+        assert_eq!(c.learned(m, "etcd_bin"), None, "{m}");
+    }
+    for n in 0..3 {
+        c.wait_value(n, "before/k", "v", UP);
+    }
+    let aside = t
+        .lines()
+        .find_map(|l| {
+            l.split_once("moved old data dir aside: ")
+                .map(|(_, p)| p.trim())
+        })
+        .unwrap_or_else(|| panic!("no data dir moved aside:\n{t}"));
+    assert!(
+        std::path::Path::new(aside).join("member").is_dir(),
+        "{aside} is not the member's old data"
+    );
+    c.assert_kit_clean("the upgrade that went back");
 }

@@ -173,8 +173,16 @@ async fn drive(
         if let Err(e) = turn {
             let now = cluster::status(&local).await;
             let left: Vec<&str> = plan.moves[i..].iter().map(|m| m.name.as_str()).collect();
+            let back = if upgraded.iter().any(|u| !plan.already.contains(u)) {
+                format!(
+                    " To go back instead, while the cluster version is still {}: `filc etcd upgrade --back NAME` for each upgraded member (on its host), which runs its settings file's etcd again on fresh data from the cluster",
+                    now.cluster_version.as_deref().unwrap_or("the old one")
+                )
+            } else {
+                String::new()
+            };
             bail!(
-                "{what}: stopped at {}: {e:#}. The cluster: {}. Upgraded: {}; not upgraded: {}. To continue: fix what stopped it, then run `filc etcd upgrade --to {to}{}` again (it skips the members already on {target}). To go back instead, while the cluster version is still {}: `filc etcd upgrade --back NAME` for each upgraded member (on its host), which runs its settings file's etcd again on fresh data from the cluster",
+                "{what}: stopped at {}: {e:#}. The cluster: {}. Upgraded: {}; not upgraded: {}. To continue: fix what stopped it, then run `filc etcd upgrade --to {to}{}` again (it skips the members already on {target}).{back}",
                 m.name,
                 now.summary(),
                 if upgraded.is_empty() {
@@ -188,7 +196,6 @@ async fn drive(
                 } else {
                     ""
                 },
-                now.cluster_version.as_deref().unwrap_or("the old one")
             );
         }
         upgraded.push(m.name.clone());
