@@ -87,6 +87,14 @@ pub fn member(m: &EtcdMember) -> String {
         (v, _) => v.to_string(),
     };
     let _ = writeln!(out, "  etcd binary:    {bin} (etcd_bin; version {version})");
+    for (tool, path) in [("etcdctl", &m.etcdctl_bin), ("etcdutl", &m.etcdutl_bin)] {
+        let path = if path.is_empty() {
+            "none found"
+        } else {
+            path.as_str()
+        };
+        let _ = writeln!(out, "  {tool}:        {path} ({tool}_bin)");
+    }
     argv(&mut out, &m.argv);
     out
 }
