@@ -273,6 +273,12 @@ pub struct EtcdMember {
     /// Why the binary's version is unknown.
     #[serde(default)]
     pub etcd_version_problem: String,
+    /// The member's etcdctl and etcdutl (the settings' `etcdctl_bin` / `etcdutl_bin`, else
+    /// beside its etcd binary, else on PATH); empty: none found (etcd 3.4 has no etcdutl).
+    #[serde(default)]
+    pub etcdctl_bin: String,
+    #[serde(default)]
+    pub etcdutl_bin: String,
 }
 
 impl EtcdMember {

@@ -409,6 +409,37 @@ fn restore_rebuilds_a_new_cluster_from_the_snapshot() {
     let out = text(&o);
     eprintln!("{out}");
     assert!(out.contains("revisions after it are lost"), "{out}");
+    // The tool is the members' own: etcdutl on 3.5, etcdctl on 3.4 (no etcdutl), of the
+    // members' version, beside their etcd binary; the snapshot says which etcd wrote it.
+    let (tool, version) = restore_tool_of(&c);
+    let line = c.etcd.line();
+    assert_eq!(
+        fild::etcd::bolt::recorded_versions(&file)
+            .unwrap()
+            .cluster_version,
+        Some(format!("{line}.0"))
+    );
+    assert!(
+        out.contains(&format!(
+            "snapshot written by etcd {line} (the cluster version the snapshot records)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "offline beside each data dir with {tool} {version} ("
+        )),
+        "the plan does not name {tool} {version}:\n{out}"
+    );
+    for n in 0..3 {
+        assert!(
+            out.contains(&format!(
+                "restoring boot{n} into {}.restoring ({tool} {version} snapshot restore, ",
+                c.data.join(format!("boot{n}.etcd")).display()
+            )),
+            "the step does not name {tool} {version} for boot{n}:\n{out}"
+        );
+    }
     // The data being replaced is kept first: a safety snapshot from a member that answers,
     // in the backup folder, at the revision the b-keys reached.
     let safety = out
@@ -574,6 +605,189 @@ fn restore_refuses_bad_input_before_touching_anything() {
     for n in 0..3 {
         c.wait_value(n, "keep", "me", UP);
     }
+}
+
+/// The tool a restore on `c` uses (etcdutl on 3.5, etcdctl on 3.4) and its version (the
+/// members' own), checked against what `filc etcd show` reports of etcd-0's tools.
+fn restore_tool_of(c: &Cluster) -> (&'static str, String) {
+    let version = c.etcd.server_version();
+    let m = c.settings("etcd-0");
+    let show = c.fild().filc_ok(&["etcd", "show", "etcd-0"]);
+    let beside = |tool: &str| {
+        let etcd = std::path::Path::new(&m.argv[0]);
+        etcd.parent().unwrap().join(tool).display().to_string()
+    };
+    assert_eq!(m.etcdctl_bin, beside("etcdctl"), "{m:?}");
+    assert!(
+        show.contains(&format!("etcdctl:        {} (etcdctl_bin)", m.etcdctl_bin)),
+        "{show}"
+    );
+    match c.etcd {
+        TestEtcd::V35 => {
+            assert_eq!(m.etcdutl_bin, beside("etcdutl"), "{m:?}");
+            assert!(
+                show.contains(&format!("etcdutl:        {} (etcdutl_bin)", m.etcdutl_bin)),
+                "{show}"
+            );
+            ("etcdutl", version)
+        }
+        TestEtcd::V34 => ("etcdctl", version),
+    }
+}
+
+/// A one-member etcd 3.5.1 of the test's own (127.0.0.1, a free port, data on /dev/shm),
+/// stopped by its pid when dropped.
+struct Lone {
+    child: std::process::Child,
+    data: PathBuf,
+    url: String,
+}
+
+impl Lone {
+    fn start(name: &str) -> Lone {
+        let v = TestEtcd::V35;
+        require_etcd_version(v);
+        let ports = free_ports(2);
+        let data = tempfile::Builder::new()
+            .prefix(&format!("fild-etcd-{name}-"))
+            .tempdir_in("/dev/shm")
+            .unwrap()
+            .keep();
+        let url = format!("http://127.0.0.1:{}", ports[0]);
+        let peer = format!("http://127.0.0.1:{}", ports[1]);
+        let log = std::fs::File::create(data.join("etcd.log")).unwrap();
+        let child = std::process::Command::new(v.tool("etcd"))
+            .args(["--name", "lone", "--data-dir"])
+            .arg(data.join("lone.etcd"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .arg(format!("--initial-cluster=lone={peer}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd 3.5");
+        Lone { child, data, url }
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(TestEtcd::V35.tool("etcdctl"))
+            .arg(format!("--endpoints={}", self.url))
+            .arg("--command-timeout=5s")
+            .args(args)
+            .output()
+            .expect("run etcdctl 3.5")
+    }
+}
+
+impl Drop for Lone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// A snapshot written by etcd 3.5 cannot be restored with etcd 3.4's etcdctl (nor run by a
+/// 3.4 member): the restore is refused, saying why and which tool to name, and changes
+/// nothing. On 3.4 members whatever `FILD_TEST_ETCD` says: the installable versions give no
+/// tool older than a 3.5 member's own.
+#[test]
+fn restore_refuses_a_tool_older_than_the_snapshots_writer() {
+    let c = Cluster::new_on("bkold", TestEtcd::V34);
+    c.start_all();
+    c.wait_healthy(UP);
+    put(&c, "keep", "me");
+
+    // The snapshot: from a 3.5.1 etcd of the test's own.
+    let lone = Lone::start("bkold-35");
+    let ok = wait_until(UP, || {
+        lone.etcdctl(&["put", "from", "3.5"]).status.success()
+    });
+    assert!(ok, "etcd 3.5 did not take a write");
+    let file = c.root.join("snaps/from-3.5.db");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let o = lone.etcdctl(&["snapshot", "save", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    drop(lone);
+    assert_eq!(
+        fild::etcd::bolt::recorded_versions(&file)
+            .unwrap()
+            .cluster_version,
+        Some("3.5.0".to_string())
+    );
+
+    // Each member's etcdctl named in its runtime layer: Debian's 3.4.23.
+    let ctl = which("etcdctl");
+    for n in 0..3 {
+        let settings = c.root.path().join(format!("apps/etcd/etcd-{n}.env"));
+        let rt = fild::etcd::runtime::path_for(c.root.path(), &settings);
+        fild::etcd::runtime::learn_in(
+            settings.to_str().unwrap(),
+            rt.to_str().unwrap(),
+            &[("etcdctl_bin", ctl.as_str())],
+            "test",
+        )
+        .unwrap();
+    }
+    assert_eq!(c.settings("etcd-0").etcdctl_bin, ctl);
+
+    let pids_before = pids(&c);
+    let ids_before = member_ids(&c, 0);
+    let listing_before = data_listing(&c);
+    let settings_before = c.settings("etcd-0");
+    let o = c.fild().filc(&[
+        "etcd",
+        "restore",
+        &file.display().to_string(),
+        "--force",
+        "--yes",
+    ]);
+    let t = text(&o);
+    eprintln!("{t}");
+    assert_ne!(code(&o), 0, "{t}");
+    assert!(
+        t.contains(&format!(
+            "boot0: the snapshot was written by etcd 3.5 (the cluster version the snapshot records), and etcdctl 3.4.23 ({ctl}) is older"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("boot0 runs etcd 3.4.23, which cannot open data a newer etcd wrote: switch its etcd_bin to etcd 3.5 or newer"),
+        "{t}"
+    );
+    assert!(t.contains("nothing was changed"), "{t}");
+    assert!(!t.contains("stopping"), "{t}");
+    assert!(!t.contains("safety snapshot"), "{t}");
+
+    assert_eq!(pids(&c), pids_before);
+    assert_eq!(member_ids(&c, 0), ids_before);
+    assert_eq!(data_listing(&c), listing_before);
+    assert_eq!(c.settings("etcd-0"), settings_before);
+    c.assert_kit_clean("a refused restore");
+    for n in 0..3 {
+        c.wait_value(n, "keep", "me", UP);
+    }
+}
+
+/// `name`'s path on PATH.
+fn which(name: &str) -> String {
+    let path = std::env::var_os("PATH").unwrap();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no {name} on PATH"))
+        .display()
+        .to_string()
 }
 
 /// fild's peak resident memory (VmHWM), in bytes.

@@ -6,12 +6,17 @@
 //! 1. Check the file (it exists, its trailing SHA-256 matches) and every member's settings
 //!    (name, peer URL, data dir, env file). A choice that is no snapshot is refused with the
 //!    way forward ([`unfit_reason`]): the snapshots a directory holds, or `filc etcd backups`.
+//!    Each member's restore tool is chosen before anything changes ([`restore_tool`]):
+//!    `etcdutl` where the member's etcd version has it (3.5+), else `etcdctl`, each the
+//!    member's own (its settings' `etcdutl_bin` / `etcdctl_bin`, which an empty value fills
+//!    from `ETCDUTL_BIN` / `ETCDCTL_BIN` in the environment, then the tool beside the member's
+//!    etcd binary, then PATH), and none older than the etcd that wrote the snapshot (the
+//!    version the file records, [`bolt::recorded_versions`]); nor may a member's etcd be
+//!    older than it. A refusal says which tool to name.
 //! 2. Restore the snapshot offline into `<data_dir>.restoring` beside each member's data dir,
-//!    with `etcdutl snapshot restore` when `etcdutl` is found (etcd 3.5+; `ETCDUTL_BIN` or
-//!    PATH), else `etcdctl snapshot restore` (`ETCDCTL_BIN` or PATH; `ETCDCTL_API=3`). Each
-//!    member gets its own name and peer URL, the same initial cluster and a **new** cluster
-//!    token, so the result is a new cluster (new member and cluster IDs) that no old member
-//!    can join by mistake.
+//!    with that tool's `snapshot restore` (`ETCDCTL_API=3`). Each member gets its own name
+//!    and peer URL, the same initial cluster and a **new** cluster token, so the result is a
+//!    new cluster (new member and cluster IDs) that no old member can join by mistake.
 //! 3. Stop the gateway and every member (`force`: the quorum guard must not refuse).
 //! 4. Move each member's data dir aside to `<data_dir>.<UTC time>` (never deleted), and
 //!    move the restored dir into its place.
@@ -39,7 +44,7 @@ use super::gate::Gate;
 use super::programs::local_members;
 use super::restore_plan::{is_this_restore, live, member_id, plan_lines};
 use super::steps;
-use super::{backup, bolt, snapshot};
+use super::{backup, binary_probe, bolt, restore_tool, snapshot};
 use crate::api::{ActionReply, EtcdMember, EtcdMembers};
 use crate::etcd::conn;
 use crate::etcd::programs::Programs;
@@ -201,29 +206,22 @@ fn snapshot_sum(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(sum)
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// The offline restore tool: etcdutl (3.5+) when present, else etcdctl.
-fn restore_tool() -> Option<PathBuf> {
-    let from_env = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| is_executable(p))
+/// What the restore knows of a member's tools: the paths the members view reports, each
+/// asked its version (blocking, bounded: [`binary_probe::tool_version`]).
+fn member_tools(m: &EtcdMember) -> restore_tool::Member {
+    let tool = |kind: restore_tool::Kind, path: &str| {
+        (!path.is_empty()).then(|| restore_tool::Tool {
+            kind,
+            path: PathBuf::from(path),
+            version: binary_probe::tool_version(Path::new(path), kind.name()),
+        })
     };
-    from_env("ETCDUTL_BIN")
-        .or_else(|| find_on_path("etcdutl"))
-        .or_else(|| from_env("ETCDCTL_BIN"))
-        .or_else(|| find_on_path("etcdctl"))
+    restore_tool::Member {
+        name: m.name.clone(),
+        version: crate::etcd::releases::parse(&m.etcd_version).ok(),
+        etcdutl: tool(restore_tool::Kind::Etcdutl, &m.etcdutl_bin),
+        etcdctl: tool(restore_tool::Kind::Etcdctl, &m.etcdctl_bin),
+    }
 }
 
 fn restoring_dir(m: &EtcdMember) -> PathBuf {
@@ -430,12 +428,28 @@ pub async fn restore(
     } else {
         new_token(&old_token, &sum)
     };
-    let Some(tool) = restore_tool() else {
-        return Err(refuse(
-            "neither etcdutl nor etcdctl found (install etcd-client, or set ETCDUTL_BIN / ETCDCTL_BIN)"
-                .into(),
-        ));
-    };
+    // The tool per member, never older than the snapshot's writer: decided before anything.
+    let recorded = bolt::recorded_versions(&file).map_err(|e| unfit(Unfit::Bad(e)))?;
+    let known: Vec<restore_tool::Member> = local.members.iter().map(member_tools).collect();
+    let versions: Vec<_> = known.iter().map(|m| m.version).collect();
+    let writer = restore_tool::writer(
+        recorded.cluster_version.as_deref(),
+        recorded.storage_version.as_deref(),
+        &versions,
+    );
+    match &writer {
+        Some(w) => say(&format!(
+            "snapshot written by etcd {} ({})",
+            w.version.minor_line(),
+            w.source
+        )),
+        None => say("snapshot: neither it nor the members say which etcd wrote it"),
+    }
+    let mut tools: Vec<(String, restore_tool::Chosen)> = Vec::new();
+    for m in &known {
+        let chosen = restore_tool::choose(m, writer.as_ref()).map_err(refuse)?;
+        tools.push((m.name.clone(), chosen));
+    }
     say(&format!("new cluster: {initial_cluster}"));
     if rerun {
         say(&format!(
@@ -445,7 +459,14 @@ pub async fn restore(
         say(&format!("new cluster token: {token} (was {old_token})"));
     }
     let now = live(&local).await;
-    let (lines, mut destructive) = plan_lines(&local, &file, snap_rev, &now, &initial_cluster);
+    let (lines, mut destructive) = plan_lines(
+        &local,
+        &file,
+        snap_rev,
+        &now,
+        &initial_cluster,
+        &restore_tool::describe(&tools),
+    );
     // Restores on the other hosts ran first and their members already form the restored
     // cluster: this host's members join it (or did, on a re-run).
     let expected: Vec<u64> = list.iter().map(|(_, u)| member_id(&[u], &token)).collect();
@@ -522,7 +543,7 @@ pub async fn restore(
             let _ = std::fs::remove_dir_all(d);
         }
     };
-    for m in &local.members {
+    for (m, (_, tool)) in local.members.iter().zip(&tools) {
         let into = restoring_dir(m);
         if into.exists() {
             say(&format!(
@@ -537,12 +558,14 @@ pub async fn restore(
                 .map_err(|e| refuse(format!("{}: {e}", parent.display())))?;
         }
         say(&format!(
-            "restoring {} into {} ({} snapshot restore)",
+            "restoring {} into {} ({} {} snapshot restore, {})",
             m.name,
             into.display(),
-            tool.file_name().unwrap_or_default().to_string_lossy()
+            tool.kind.name(),
+            tool.version,
+            tool.path.display()
         ));
-        if let Err(e) = offline_restore(&tool, &file, m, &initial_cluster, &token, &into) {
+        if let Err(e) = offline_restore(&tool.path, &file, m, &initial_cluster, &token, &into) {
             prepared.push(into);
             cleanup(&prepared);
             return Err(refuse(e.to_string()));

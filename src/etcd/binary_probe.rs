@@ -1,5 +1,6 @@
 //! What an etcd binary says about itself: its version (`BIN --version`) and its flags
-//! (`BIN --help`), each run at most once per binary file: the answers are cached by the
+//! (`BIN --help`), and what etcd's tools say of theirs (`etcdctl version`, `etcdutl
+//! version`), each run at most once per binary file: the answers are cached by the
 //! file's canonical path, modification time and size, so a reload or the next members view
 //! does not run it again, and a replaced binary is asked again.
 //!
@@ -102,6 +103,24 @@ pub fn version(bin: &Path) -> Result<Version, String> {
     releases::parse_version_output(&out).map_err(|e| format!("{}: {e}", bin.display()))
 }
 
+/// The version of etcd's tool `name` (`etcdctl` or `etcdutl`) at `bin`: `bin version` prints
+/// `etcdctl version: 3.5.1` (or `etcdutl version: …`) first, then the API version.
+pub fn tool_version(bin: &Path, name: &str) -> Result<Version, String> {
+    let out = cached(bin, "tool-version", "version")?;
+    let prefix = format!("{name} version:");
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .ok_or_else(|| {
+            let head: String = out.chars().take(120).collect();
+            format!(
+                "{}: no \"{prefix} X.Y.Z\" line in its `version` output: {head:?}",
+                bin.display()
+            )
+        })?;
+    releases::parse(line).map_err(|e| format!("{}: {e}", bin.display()))
+}
+
 /// The `--help` text of the etcd binary at `bin`.
 pub fn help(bin: &Path) -> Result<String, String> {
     cached(bin, "help", "--help")
@@ -153,6 +172,26 @@ mod tests {
         assert_eq!(version(&bin).unwrap(), Version::new(3, 7, 1));
         assert_eq!(runs(), 2);
         assert!(cached_answers() >= 2);
+    }
+
+    #[test]
+    fn a_tools_version_follows_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let utl = stand_in(
+            dir.path(),
+            "etcdutl",
+            "[ \"$1\" = version ] && printf 'etcdutl version: 3.5.1\\nAPI version: 3.5\\n'",
+        );
+        assert_eq!(
+            tool_version(&utl, "etcdutl").unwrap(),
+            Version::new(3, 5, 1)
+        );
+        // etcdctl's answer is not etcdutl's.
+        let e = tool_version(&utl, "etcdctl").unwrap_err();
+        assert!(e.contains("no \"etcdctl version: X.Y.Z\" line"), "{e}");
+        let odd = stand_in(dir.path(), "etcdctl", "echo 'etcdctl version: three'");
+        let e = tool_version(&odd, "etcdctl").unwrap_err();
+        assert!(e.contains("is not an etcd version"), "{e}");
     }
 
     #[test]

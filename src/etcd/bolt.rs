@@ -9,6 +9,10 @@
 //! tombstone), sorted. That is what `etcdctl snapshot status` prints as the revision (0 when
 //! the bucket is empty).
 //!
+//! The same reading gives what the file records of the etcd that wrote it
+//! ([`recorded_versions`]): the cluster version in the `cluster` bucket, and from 3.6 the
+//! storage version in `meta`, which restore compares with its tool's version.
+//!
 //! Only what that needs of bbolt's file format is read, page by page (never the whole file):
 //! the two meta pages (the valid one with the newer transaction), the root bucket's tree down
 //! to the `key` bucket, and that bucket's rightmost leaf. bbolt writes its integers in the
@@ -32,6 +36,10 @@ const META_SUMMED: usize = 56;
 const MAX_DEPTH: usize = 32;
 /// etcd's bucket of revisions.
 const KEY_BUCKET: &[u8] = b"key";
+/// etcd's bucket of cluster-wide settings (the cluster version among them).
+const CLUSTER_BUCKET: &[u8] = b"cluster";
+/// etcd's bucket of the backend's own state (3.6+: the storage version).
+const META_BUCKET: &[u8] = b"meta";
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -152,8 +160,13 @@ impl Db<'_> {
         Ok(page)
     }
 
-    /// The tree of the bucket `name` in the bucket whose tree starts at `page`.
-    fn bucket(&self, page: &Page, name: &[u8], depth: usize) -> Result<Option<Page>, String> {
+    /// The leaf element `name` (its flags and value) of the tree at `page`, if it has one.
+    fn find(
+        &self,
+        page: &Page,
+        name: &[u8],
+        depth: usize,
+    ) -> Result<Option<(u32, Vec<u8>)>, String> {
         if depth > MAX_DEPTH {
             return Err("the tree is deeper than any real one".into());
         }
@@ -168,27 +181,48 @@ impl Db<'_> {
                 child = Some(id);
             }
             return match child {
-                Some(id) => self.bucket(&self.page(id)?, name, depth + 1),
+                Some(id) => self.find(&self.page(id)?, name, depth + 1),
                 None => Ok(None),
             };
         }
         for i in 0..page.count() {
             let (flags, k, v) = page.leaf(i)?;
-            if k != name {
-                continue;
+            if k == name {
+                return Ok(Some((flags, v.to_vec())));
             }
-            if flags & BUCKET_LEAF == 0 {
-                return Err(format!("{:?} is not a bucket", String::from_utf8_lossy(k)));
-            }
-            let root = u64_at(v, 0).ok_or("a bucket without its header")?;
-            return if root == 0 {
-                // Inline: the bucket's one page follows its header in the value.
-                Ok(Some(Page(v.get(16..).unwrap_or_default().to_vec())))
-            } else {
-                self.page(root).map(Some)
-            };
         }
         Ok(None)
+    }
+
+    /// The tree of the bucket `name` in the bucket whose tree starts at `page`.
+    fn bucket(&self, page: &Page, name: &[u8]) -> Result<Option<Page>, String> {
+        let Some((flags, v)) = self.find(page, name, 0)? else {
+            return Ok(None);
+        };
+        if flags & BUCKET_LEAF == 0 {
+            return Err(format!(
+                "{:?} is not a bucket",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        let root = u64_at(&v, 0).ok_or("a bucket without its header")?;
+        if root == 0 {
+            // Inline: the bucket's one page follows its header in the value.
+            Ok(Some(Page(v.get(16..).unwrap_or_default().to_vec())))
+        } else {
+            self.page(root).map(Some)
+        }
+    }
+
+    /// The value of key `key` in bucket `bucket` (under the root), if both exist.
+    fn value(&self, root: &Page, bucket: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let Some(b) = self.bucket(root, bucket)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .find(&b, key, 0)?
+            .filter(|(flags, _)| flags & BUCKET_LEAF == 0)
+            .map(|(_, v)| v))
     }
 
     /// The greatest key of the tree at `page` (None: an empty tree).
@@ -221,7 +255,8 @@ pub fn revision(path: &Path) -> Result<i64, String> {
     revision_of(&file, len).map_err(err)
 }
 
-fn revision_of(file: &File, len: u64) -> Result<i64, String> {
+/// The valid meta page with the newest transaction, and the file read with its page size.
+fn open(file: &File, len: u64) -> Result<(Db<'_>, Page), String> {
     let first = Db {
         file,
         len,
@@ -253,7 +288,41 @@ fn revision_of(file: &File, len: u64) -> Result<i64, String> {
         page_size: m.page_size,
     };
     let root = db.page(m.root)?;
-    let Some(keys) = db.bucket(&root, KEY_BUCKET, 0)? else {
+    Ok((db, root))
+}
+
+/// What a snapshot records of the etcd that wrote it: the cluster version (bucket `cluster`,
+/// key `clusterVersion`: `3.4.0`, `3.5.0`, the `major.minor` of the oldest member when the
+/// cluster last decided it; etcd 3.4 and 3.5 both write it) and, from etcd 3.6 on, the
+/// storage version (bucket `meta`, key `storageVersion`). Absent keys are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub cluster_version: Option<String>,
+    pub storage_version: Option<String>,
+}
+
+/// [`Recorded`] of the snapshot (or data dir's `db`) at `path`.
+pub fn recorded_versions(path: &Path) -> Result<Recorded, String> {
+    let err = |e: String| format!("{}: cannot read its versions: {e}", path.display());
+    let file = File::open(path).map_err(|e| err(e.to_string()))?;
+    let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
+    let (db, root) = open(&file, len).map_err(err)?;
+    let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok(Recorded {
+        cluster_version: text(
+            db.value(&root, CLUSTER_BUCKET, b"clusterVersion")
+                .map_err(err)?,
+        ),
+        storage_version: text(
+            db.value(&root, META_BUCKET, b"storageVersion")
+                .map_err(err)?,
+        ),
+    })
+}
+
+fn revision_of(file: &File, len: u64) -> Result<i64, String> {
+    let (db, root) = open(file, len)?;
+    let Some(keys) = db.bucket(&root, KEY_BUCKET)? else {
         return Ok(0);
     };
     match db.last_key(&keys, 0)? {
@@ -430,6 +499,81 @@ mod tests {
         // A newer meta with a bad checksum is not used.
         pages[1][PAGE_HEADER + META_SUMMED] ^= 1;
         assert_eq!(revision_in(&pages), Ok(5));
+    }
+
+    /// [`recorded_versions`] of the file of these pages.
+    fn recorded_in(pages: &[Vec<u8>]) -> Result<Recorded, String> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for p in pages {
+            f.write_all(p).unwrap();
+        }
+        f.write_all(&[7u8; 32]).unwrap();
+        f.flush().unwrap();
+        recorded_versions(f.path())
+    }
+
+    #[test]
+    fn the_cluster_and_storage_versions_a_file_records() {
+        let kv2 = |k: &[u8], v: &[u8]| (0, k.to_vec(), v.to_vec());
+        // 3.4 and 3.5: the cluster bucket, inline, beside a members bucket (a nested one).
+        let root = leaf_page(
+            2,
+            &[
+                (
+                    BUCKET_LEAF,
+                    b"cluster".to_vec(),
+                    inline_bucket(&[kv2(b"clusterVersion", b"3.5.0")]),
+                ),
+                (BUCKET_LEAF, b"key".to_vec(), inline_bucket(&[])),
+                (
+                    BUCKET_LEAF,
+                    b"meta".to_vec(),
+                    inline_bucket(&[kv(b"consistent_index".to_vec())]),
+                ),
+            ],
+            PS,
+        );
+        assert_eq!(
+            recorded_in(&file((2, 1), (2, 1), vec![root])),
+            Ok(Recorded {
+                cluster_version: Some("3.5.0".into()),
+                storage_version: None
+            })
+        );
+        // 3.6: the storage version in meta, the cluster bucket in a page of its own.
+        let root = branch_page(2, &[(b"alarm".to_vec(), 3), (b"key".to_vec(), 4)]);
+        let left = leaf_page(3, &[(BUCKET_LEAF, b"cluster".to_vec(), bucket_at(5))], PS);
+        let right = leaf_page(
+            4,
+            &[
+                (BUCKET_LEAF, b"key".to_vec(), inline_bucket(&[])),
+                (
+                    BUCKET_LEAF,
+                    b"meta".to_vec(),
+                    inline_bucket(&[
+                        kv(b"consistent_index".to_vec()),
+                        kv2(b"storageVersion", b"3.6.0"),
+                    ]),
+                ),
+            ],
+            PS,
+        );
+        let cluster = leaf_page(5, &[kv2(b"clusterVersion", b"3.6.0")], PS);
+        assert_eq!(
+            recorded_in(&file((2, 1), (2, 1), vec![root, left, right, cluster])),
+            Ok(Recorded {
+                cluster_version: Some("3.6.0".into()),
+                storage_version: Some("3.6.0".into())
+            })
+        );
+        // Neither recorded (a cluster that never decided its version).
+        let bare = leaf_page(2, &[(BUCKET_LEAF, b"key".to_vec(), inline_bucket(&[]))], PS);
+        assert_eq!(
+            recorded_in(&file((2, 1), (2, 1), vec![bare])),
+            Ok(Recorded::default())
+        );
+        let e = recorded_in(&[vec![0u8; PS], vec![0u8; PS]]).unwrap_err();
+        assert!(e.contains("not a bbolt database"), "{e}");
     }
 
     #[test]

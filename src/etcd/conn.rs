@@ -655,6 +655,8 @@ mod tests {
             learned: vec![],
             etcd_version: String::new(),
             etcd_version_problem: String::new(),
+            etcdctl_bin: String::new(),
+            etcdutl_bin: String::new(),
             client_tls: Default::default(),
         };
         let gw = Some(crate::api::EtcdGateway {

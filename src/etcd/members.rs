@@ -74,6 +74,12 @@ fn learned(s: &Settings) -> Vec<EtcdLearned> {
         .collect()
 }
 
+fn path_text(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 /// [`collect`] on the blocking pool: it reads files and may resolve host names, which must
 /// never stall fild's one event-loop thread (a slow resolver would hold up the supervisor,
 /// the control API and the watchdog). Every caller inside fild uses this.
@@ -139,6 +145,8 @@ pub fn collect(view: &ProgramsView) -> EtcdMembers {
                 learned: learned(&s),
                 etcd_version: s.version.map(|v| v.to_string()).unwrap_or_default(),
                 etcd_version_problem: s.version_problem.clone().unwrap_or_default(),
+                etcdctl_bin: path_text(&s.etcdctl),
+                etcdutl_bin: path_text(&s.etcdutl),
             }),
             Kind::Gateway => {
                 out.gateway = Some(EtcdGateway {
@@ -189,6 +197,8 @@ pub(crate) mod fixtures {
             learned: vec![],
             etcd_version: String::new(),
             etcd_version_problem: String::new(),
+            etcdctl_bin: String::new(),
+            etcdutl_bin: String::new(),
             client_tls: Default::default(),
         }
     }

@@ -27,6 +27,8 @@
 //! - [`backup`]: on-demand and scheduled snapshots, listing, restore.
 //! - [`backup_restore`]: restoring a snapshot into a new cluster (recovery mode three).
 //! - [`restore_plan`]: what a restore would do and lose, said before it changes anything.
+//! - [`restore_tool`]: which tool restores for a member, never one older than the snapshot's
+//!   writer.
 //! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
 //! - [`liveness`]: restarts of members that stopped answering.
 //! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
@@ -70,6 +72,7 @@ pub mod programs;
 pub mod quorum;
 pub mod releases;
 pub mod restore_plan;
+pub mod restore_tool;
 pub mod runtime;
 pub mod settings;
 pub mod show;

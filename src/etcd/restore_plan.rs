@@ -109,6 +109,7 @@ pub(super) fn plan_lines(
     snap_rev: i64,
     live: &Live,
     initial_cluster: &str,
+    tools: &str,
 ) -> (Vec<String>, Option<String>) {
     let mut stop: Vec<String> = local.gateway.iter().map(|g| g.program.clone()).collect();
     stop.extend(
@@ -120,7 +121,7 @@ pub(super) fn plan_lines(
     );
     let lines = vec![
         format!(
-            "restore {} (revision {snap_rev}) offline beside each data dir, as a new cluster {initial_cluster}",
+            "restore {} (revision {snap_rev}) offline beside each data dir with {tools}, as a new cluster {initial_cluster}",
             file.display()
         ),
         format!("stop {}", stop.join(", ")),

@@ -5,7 +5,8 @@
 //! file is the kit's `apps/etcd/etcd-N.env`; [`evaluate`] reads it with the program's
 //! environment, layers the runtime state over it ([`super::runtime`]) and produces every
 //! setting etcd gets: name, data dir, peer and client URLs, token, state, TLS files, extra
-//! flags, the etcd binary, and the full argv.
+//! flags, the etcd binary, and the full argv; and a member's tools (`etcdctl_bin`,
+//! `etcdutl_bin`, see [`TOOLS`]), which operations run for it.
 //!
 //! fild calls it to know its members (`GET /v1/etcd/members`, which every `filc etcd`
 //! operation reads), and `fild --exec-etcd FILE` (what the kit's launch script runs) calls it
@@ -90,6 +91,11 @@ pub struct Settings {
     /// What translating the kit's flags for this version left as written, and why
     /// ([`releases::translate_flags`]); the launcher prints them.
     pub flag_notes: Vec<String>,
+    /// A member's `etcdctl` and `etcdutl` ([`TOOLS`]: the settings' `etcdctl_bin` and
+    /// `etcdutl_bin`, else beside the etcd binary, else on PATH; none found: `None`).
+    /// [`evaluate`] finds them; the pure [`from_text`] leaves them `None`.
+    pub etcdctl: Option<PathBuf>,
+    pub etcdutl: Option<PathBuf>,
 }
 
 impl Settings {
@@ -134,17 +140,32 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         },
         None => ferr(format!("{key}: {msg}")),
     };
-    // The etcd binary must be an executable file; its version decides flags and notices.
-    let bin = PathBuf::from(s.argv.first().cloned().unwrap_or_default());
-    if let Err(msg) = executable(&bin) {
-        let from = if s.runtime.learned.contains_key("etcd_bin")
-            && !s.overridden.iter().any(|k| k == "etcd_bin")
-        {
+    // Where a key's bad value came from, when it was the runtime layer.
+    let from_runtime = |s: &Settings, key: &str| {
+        if s.runtime.learned.contains_key(key) && !s.overridden.iter().any(|k| k == key) {
             format!(" (set in the runtime layer, {})", s.runtime_file.display())
         } else {
             String::new()
-        };
+        }
+    };
+    // The etcd binary must be an executable file; its version decides flags and notices.
+    let bin = PathBuf::from(s.argv.first().cloned().unwrap_or_default());
+    if let Err(msg) = executable(&bin) {
+        let from = from_runtime(&s, "etcd_bin");
         return Err(key_err(&s, "etcd_bin", format!("{msg}{from}")));
+    }
+    if s.kind == Kind::Member {
+        let machine = Machine { env };
+        for (key, name, var) in TOOLS {
+            let found = tool(&s, key, name, var, &bin, env, &machine).map_err(|msg| {
+                let from = from_runtime(&s, key);
+                key_err(&s, key, format!("{msg}{from}"))
+            })?;
+            match name {
+                "etcdctl" => s.etcdctl = found,
+                _ => s.etcdutl = found,
+            }
+        }
     }
     if s.kind == Kind::Member {
         match binary_probe::version(&bin) {
@@ -188,6 +209,57 @@ pub fn evaluate(file: &Path, env: &BTreeMap<String, String>) -> Result<Settings,
         }
     }
     Ok(s)
+}
+
+/// A member's etcd tools: (settings key, the tool's name, the environment variable an
+/// empty value falls back to).
+pub const TOOLS: [(&str, &str, &str); 2] = [
+    ("etcdctl_bin", "etcdctl", "ETCDCTL_BIN"),
+    ("etcdutl_bin", "etcdutl", "ETCDUTL_BIN"),
+];
+
+/// One of a member's tools (`etcdctl`, `etcdutl`): the settings' `key` (a name on PATH, or a
+/// path: relative to the settings file's folder), which must then be an executable file; when
+/// empty, `var` from the environment the same way; when that is empty too, the file `name`
+/// next to the member's etcd binary `etcd` when it is an executable one, else `name` on
+/// PATH, else none (etcd 3.4 ships no etcdutl).
+fn tool(
+    s: &Settings,
+    key: &str,
+    name: &str,
+    var: &str,
+    etcd: &Path,
+    env: &BTreeMap<String, String>,
+    machine: &dyn Resolve,
+) -> Result<Option<PathBuf>, String> {
+    let (value, via) = match s.get(key) {
+        "" => match env.get(var).map(String::as_str).unwrap_or("") {
+            "" => ("", String::new()),
+            v => (v, format!(" (from {var} in the environment)")),
+        },
+        v => (v, String::new()),
+    };
+    if value.is_empty() {
+        let beside = etcd.parent().map(|d| d.join(name));
+        if let Some(p) = beside.filter(|p| executable(p).is_ok()) {
+            return Ok(Some(p));
+        }
+        return Ok(machine.binary(name).map(PathBuf::from));
+    }
+    let path = if value.contains('/') {
+        let p = Path::new(value);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            s.file.parent().unwrap_or(Path::new("/")).join(p)
+        }
+    } else {
+        PathBuf::from(machine.binary(value).ok_or_else(|| {
+            format!("no {value} on PATH{via}: name the {name} binary's path, or leave {key} empty (the {name} beside etcd_bin, else on PATH)")
+        })?)
+    };
+    executable(&path).map_err(|m| format!("{m}{via}"))?;
+    Ok(Some(path))
 }
 
 /// Why `bin` is not an executable regular file, if it is not.
@@ -376,6 +448,8 @@ pub fn from_text(
         version: None,
         version_problem: None,
         flag_notes: Vec::new(),
+        etcdctl: None,
+        etcdutl: None,
     })
 }
 
@@ -1030,6 +1104,149 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("runtime layer"), "{err}");
+    }
+
+    /// Write an executable stand-in at `path`.
+    fn stand_in_at(path: &Path, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The 1-based line of `key=` in the kit's etcd-1.env.
+    fn kit_line(key: &str) -> usize {
+        kit("etcd-1.env")
+            .lines()
+            .position(|l| l.starts_with(&format!("{key}=")))
+            .unwrap()
+            + 1
+    }
+
+    #[test]
+    fn a_members_tools_beside_its_etcd_else_on_path_and_from_the_runtime_layer() {
+        let (dir, file, bin) = kit_with_stand_in("3.5.1", "");
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let path_dir = dir.path().join("path");
+        stand_in_at(&path_dir.join("etcdctl"), "echo 'etcdctl version: 3.4.23'");
+        let e = env(&[
+            ("PRJ_ROOT", dir.path().to_str().unwrap()),
+            ("PATH", path_dir.to_str().unwrap()),
+        ]);
+        // Nothing beside etcd: etcdctl from PATH, no etcdutl anywhere (as with etcd 3.4).
+        let s = evaluate(&file, &e).unwrap();
+        assert_eq!(s.etcdctl, Some(path_dir.join("etcdctl")));
+        assert_eq!(s.etcdutl, None);
+        // Beside etcd (executable ones only): they come first.
+        let beside = bin.parent().unwrap();
+        stand_in_at(&beside.join("etcdctl"), "echo 'etcdctl version: 3.5.1'");
+        stand_in_at(&beside.join("etcdutl"), "echo 'etcdutl version: 3.5.1'");
+        let s = evaluate(&file, &e).unwrap();
+        assert_eq!(s.etcdctl, Some(beside.join("etcdctl")));
+        assert_eq!(s.etcdutl, Some(beside.join("etcdutl")));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = beside.join("etcdutl");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert_eq!(evaluate(&file, &e).unwrap().etcdutl, None);
+        // The environment's ETCDCTL_BIN (the kit's line reads it) and a name on PATH.
+        let other = dir.path().join("other/etcdctl");
+        stand_in_at(&other, "echo 'etcdctl version: 3.5.1'");
+        let mut e2 = e.clone();
+        e2.insert("ETCDCTL_BIN".into(), other.display().to_string());
+        assert_eq!(evaluate(&file, &e2).unwrap().etcdctl, Some(other.clone()));
+        e2.insert("ETCDCTL_BIN".into(), "etcdctl".into());
+        assert_eq!(
+            evaluate(&file, &e2).unwrap().etcdctl,
+            Some(path_dir.join("etcdctl"))
+        );
+        // An operation switches the member's tools in the runtime layer.
+        let utl = dir.path().join("v36/etcdutl");
+        stand_in_at(&utl, "echo 'etcdutl version: 3.6.0'");
+        let text = std::fs::read_to_string(&file).unwrap();
+        runtime::learn(
+            &runtime::path_for(dir.path(), &file),
+            &file,
+            &envfile::raw_lines(&text),
+            &[("etcdutl_bin", utl.to_str().unwrap())],
+            "test",
+        )
+        .unwrap();
+        assert_eq!(evaluate(&file, &e).unwrap().etcdutl, Some(utl));
+        // The pure evaluator finds none.
+        assert_eq!(
+            eval("etcd-1.env", &[], Runtime::default()).unwrap().etcdctl,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_tool_names_file_line_and_key() {
+        let (dir, file, bin) = kit_with_stand_in("3.5.1", "");
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let root = dir.path().to_str().unwrap();
+        let fails = |e: &[(&str, &str)]| evaluate(&file, &env(e)).unwrap_err().to_string();
+        let at = |key: &str| format!("{}:{}: {key}: ", file.display(), kit_line(key));
+        // Missing, from the environment through the kit's line.
+        let err = fails(&[("PRJ_ROOT", root), ("ETCDUTL_BIN", "/nonexistent/etcdutl")]);
+        assert!(err.starts_with(&at("etcdutl_bin")), "{err}");
+        assert!(err.contains("/nonexistent/etcdutl: No such file"), "{err}");
+        // A name that is not on PATH.
+        let err = fails(&[
+            ("PRJ_ROOT", root),
+            ("PATH", "/nonexistent"),
+            ("ETCDCTL_BIN", "etcdctl-9"),
+        ]);
+        assert!(err.starts_with(&at("etcdctl_bin")), "{err}");
+        assert!(err.contains("no etcdctl-9 on PATH"), "{err}");
+        // Not executable, set in the runtime layer.
+        let plain = dir.path().join("plain/etcdctl");
+        stand_in_at(&plain, "true");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        runtime::learn(
+            &runtime::path_for(dir.path(), &file),
+            &file,
+            &envfile::raw_lines(&text),
+            &[("etcdctl_bin", plain.to_str().unwrap())],
+            "test",
+        )
+        .unwrap();
+        let err = fails(&[("PRJ_ROOT", root)]);
+        assert!(err.starts_with(&at("etcdctl_bin")), "{err}");
+        assert!(err.contains("not executable (mode 600)"), "{err}");
+        assert!(err.contains("set in the runtime layer"), "{err}");
+        // A directory is no tool.
+        let (dir, file, bin) = kit_with_stand_in("3.5.1", "");
+        set_bin_in_runtime(dir.path(), &file, &bin);
+        let e = env(&[
+            ("PRJ_ROOT", dir.path().to_str().unwrap()),
+            ("ETCDUTL_BIN", "/tmp"),
+        ]);
+        let err = evaluate(&file, &e).unwrap_err().to_string();
+        assert!(
+            err.contains(": etcdutl_bin: /tmp: not a regular file"),
+            "{err}"
+        );
+        // A settings file without the keys (an older kit): the environment's value still
+        // counts, named as such.
+        let old = kit("etcd-1.env")
+            .lines()
+            .filter(|l| !l.starts_with("etcdutl_bin="))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&file, old).unwrap();
+        let err = evaluate(&file, &e).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "etcdutl_bin: /tmp: not a regular file (from ETCDUTL_BIN in the environment)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -87,6 +87,14 @@ pub fn member(m: &EtcdMember) -> String {
         (v, _) => v.to_string(),
     };
     let _ = writeln!(out, "  etcd binary:    {bin} (etcd_bin; version {version})");
+    for (tool, path) in [("etcdctl", &m.etcdctl_bin), ("etcdutl", &m.etcdutl_bin)] {
+        let path = if path.is_empty() {
+            "none found"
+        } else {
+            path.as_str()
+        };
+        let _ = writeln!(out, "  {tool}:        {path} ({tool}_bin)");
+    }
     argv(&mut out, &m.argv);
     out
 }
@@ -105,6 +113,36 @@ pub fn gateway(g: &EtcdGateway) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_members_tools_and_an_older_fild_that_reports_none() {
+        let m = EtcdMember {
+            argv: vec!["/opt/etcd-3.5/etcd".into()],
+            etcdctl_bin: "/opt/etcd-3.5/etcdctl".into(),
+            etcdutl_bin: "/opt/etcd-3.5/etcdutl".into(),
+            ..crate::etcd::members::fixtures::member(0)
+        };
+        let out = member(&m);
+        assert!(
+            out.contains("  etcdctl:        /opt/etcd-3.5/etcdctl (etcdctl_bin)\n  etcdutl:        /opt/etcd-3.5/etcdutl (etcdutl_bin)\n"),
+            "{out}"
+        );
+        // A reply without the fields (an older fild) still parses: none found.
+        let mut v = serde_json::to_value(&m).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("etcdctl_bin");
+        o.remove("etcdutl_bin");
+        let old: EtcdMember = serde_json::from_value(v).unwrap();
+        assert_eq!(
+            (old.etcdctl_bin.as_str(), old.etcdutl_bin.as_str()),
+            ("", "")
+        );
+        assert!(
+            member(&old).contains("  etcdutl:        none found (etcdutl_bin)\n"),
+            "{}",
+            member(&old)
+        );
+    }
 
     #[test]
     fn flags_pair_with_their_values() {
