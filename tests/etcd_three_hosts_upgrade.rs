@@ -131,7 +131,7 @@ fn one_command_upgrades_every_host_and_a_host_without_the_binary_stops_it_health
     let o = hosts[n].filc_in(
         &net,
         n,
-        &["etcd", "upgrade", "--back", &format!("etcd-{n}"), "--yes"],
+        &["etcd", "upgrade", "--back", &format!("boot{n}"), "--yes"],
     );
     let t = text(&o);
     assert_eq!(code(&o), 0, "--back on host {n}:\n{t}");

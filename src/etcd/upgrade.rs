@@ -106,12 +106,15 @@ async fn drive(
     let plan = upgrade_plan::plan(&members, target, allow_known_bad)
         .map_err(|e| anyhow!("{what}: {e}"))?;
     if plan.moves.is_empty() {
+        if st.cluster_version.as_deref() != Some(plan.cluster_version.as_str()) {
+            say(&format!(
+                "every member runs etcd {target}; waiting for the cluster version to follow"
+            ));
+            wait_cluster_version(&local, &plan.cluster_version, target, say).await?;
+        }
         say(&format!(
-            "already done: every member runs etcd {target}{}",
-            st.cluster_version
-                .as_ref()
-                .map(|v| format!(" (cluster version {v})"))
-                .unwrap_or_default()
+            "already done: every member runs etcd {target} (cluster version {})",
+            plan.cluster_version
         ));
         return Ok(());
     }
@@ -175,7 +178,7 @@ async fn drive(
             let left: Vec<&str> = plan.moves[i..].iter().map(|m| m.name.as_str()).collect();
             let back = if upgraded.iter().any(|u| !plan.already.contains(u)) {
                 format!(
-                    " To go back instead, while the cluster version is still {}: `filc etcd upgrade --back NAME` for each upgraded member (on its host), which runs its settings file's etcd again on fresh data from the cluster",
+                    " To go back instead, while the cluster version is still {}: `filc etcd upgrade --back NAME` for each upgraded member (its name or its program, on its host), which runs its settings file's etcd again on fresh data from the cluster",
                     now.cluster_version.as_deref().unwrap_or("the old one")
                 )
             } else {
@@ -204,20 +207,33 @@ async fn drive(
 
     // 3. The cluster version follows once every member runs the new minor version.
     say(&steps::begin(of, of, &lines[of - 1]));
+    wait_cluster_version(&local, &plan.cluster_version, target, say).await?;
+    say(&steps::done(of, of));
+    say(&format!(
+        "upgraded: every member runs etcd {target}; there is no downgrade of the cluster now (its version is {})",
+        plan.cluster_version
+    ));
+    Ok(())
+}
+
+/// Wait (bounded) until the cluster version is `line`, which etcd's leader moves to on its
+/// own schedule once every member runs the new minor version.
+async fn wait_cluster_version(
+    local: &EtcdMembers,
+    line: &str,
+    target: Version,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
     let end = Instant::now() + CLUSTER_VERSION_WAIT;
     loop {
-        let now = cluster::status(&local).await;
-        if now.cluster_version.as_deref() == Some(plan.cluster_version.as_str()) {
-            say(&format!(
-                "cluster version {}: {}",
-                plan.cluster_version,
-                now.summary()
-            ));
-            break;
+        let now = cluster::status(local).await;
+        if now.cluster_version.as_deref() == Some(line) {
+            say(&format!("cluster version {line}: {}", now.summary()));
+            return Ok(());
         }
         if Instant::now() >= end {
             bail!(
-                "{what}: every member runs etcd {target}, but the cluster version is still {} after {} s ({}); it follows on the leader's schedule: check `filc etcd status` again in a minute",
+                "filc etcd upgrade: every member runs etcd {target}, but the cluster version is still {} after {} s ({}); it follows on the leader's schedule: run this again in a minute",
                 now.cluster_version.as_deref().unwrap_or("unknown"),
                 CLUSTER_VERSION_WAIT.as_secs(),
                 now.summary()
@@ -225,12 +241,6 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    say(&steps::done(of, of));
-    say(&format!(
-        "upgraded: every member runs etcd {target}; there is no downgrade of the cluster now (its version is {})",
-        plan.cluster_version
-    ));
-    Ok(())
 }
 
 /// The members as the plan sees them: each status row, and where it runs (here, or the host
@@ -382,6 +392,14 @@ pub async fn back(
     let local = programs::local_members(ctl)
         .await
         .map_err(|e| anyhow!("{what}: {e:#}"))?;
+    // The member's etcd name works too (the upgrade's messages name members).
+    let program = local
+        .members
+        .iter()
+        .find(|m| m.program != program && m.name == program)
+        .map(|m| m.program.clone())
+        .unwrap_or_else(|| program.to_string());
+    let program = program.as_str();
     let m = programs::find_local(&local, program, &what)?;
     let switched = m
         .learned
@@ -421,8 +439,8 @@ pub async fn back(
         && (old_v.major, old_v.minor) < (cv.major, cv.minor)
     {
         return Err(undo(format!(
-            "the cluster version is {}.{} (every member ran it), and an etcd {old_v} member cannot join it: etcd {}.{} has no downgrade. The way back from here is a restore of the snapshot taken before the upgrade (`filc etcd restore FILE` with every member's settings file naming the old etcd)",
-            cv.major, cv.minor, cv.major, cv.minor
+            "the cluster version is {}.{} (every member ran it), and an etcd {old_v} member cannot join it: etcd {}.{} has no downgrade. The way back from here is a restore of the snapshot taken before the upgrade onto the old etcd: on every host, remove `etcd_bin` from each member's runtime file ({}, where the upgrade recorded the new binary) so its settings file's etcd applies again, then `filc etcd restore FILE`",
+            cv.major, cv.minor, cv.major, cv.minor, m.runtime_file
         )));
     }
     say(&format!(

@@ -97,19 +97,19 @@ pub fn plan(members: &[Member], target: Version, allow_known_bad: bool) -> Resul
         });
     }
     if !moves.is_empty() && releases::is_known_bad(target) && !allow_known_bad {
-        let what: Vec<&str> = releases::hazards(target)
+        let bad: Vec<&releases::Hazard> = releases::hazards(target)
             .filter(|h| {
                 matches!(
                     h.action,
                     releases::Action::CorruptChecks | releases::Action::Warn
                 )
             })
-            .map(|h| h.what)
             .collect();
+        let what: Vec<&str> = bad.iter().map(|h| h.what).collect();
+        let fixed = bad.iter().map(|h| h.until).max().unwrap_or(target);
         return Err(format!(
-            "etcd {target} is a known-bad release: {}. Upgrade to a fixed release of the {} line, or consent with --allow-known-bad; nothing changed",
-            what.join("; "),
-            target.minor_line()
+            "etcd {target} is a known-bad release: {}. The first release without these is {fixed}: upgrade to it or later (one minor version at a time), or consent with --allow-known-bad; nothing changed",
+            what.join("; ")
         ));
     }
     // Followers first (this host's, then the others' by name), the leader last.
@@ -253,6 +253,16 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("--allow-known-bad"), "{e}");
+        assert!(
+            e.contains("The first release without these is 3.5.6"),
+            "{e}"
+        );
+        // Within 3.4 no release is fixed: the way named is the 3.5 line's.
+        let e = plan(&ms, v("3.4.45"), false).unwrap_err();
+        assert!(
+            e.contains("The first release without these is 3.5.6"),
+            "{e}"
+        );
         assert!(plan(&ms, v("3.5.1"), true).is_ok());
         assert!(plan(&ms, v("3.5.34"), false).is_ok());
     }
