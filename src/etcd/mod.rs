@@ -29,6 +29,7 @@
 //! - [`restore_plan`]: what a restore would do and lose, said before it changes anything.
 //! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
 //! - [`liveness`]: restarts of members that stopped answering.
+//! - [`metrics`]: fild's periodic view of the cluster that `GET /metrics` reports.
 //! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
 //! - [`child`]: a helper command (etcdctl, etcdutl) run inside fild, whose loop reaps it.
 //! - [`gate`]: the plan said, then a dry run's stop or a destructive step's confirmation.
@@ -61,6 +62,7 @@ pub mod launch;
 pub mod liveness;
 pub mod members;
 pub mod membership;
+pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod peers;
@@ -153,5 +155,6 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
         positions: Arc::new(|view| Box::pin(peers::local_positions(view))),
         backups: Arc::new(|view, here| Box::pin(backup_copies::host_backups(view, here))),
         backup_file: Arc::new(|view, name| Box::pin(backup_copies::backup_file(view, name))),
+        metrics: Arc::new(metrics::current),
     }
 }
