@@ -489,3 +489,73 @@ fn etcd_figures_match_filc_etcd_status() {
     scrape(&sock);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+/// The shipped alert rules: `promtool check rules`, and `promtool test rules` on series made
+/// here: quorum lost, a stale backup (and none right after fild started), a FATAL program.
+#[test]
+fn shipped_alert_rules_pass_promtool() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/prometheus/fild-rules.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool is required (scripts/setup.sh --tests): {e}"));
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = TestDir::new("metricsrules");
+    let l = r#"instance="h0",job="fild""#;
+    let test = format!(
+        r#"rule_files:
+  - {rules}
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'fild_etcd_cluster_verdict{{verdict="no_quorum",{l}}}'
+        values: '0 0 1 1 1 1'
+      - series: 'fild_etcd_backup_interval_seconds{{{l}}}'
+        values: '60x5'
+      - series: 'fild_etcd_backup_last_success_time_seconds{{{l}}}'
+        values: '0x5'
+      - series: 'fild_uptime_seconds{{{l}}}'
+        values: '0+60x5'
+      - series: 'fild_program_state{{program="a",state="FATAL",{l}}}'
+        values: '1x5'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: FildEtcdQuorumLost
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: FildEtcdQuorumLost
+        exp_alerts:
+          - exp_labels: {{severity: critical, verdict: no_quorum, instance: h0, job: fild}}
+            exp_annotations:
+              summary: "etcd has no quorum (h0)"
+              description: "Fewer healthy voting members than quorum: the cluster refuses writes. See docs/runbooks.md."
+      - eval_time: 2m
+        alertname: FildEtcdBackupStale
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: FildEtcdBackupStale
+        exp_alerts:
+          - exp_labels: {{severity: warning, instance: h0, job: fild}}
+            exp_annotations:
+              summary: "no good etcd backup for over two intervals (h0)"
+              description: "fild's log says why the scheduled rounds failed (Scheduled etcd backup)."
+      - eval_time: 2m
+        alertname: FildProgramFatal
+        exp_alerts:
+          - exp_labels: {{severity: critical, program: a, state: FATAL, instance: h0, job: fild}}
+            exp_annotations:
+              summary: "program a is FATAL (h0)"
+              description: "It exited too quickly too often and fild gave up; filc tail a stderr."
+"#,
+        rules = rules.display()
+    );
+    let file = dir.write("rules-test.yml", &test);
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
