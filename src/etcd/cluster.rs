@@ -25,6 +25,12 @@ pub struct MemberStatus {
     /// The raft index it has applied: caught up once it reaches the leader's `raft_index`.
     pub raft_applied_index: u64,
     pub db_size: i64,
+    /// Bytes of the database in use (etcd's `dbSizeInUse`).
+    #[serde(default)]
+    pub db_size_in_use: i64,
+    /// The backend quota the member reports (etcd 3.6 on; 0: not reported).
+    #[serde(default)]
+    pub db_size_quota: i64,
     pub learner: bool,
     pub healthy: bool,
     /// Its health in one word (the HEALTH column): see [`Health`].
@@ -234,6 +240,8 @@ pub async fn status(local: &EtcdMembers) -> ClusterStatus {
                 r.raft_index = s.raft_index();
                 r.raft_applied_index = s.raft_applied_index();
                 r.db_size = s.db_size();
+                r.db_size_in_use = s.raft_used_db_size();
+                r.db_size_quota = s.db_size_quota();
                 r.version = s.version().to_string();
                 if let Some(h) = s.header() {
                     r.leader = h.member_id() == s.leader() && s.leader() != 0;

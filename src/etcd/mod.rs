@@ -31,6 +31,7 @@
 //!   writer.
 //! - [`guard`]: the quorum guard on stop/restart, and rolling restarts.
 //! - [`liveness`]: restarts of members that stopped answering.
+//! - [`metrics`]: fild's periodic view of the cluster that `GET /metrics` reports.
 //! - [`defrag`]: `filc etcd defrag`, with NOSPACE recovery.
 //! - [`child`]: a helper command (etcdctl, etcdutl) run inside fild, whose loop reaps it.
 //! - [`gate`]: the plan said, then a dry run's stop or a destructive step's confirmation.
@@ -63,6 +64,7 @@ pub mod launch;
 pub mod liveness;
 pub mod members;
 pub mod membership;
+pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod peers;
@@ -156,5 +158,6 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
         positions: Arc::new(|view| Box::pin(peers::local_positions(view))),
         backups: Arc::new(|view, here| Box::pin(backup_copies::host_backups(view, here))),
         backup_file: Arc::new(|view, name| Box::pin(backup_copies::backup_file(view, name))),
+        metrics: Arc::new(metrics::current),
     }
 }

@@ -94,16 +94,17 @@ impl Supervisor {
             }
             _ => 0,
         };
-        let (cpu, rss) = clock
+        let (cpu, cpu_secs, rss) = clock
             .zip(p.pid)
             .and_then(|(clock, pid)| procstat::read(pid).map(|st| (clock, st)))
             .map(|(clock, st)| {
                 (
                     procstat::cpu_percent(&st, clock.now, clock.tps),
+                    (st.utime + st.stime) as f64 / clock.tps as f64,
                     st.rss_pages * clock.page,
                 )
             })
-            .unwrap_or((0.0, 0));
+            .unwrap_or((0.0, 0.0, 0));
         let (exit_status, exit_signal) = match p.last_exit {
             Some(Exit::Code(c)) => (Some(c), None),
             Some(Exit::Signal(s)) => (None, Some(s)),
@@ -123,6 +124,7 @@ impl Supervisor {
             exit_status,
             exit_signal,
             cpu_percent: (cpu * 10.0).round() / 10.0,
+            cpu_seconds: cpu_secs,
             rss_bytes: rss,
             start_unix: unix(e.start_wall),
             stop_unix: unix(e.stop_wall),
