@@ -20,10 +20,11 @@ use common::*;
 
 const UP: Duration = Duration::from_secs(60);
 
-/// Run `args` inside the mount namespace of process `pid` (host 2's fild).
+/// Run `args` inside the mount namespace and root of process `pid` (host 2's fild): `-r`, so a
+/// chrooted test machine resolves the paths in the chroot, as fild does.
 fn in_mounts_of(pid: i32, args: &[&str]) {
     let o = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "--"])
+        .args(["-t", &pid.to_string(), "-m", "-r", "--"])
         .args(args)
         .output()
         .expect("run nsenter");
