@@ -202,14 +202,6 @@ impl Drop for Running {
     }
 }
 
-fn cmdline(pid: u32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 /// Start everything, wait for a healthy cluster as fild sees it, and compare every running
 /// member's and the gateway's argv with what fild reports. Returns the report.
 fn up_and_compare(f: &Running) -> EtcdMembers {
@@ -236,7 +228,7 @@ fn up_and_compare(f: &Running) -> EtcdMembers {
     for member in &m.members {
         assert_eq!(member.state, ProcessState::Running, "{member:?}");
         assert_eq!(
-            cmdline(member.pid),
+            argv_of(member.pid),
             member.argv,
             "{}: /proc/{}/cmdline differs from what fild reports",
             member.program,
@@ -253,7 +245,7 @@ fn up_and_compare(f: &Running) -> EtcdMembers {
     let procs: Vec<fild::api::ProcessInfo> =
         serde_json::from_str(&f.filc_ok(&["status", "--json"])).unwrap();
     let gw_pid = procs.iter().find(|p| p.name == "etcd-gw").unwrap().pid;
-    assert_eq!(cmdline(gw_pid), gw.argv, "the gateway's argv");
+    assert_eq!(argv_of(gw_pid), gw.argv, "the gateway's argv");
     m
 }
 

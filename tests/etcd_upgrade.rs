@@ -22,15 +22,6 @@ fn pids(c: &Cluster) -> Vec<i32> {
     MEMBERS.iter().map(|m| c.pid(m)).collect()
 }
 
-fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_default()
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 /// `(etcdserver, etcdcluster)` of member `n`'s `/version`.
 fn versions(c: &Cluster, n: usize) -> (String, String) {
     let body = http_get(&c.endpoint(n), "/version").unwrap_or_default();
@@ -256,7 +247,7 @@ fn a_rolling_upgrade_from_3_4_to_3_5_under_write_load() {
     // Every member runs 3.5.1 with the corruption checks, the cluster version is 3.5.
     for (n, m) in MEMBERS.iter().enumerate() {
         assert_eq!(versions(&c, n), (want.clone(), "3.5.0".to_string()), "{m}");
-        let argv = cmdline(c.pid(m));
+        let argv = argv_of(c.pid(m) as u32);
         assert_eq!(argv[0], v35, "{m}: {argv:?}");
         assert!(
             argv.iter()

@@ -20,15 +20,6 @@ const CORRUPT_FLAGS: [&str; 2] = [
     "--experimental-corrupt-check-time=5m",
 ];
 
-fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_default()
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 /// `filc etcd status --json` once every member answers with a server version.
 fn status_with_versions(c: &Cluster) -> serde_json::Value {
     let mut v = serde_json::Value::Null;
@@ -74,7 +65,7 @@ fn kit_on(name: &str, etcd: TestEtcd) -> (Cluster, String) {
             None => assert!(bin.ends_with("/etcd"), "{bin}"),
         }
         assert_eq!(
-            cmdline(c.pid(m)),
+            argv_of(c.pid(m) as u32),
             s.argv,
             "{m}: /proc cmdline vs fild's argv"
         );
@@ -93,7 +84,7 @@ fn kit_on(name: &str, etcd: TestEtcd) -> (Cluster, String) {
 fn the_kit_on_etcd_3_5_1_runs_with_the_corruption_checks_and_warns() {
     let (c, table) = kit_on("versions35", TestEtcd::V35);
     for m in MEMBERS {
-        let argv = cmdline(c.pid(m));
+        let argv = argv_of(c.pid(m) as u32);
         for f in CORRUPT_FLAGS {
             assert!(argv.iter().any(|a| a == f), "{m} lacks {f}: {argv:?}");
         }
@@ -117,7 +108,7 @@ fn the_kit_on_etcd_3_5_1_runs_with_the_corruption_checks_and_warns() {
 fn the_kit_on_debians_etcd_3_4_gets_the_end_of_life_notice_and_no_corruption_flags() {
     let (c, table) = kit_on("versions34", TestEtcd::V34);
     for m in MEMBERS {
-        let argv = cmdline(c.pid(m));
+        let argv = argv_of(c.pid(m) as u32);
         assert!(
             !argv.iter().any(|a| a.contains("corrupt-check")),
             "{m}: {argv:?}"

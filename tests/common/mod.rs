@@ -440,3 +440,13 @@ pub fn expect_error(sock: &Path, what: &str, req: &[u8], status: u16) {
         "{what}: no error message in {body}"
     );
 }
+
+/// A process's argv, as `/proc/<pid>/cmdline` holds it (empty once it is gone).
+pub fn argv_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
