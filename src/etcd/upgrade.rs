@@ -412,13 +412,17 @@ pub async fn back(
     let st = cluster::status(&local).await;
     // What the settings file's binary is, asked without the switch.
     runtime::forget_in(&m.env_file, &m.runtime_file, &["etcd_bin"]).map_err(|e| anyhow!(e))?;
-    let undo = |why: String| -> anyhow::Error {
+    // Put the switch back (a refusal, or a replace that changed nothing).
+    let relearn = || {
         let _ = runtime::learn_in(
             &m.env_file,
             &m.runtime_file,
             &[("etcd_bin", switched.value.as_str())],
             &switched.by,
         );
+    };
+    let undo = |why: String| -> anyhow::Error {
+        relearn();
         anyhow!("{what}: {why}; nothing changed")
     };
     let fresh = programs::local_members(ctl)
@@ -458,12 +462,7 @@ pub async fn back(
                 .and_then(|l| l.members.into_iter().find(|x| x.program == program))
                 .is_some_and(|x| programs::is_up(x.state));
             if running {
-                let _ = runtime::learn_in(
-                    &m.env_file,
-                    &m.runtime_file,
-                    &[("etcd_bin", switched.value.as_str())],
-                    &switched.by,
-                );
+                relearn();
             }
             Err(e)
         }
