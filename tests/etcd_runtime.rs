@@ -210,6 +210,7 @@ fn members_restart_after_fild_s_binary_is_replaced_on_disk() {
         dir: c.root.path().to_path_buf(),
         config: c.config(),
         env: c.env.clone(),
+        left: Vec::new(),
     });
     assert!(wait_until(Duration::from_secs(10), || c
         .fild()

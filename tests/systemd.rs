@@ -107,6 +107,7 @@ fn ready_only_after_the_socket_answers_and_autostart_programs_run() {
         dir: dir.path().to_path_buf(),
         config: config.clone(),
         env: Vec::new(),
+        left: Vec::new(),
     };
     let mut buf = [0u8; 4096];
     let mut ready_at = None;

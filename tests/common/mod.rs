@@ -159,6 +159,9 @@ pub struct Fild {
     pub config: PathBuf,
     /// Extra environment for fild and for every filc run against it.
     pub env: Vec<(String, String)>,
+    /// The groups it had recorded when it was stopped or killed: what `Drop` cleans up
+    /// after a fild that is gone (the record file may by then be a successor's).
+    pub left: Vec<i32>,
 }
 
 impl Fild {
@@ -265,6 +268,7 @@ impl Fild {
 
     /// Send SIGTERM and wait (bounded) for fild to exit; returns its exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.left = self.recorded_groups();
         let mut child = self.child.take()?;
         signal(child.id() as i32, libc::SIGTERM);
         let end = Instant::now() + Duration::from_secs(30);
@@ -284,6 +288,7 @@ impl Fild {
     /// SIGKILL fild and reap it.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.left = self.recorded_groups();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -330,10 +335,12 @@ impl Drop for Fild {
         if std::thread::panicking() {
             self.dump();
         }
-        let groups = self.recorded_groups();
+        // A fild already stopped left `left`; the record file is then perhaps the next
+        // fild's in the same folder, whose programs are not this one's to kill.
         if self.child.is_some() && self.terminate().is_none() {
             eprintln!("fild did not exit on SIGTERM within 30 s; killed");
         }
+        let groups = std::mem::take(&mut self.left);
         // Whatever fild left (it should leave nothing), by the groups it recorded.
         for g in groups {
             if g > 1 {
@@ -380,6 +387,7 @@ pub fn start_fild_in(
         dir: dir.to_path_buf(),
         config: config.to_path_buf(),
         env: env.to_vec(),
+        left: Vec::new(),
     };
     let up = wait_until(Duration::from_secs(10), || {
         f.filc(&["version"]).status.success()
@@ -417,6 +425,24 @@ pub fn raw(sock: &Path, req: &[u8]) -> (Option<u16>, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Read one HTTP/1.1 reply from `s` until the server closes: status, headers (lower-case
+/// names), body.
+pub fn read_reply(
+    mut s: impl std::io::Read,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
 }
 
 pub fn request(method: &str, path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
