@@ -14,7 +14,11 @@
 #                              var/etcd-3.5/venv (git-ignored; never over the system etcd),
 #                              its etcd, etcdctl and etcdutl linked in var/etcd-3.5/bin;
 #                              for the /metrics tests, promtool (Debian: prometheus, no service
-#                              started) and PyPI's prometheus-client in var/prom-client/venv
+#                              started) and PyPI's prometheus-client in var/prom-client/venv;
+#                              for the status page's browser test, Debian's chromium and
+#                              chromium-driver (never a browser build of Selenium's own), a
+#                              CJK font for its screenshots, and PyPI's selenium in
+#                              var/selenium/venv
 #
 # Exits 1 naming what is still missing when it cannot install it (no apt-get, not root and no
 # sudo, or a package that did not bring what it should).
@@ -82,8 +86,17 @@ check_promtool() { promtool --version >/dev/null 2>&1; }
 pkg_promtool="prometheus"
 what_promtool="promtool (Debian: prometheus)"
 
+# The status page's test drives Debian's Chromium through its ChromeDriver (tests/page.rs);
+# the font draws the Chinese page in its screenshots.
+check_chromium() { chromium --version >/dev/null 2>&1 && chromedriver --version >/dev/null 2>&1; }
+pkg_chromium="chromium chromium-driver"
+what_chromium="chromium and chromedriver (Debian: chromium, chromium-driver)"
+check_cjkfont() { [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || fc-list :lang=zh 2>/dev/null | grep -q .; }
+pkg_cjkfont="fonts-wqy-microhei"
+what_cjkfont="a Chinese font (Debian: fonts-wqy-microhei)"
+
 needs=(cc protoc etcd etcdctl)
-[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv venv promtool)
+[ $tests = 1 ] && needs+=(ip analyze openssl python setpriv venv promtool chromium cjkfont)
 
 missing() {
     local n
@@ -206,6 +219,23 @@ if [ $tests = 1 ] && ! check_prom_client; then
         tail -n 20 "$tmp/prom.log" >&2
         echo "setup: still missing:" >&2
         echo "  - PyPI's prometheus-client in $prom_client/venv (pip install prometheus-client failed)" >&2
+        exit 1
+    fi
+fi
+
+# Selenium, which drives the browser in tests/page.rs: PyPI's, in a virtualenv under var/
+# (git-ignored), once. The test points it at /usr/bin/chromedriver and /usr/bin/chromium
+# with SE_OFFLINE=true: Selenium Manager never fetches a driver or browser of its own.
+selenium=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var/selenium
+check_selenium() { "$selenium/venv/bin/python" -c 'import selenium.webdriver' 2>/dev/null; }
+if [ $tests = 1 ] && ! check_selenium; then
+    echo "setup: installing selenium into $selenium/venv"
+    { [ -x "$selenium/venv/bin/pip" ] || python3 -m venv "$selenium/venv"; } >"$tmp/selenium.log" 2>&1 &&
+        "$selenium/venv/bin/pip" install -q --disable-pip-version-check selenium >>"$tmp/selenium.log" 2>&1 || true
+    if ! check_selenium; then
+        tail -n 20 "$tmp/selenium.log" >&2
+        echo "setup: still missing:" >&2
+        echo "  - PyPI's selenium in $selenium/venv (pip install selenium failed)" >&2
         exit 1
     fi
 fi

@@ -22,12 +22,17 @@
 //! | GET    | `/v1/etcd/backups/{file}?offset=N&max=M` |               | the file's bytes   |
 //! | POST   | `/v1/shutdown`                       |                   | [`Ack`]            |
 //! | GET    | `/v1/logs/{name}/{stdout|stderr}?offset=N&max=M` |       | [`LogChunk`]       |
+//! | GET    | `/v1/etcd/view`                      |                   | `EtcdFigures|null` |
 //! | GET    | `/metrics`                           |                   | Prometheus text    |
+//! | GET    | `/`                                  |                   | the status page    |
 //!
 //! `GET /metrics` (outside `/v1`, where Prometheus looks) answers in the Prometheus text
 //! exposition format 0.0.4 (`text/plain; version=0.0.4`): the programs as `/v1/processes`
 //! sees them, fild itself, and the etcd figures of [`EtcdFigures`], fild's own periodic view
 //! of the cluster (never asked while the scrape waits).
+//!
+//! `GET /v1/etcd/view` is the same periodic view as JSON (`null` without etcd members), and
+//! `GET /` the status page (`control::page`), which reads and acts through these routes.
 //!
 //! `POST /v1/etcd/ops` starts an operation inside fild (409 while another runs) and answers
 //! at once; `GET /v1/etcd/ops/{id}` returns its lines from `from` on, waiting up to `wait`
@@ -58,10 +63,13 @@ pub mod routes {
     pub const ETCD_OPS: &str = "/v1/etcd/ops";
     pub const ETCD_POSITIONS: &str = "/v1/etcd/positions";
     pub const ETCD_BACKUPS: &str = "/v1/etcd/backups";
+    pub const ETCD_VIEW: &str = "/v1/etcd/view";
     pub const SHUTDOWN: &str = "/v1/shutdown";
     pub const LOGS: &str = "/v1/logs";
     /// Outside the versioned prefix: where Prometheus scrapes by default.
     pub const METRICS: &str = "/metrics";
+    /// The status page, for a browser.
+    pub const PAGE: &str = "/";
 
     /// `start`, `stop` or `restart`.
     pub fn action(op: &str) -> String {

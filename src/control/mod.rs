@@ -5,5 +5,6 @@ pub mod admission;
 pub mod client;
 pub mod follow;
 pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod tls;

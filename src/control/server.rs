@@ -533,6 +533,18 @@ async fn route(
             }
         };
     }
+    if path == api::routes::PAGE {
+        return match *req.method() {
+            Method::GET => super::page::response(false),
+            Method::HEAD => super::page::response(true),
+            ref m => {
+                let mut resp = error(405, format!("{m} is not allowed on {path}: use GET"));
+                resp.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                resp
+            }
+        };
+    }
     let Some(rest) = path.strip_prefix(api::PREFIX) else {
         return error(
             404,
@@ -603,6 +615,8 @@ async fn route(
                 Err(e) => from_api_error(e),
             }
         }
+        // The periodic view, as it was last refreshed: never a call to the cluster.
+        (&Method::GET, "/etcd/view") => json(StatusCode::OK, &(served.etcd.metrics)()),
         (&Method::GET, "/etcd/positions") => {
             match handle.call(|reply| Request::Programs { reply }).await {
                 Ok(view) => result(Ok::<_, ApiError>((served.etcd.positions)(view).await)),

@@ -16,6 +16,24 @@ pub const REFRESH: Duration = Duration::from_secs(15);
 /// The most one refresh may take asking the cluster; past it the old view stays.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After [`nudge`], how soon the view is asked again, for how many rounds: a member that was
+/// just started or stopped shows within seconds on the status page, not at the next 15 s.
+pub const NUDGED: Duration = Duration::from_secs(2);
+const NUDGED_ROUNDS: u32 = 3;
+
+/// Wakes the refresher when a start, stop, restart or signal went to the members.
+static NUDGE: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+
+fn nudges() -> &'static tokio::sync::Notify {
+    NUDGE.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Ask the refresher for a round soon, and a few more every [`NUDGED`] (the control hooks
+/// call it after an action; a no-op without etcd members).
+pub fn nudge() {
+    nudges().notify_one();
+}
+
 /// The last view (None: no etcd member configured).
 static VIEW: Mutex<Option<EtcdFigures>> = Mutex::new(None);
 
@@ -123,6 +141,7 @@ async fn backup_figures(s: &crate::config::EtcdSettings) -> BackupFigures {
 /// view and waits for a reload; otherwise it asks the cluster every [`REFRESH`].
 pub async fn refresher(handle: Handle) {
     let mut applied = handle.config_applied();
+    let mut fast = 0u32;
     loop {
         let view = match handle.call(|reply| Request::Programs { reply }).await {
             Ok(v) => v,
@@ -157,8 +176,18 @@ pub async fn refresher(handle: Handle) {
             }
         }
         let spent = round.elapsed();
+        let every = if fast > 0 {
+            fast -= 1;
+            NUDGED
+        } else {
+            REFRESH
+        };
         tokio::select! {
-            _ = tokio::time::sleep(REFRESH.saturating_sub(spent)) => {}
+            _ = tokio::time::sleep(every.saturating_sub(spent)) => {}
+            _ = nudges().notified() => {
+                fast = NUDGED_ROUNDS;
+                tokio::time::sleep(NUDGED.saturating_sub(round.elapsed())).await;
+            }
             r = applied.changed() => if r.is_err() { return },
         }
     }

@@ -148,12 +148,20 @@ pub fn hooks(ops: ops::Ops) -> crate::control::server::EtcdHooks {
                         )
                         .map(|op| op.id)
                     };
-                    guard::action(&handle, &start, op, names, force).await
+                    let r = guard::action(&handle, &start, op, names, force).await;
+                    metrics::nudge();
+                    r
                 })
             })
         },
         members: Arc::new(|view| Box::pin(members::collect_off_loop(view))),
-        signal: Arc::new(|handle, req| Box::pin(async move { guard::signal(&handle, req).await })),
+        signal: Arc::new(|handle, req| {
+            Box::pin(async move {
+                let r = guard::signal(&handle, req).await;
+                metrics::nudge();
+                r
+            })
+        }),
         ops: Arc::new(ops),
         positions: Arc::new(|view| Box::pin(peers::local_positions(view))),
         backups: Arc::new(|view, here| Box::pin(backup_copies::host_backups(view, here))),
