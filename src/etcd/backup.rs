@@ -24,8 +24,9 @@
 //!   snapshot into `backup_dir`, run `backup_command`, apply retention. Every step is logged;
 //!   no failure stops the schedule.
 //! - `backup_command`: run as `sh -c "$backup_command" sh FILE`, so the new file is `$1`
-//!   (write `$1`, or `$$1`, in fild.ini; `$NAME` would be expanded by fild). Its stdin is
-//!   `/dev/null`; its output goes to fild's log when it fails. It is bounded by
+//!   (write `$1`, or `$$1`, in fild.ini; `$NAME` would be expanded by fild), through
+//!   [`crate::command`], which never waits on the child. Its stdin is `/dev/null`; its output
+//!   goes to fild's log when it fails. It is bounded by
 //!   [`COMMAND_TIMEOUT`] (then its process group is sent SIGTERM, and SIGKILL 10 s later); its
 //!   failure is logged and never fatal.
 //! - Retention (`backup_keep`, default 7; `backup_max_age`, default 7 days): the newest
@@ -35,23 +36,10 @@
 //!   temporaries left by a crash that nobody has written to for an hour. Retention runs only
 //!   after a successful snapshot.
 //!
-//! # Running `backup_command` without waiting for it
-//!
-//! fild is a child subreaper and its supervisor loop reaps *every* child with
-//! `waitpid(-1)` on SIGCHLD. A `wait()` from std or tokio here would race with it (and a
-//! late `waitpid(pid)` could even reap an unrelated program that reused the pid), so this
-//! module never waits on a child. Instead the command runs under a small `/bin/sh` wrapper in
-//! a new process group: the wrapper runs the command with its output sent to a second pipe,
-//! then writes the command's exit status to its stdout pipe and exits. fild reads the status
-//! from the pipe; the loop's reaper collects the wrapper as an unknown child and ignores it.
-//! While the status pipe is open the wrapper is alive, so its process group id is still
-//! ours: on timeout the group is signalled only then, never after the wrapper has exited.
-//!
 //! The snapshot itself (network stream, file writes, fsync, checksum) runs on a thread of its
 //! own with its own small runtime, so a large database never stalls the supervisor loop,
 //! which shares fild's single-threaded runtime.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -59,6 +47,7 @@ use super::Say;
 use super::private::Folder;
 use super::{members, snapshot};
 use crate::api::{EtcdMember, EtcdMembers};
+use crate::command::{self, Outcome, Shell};
 use crate::config::EtcdSettings;
 use crate::etcd::conn;
 use crate::etcd::programs::Programs;
@@ -68,8 +57,6 @@ use crate::supervisor::{Handle, Request};
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A `.part` file nobody wrote to for this long is a crash's leftover.
 const STALE_PART: Duration = Duration::from_secs(3600);
-/// How much of a failed command's output is logged.
-const OUTPUT_TAIL: usize = 4096;
 
 /// The first member (in configuration order) whose `/health` says true; all are asked at once.
 pub async fn pick_healthy(members: &[EtcdMember], tls: &conn::Tls) -> Option<EtcdMember> {
@@ -449,165 +436,42 @@ pub(super) async fn round_finish(s: &EtcdSettings, file: &Path) {
     );
 }
 
-/// How `backup_command` ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandOutcome {
-    /// Its exit status (a shell status: 128+N when killed by signal N).
-    Exited {
-        code: i32,
-        output: String,
-    },
-    TimedOut {
-        output: String,
-    },
-    /// The wrapper vanished without reporting (killed from outside).
-    Lost {
-        output: String,
-    },
-    SpawnFailed(String),
-}
-
-/// The wrapper: runs `$1` with `$2` as its `$1`, output to stderr, then reports the status
-/// on stdout. stdin is /dev/null throughout.
-const WRAPPER: &str = r#"sh -c "$1" sh "$2" >&2 </dev/null; echo "$?""#;
-
-/// Run `backup_command` for `file` and log how it went; never waits on the child (see the
-/// module docs). Returns the outcome for tests and callers that care.
-pub async fn run_command(cmd: &str, file: &Path, timeout: Duration) -> CommandOutcome {
+/// Run `backup_command` for `file` (as `$1`) and log how it went; never waits on the child
+/// (see [`crate::command`]). Returns the outcome for tests and callers that care.
+pub async fn run_command(cmd: &str, file: &Path, timeout: Duration) -> Outcome {
     tracing::info!(command = cmd, file = %file.display(), "Running backup_command.");
-    let outcome = run_command_quiet(cmd, file, timeout).await;
+    let outcome = command::run(&Shell {
+        command: cmd,
+        name: "fild-backup-command",
+        args: &[file.as_os_str()],
+        stdin: None,
+        env: &[],
+        timeout,
+    })
+    .await;
     match &outcome {
-        CommandOutcome::Exited { code: 0, .. } => {
+        Outcome::Exited { code: 0, .. } => {
             tracing::info!(command = cmd, "backup_command succeeded.")
         }
-        CommandOutcome::Exited { code, output } => {
+        Outcome::Exited { code, output } => {
             tracing::warn!(command = cmd, code, output = %output, "backup_command failed (the snapshot is kept).")
         }
-        CommandOutcome::TimedOut { output } => tracing::warn!(
+        Outcome::TimedOut { output } => tracing::warn!(
             command = cmd,
             timeout = %humantime::format_duration(timeout),
             output = %output,
             "backup_command timed out and was stopped (the snapshot is kept)."
         ),
-        CommandOutcome::Lost { output } => tracing::warn!(
+        Outcome::Lost { output } => tracing::warn!(
             command = cmd,
             output = %output,
             "backup_command's wrapper ended without reporting a status (killed?)."
         ),
-        CommandOutcome::SpawnFailed(e) => {
+        Outcome::SpawnFailed(e) => {
             tracing::warn!(command = cmd, error = %e, "backup_command could not be started.")
         }
     }
     outcome
-}
-
-async fn run_command_quiet(cmd: &str, file: &Path, timeout: Duration) -> CommandOutcome {
-    use std::os::fd::OwnedFd;
-    use std::process::{Command, Stdio};
-
-    let child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg("fild-backup-command")
-        .arg(cmd)
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
-    };
-    let pgid = child.id() as i32;
-    // The std `Child` is dropped without waiting: fild's reaper collects the wrapper.
-    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-        return CommandOutcome::SpawnFailed("no pipes".into());
-    };
-    drop(child);
-    let status_rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out)) {
-        Ok(r) => r,
-        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
-    };
-    let output_rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(err)) {
-        Ok(r) => r,
-        Err(e) => return CommandOutcome::SpawnFailed(e.to_string()),
-    };
-    let collector = tokio::spawn(read_tail(output_rx));
-    let status = tokio::time::timeout(timeout, read_all(&status_rx)).await;
-    let output_of = |collector: tokio::task::JoinHandle<String>| async move {
-        // Output may be held open by something the command left running: wait briefly.
-        match tokio::time::timeout(Duration::from_secs(2), collector).await {
-            Ok(Ok(s)) => s,
-            _ => String::new(),
-        }
-    };
-    match status {
-        Ok(text) => {
-            let output = output_of(collector).await;
-            match text.trim().parse::<i32>() {
-                Ok(code) => CommandOutcome::Exited { code, output },
-                Err(_) => CommandOutcome::Lost { output },
-            }
-        }
-        Err(_) => {
-            // The status pipe is still open, so the wrapper (the group's leader) is alive
-            // and the group id is still ours.
-            let group = nix::unistd::Pid::from_raw(-pgid);
-            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
-            let closed = tokio::time::timeout(Duration::from_secs(10), read_all(&status_rx)).await;
-            if closed.is_err() {
-                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-            }
-            let output = output_of(collector).await;
-            CommandOutcome::TimedOut { output }
-        }
-    }
-}
-
-/// Read a pipe to its end.
-async fn read_all(rx: &tokio::net::unix::pipe::Receiver) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        if rx.readable().await.is_err() {
-            break;
-        }
-        match rx.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Read a pipe to its end, keeping the last [`OUTPUT_TAIL`] bytes.
-async fn read_tail(rx: tokio::net::unix::pipe::Receiver) -> String {
-    let mut out: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        if rx.readable().await.is_err() {
-            break;
-        }
-        match rx.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if out.len() > 2 * OUTPUT_TAIL {
-                    out.drain(..out.len() - OUTPUT_TAIL);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
-        }
-    }
-    if out.len() > OUTPUT_TAIL {
-        out.drain(..out.len() - OUTPUT_TAIL);
-    }
-    String::from_utf8_lossy(&out).trim_end().to_string()
 }
 
 #[cfg(test)]
@@ -691,35 +555,5 @@ mod tests {
         assert_eq!(names, ["etcd-new.db", "etcd-old.db"]);
         assert_eq!(l[0].size, 3);
         assert!(list_dir(&p.join("missing")).unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn command_gets_the_file_as_dollar_one_and_reports_its_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("snap with space.db");
-        std::fs::write(&f, b"data").unwrap();
-        let copy = dir.path().join("copy.db");
-        let cmd = format!("cp \"$1\" '{}' && echo copied", copy.display());
-        let o = run_command_quiet(&cmd, &f, Duration::from_secs(20)).await;
-        assert_eq!(
-            o,
-            CommandOutcome::Exited {
-                code: 0,
-                output: "copied".into()
-            }
-        );
-        assert_eq!(std::fs::read(&copy).unwrap(), b"data");
-        let o = run_command_quiet("echo oops >&2; exit 3", &f, Duration::from_secs(20)).await;
-        assert_eq!(
-            o,
-            CommandOutcome::Exited {
-                code: 3,
-                output: "oops".into()
-            }
-        );
-        let t = std::time::Instant::now();
-        let o = run_command_quiet("sleep 30", &f, Duration::from_millis(300)).await;
-        assert!(matches!(o, CommandOutcome::TimedOut { .. }), "{o:?}");
-        assert!(t.elapsed() < Duration::from_secs(15));
     }
 }
