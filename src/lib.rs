@@ -9,12 +9,14 @@
 //! - [`control`]: the HTTP server on the Unix socket and the client `filc` uses.
 //! - [`daemon`]: fild's start-up and shutdown around the loop (socket, pidfile, logging).
 //! - [`render`]: what filc prints (tables, sizes), as pure functions.
+//! - [`alert`]: the `on_change` hook: events on a bounded queue, one command run at a time.
 //! - [`command`]: a shell command fild runs beside its programs (hooks), never waited on.
 //! - [`etcd`]: etcd cluster operations (status, membership, backups, guards) over
 //!   `etcd-client`, driving programs through the same control API as a person.
 //!
 //! The binaries `fild` and `filc` are thin layers over this library.
 
+pub mod alert;
 pub mod api;
 pub mod command;
 pub mod config;

@@ -91,6 +91,10 @@ pub(crate) const DAEMON: &[&str] = &[
     "minfds",
     "umask",
     "strict",
+    // fild keys: the alert hook.
+    "on_change",
+    "on_change_timeout",
+    "on_change_queue",
     // Accepted and ignored supervisord keys.
     "nodaemon",
     "silent",

@@ -2,6 +2,7 @@
 //! non-program sections, and hand program and group sections to [`super::program`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::Env;
 use super::error::{ConfigError, ConfigErrors, Warning};
@@ -642,6 +643,7 @@ fn daemon_settings(
         minfds: 1024,
         umask: None,
         strict: false,
+        on_change: OnChange::default(),
     };
     let Some(section) = find(&files.sections, "supervisord") else {
         return settings;
@@ -666,5 +668,13 @@ fn daemon_settings(
     s.minfds = r.or("minfds", s.minfds, values::integer);
     s.umask = r.typed("umask", |v| values::octal(v, 0o777));
     s.strict = r.bool_or("strict", false);
+    let hook = &mut s.on_change;
+    hook.command = r.non_empty("on_change");
+    hook.timeout = r.or("on_change_timeout", hook.timeout, |v| {
+        values::duration_within(v, Duration::from_secs(1), Duration::from_secs(3600))
+    });
+    hook.queue = r.or("on_change_queue", hook.queue, |v| {
+        values::within(v, 1, 10_000).map(|n| n as usize)
+    });
     settings
 }

@@ -116,6 +116,32 @@ pub struct DaemonSettings {
     /// `strict=true` (a fild key): every warning is an error, so start-up, `filc reload` and
     /// SIGHUP refuse a file with an unknown key or section.
     pub strict: bool,
+    /// `on_change` and its bounds (fild keys): the alert hook.
+    pub on_change: OnChange,
+}
+
+/// `[supervisord] on_change`, `on_change_timeout`, `on_change_queue` (fild keys): a command
+/// fild runs, with the event as JSON on its standard input, when a program enters FATAL or
+/// BACKOFF or the etcd cluster's verdict changes (see `crate::alert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnChange {
+    /// Run as `sh -c COMMAND`; None: no hook.
+    pub command: Option<String>,
+    /// How long one run may take; then its process group is stopped. Default 30 s.
+    pub timeout: std::time::Duration,
+    /// Events waiting for the command beyond this many are dropped, and counted in an
+    /// `overflow` event. Default 64.
+    pub queue: usize,
+}
+
+impl Default for OnChange {
+    fn default() -> OnChange {
+        OnChange {
+            command: None,
+            timeout: std::time::Duration::from_secs(30),
+            queue: 64,
+        }
+    }
 }
 
 /// `[etcd]` (a fild section): what fild does by itself for the etcd members it supervises.

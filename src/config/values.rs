@@ -99,6 +99,33 @@ pub(crate) fn integer<T: std::str::FromStr>(s: &str) -> Result<T, Problem> {
     })
 }
 
+/// A decimal integer within `lo..=hi`.
+pub(crate) fn within(s: &str, lo: u64, hi: u64) -> Result<u64, Problem> {
+    let n: u64 = integer(s)?;
+    if !(lo..=hi).contains(&n) {
+        return Err(Problem::new(format!("{n} is out of range"))
+            .hint(format!("use a number from {lo} to {hi}")));
+    }
+    Ok(n)
+}
+
+/// A duration (see [`duration`]) within `lo..=hi`.
+pub(crate) fn duration_within(
+    s: &str,
+    lo: std::time::Duration,
+    hi: std::time::Duration,
+) -> Result<std::time::Duration, Problem> {
+    let d = duration(s)?;
+    if !(lo..=hi).contains(&d) {
+        return Err(Problem::new(format!("{s:?} is out of range")).hint(format!(
+            "use from {} to {}",
+            humantime::format_duration(lo),
+            humantime::format_duration(hi)
+        )));
+    }
+    Ok(d)
+}
+
 /// An octal mode such as `022`, `0700` or `0o600`, at most `max`.
 pub(crate) fn octal(s: &str, max: u32) -> Result<u32, Problem> {
     let digits = s.strip_prefix("0o").unwrap_or(s);

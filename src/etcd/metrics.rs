@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::cluster::{self, ClusterStatus, Verdict};
 use super::{backup, members};
+use crate::alert;
 use crate::api::{BackupFigures, EtcdFigures, EtcdMember, EtcdMemberFigures, EtcdMembers};
 use crate::supervisor::{ErrorKind, Handle, Request};
 
@@ -142,6 +143,8 @@ async fn backup_figures(s: &crate::config::EtcdSettings) -> BackupFigures {
 pub async fn refresher(handle: Handle) {
     let mut applied = handle.config_applied();
     let mut fast = 0u32;
+    // The last verdict seen, for the `on_change` hook.
+    let mut told: Option<String> = None;
     loop {
         let view = match handle.call(|reply| Request::Programs { reply }).await {
             Ok(v) => v,
@@ -155,6 +158,7 @@ pub async fn refresher(handle: Handle) {
         let local = members::collect_off_loop(view).await;
         if local.members.is_empty() {
             set(None);
+            told = None;
             if applied.changed().await.is_err() {
                 return;
             }
@@ -163,7 +167,21 @@ pub async fn refresher(handle: Handle) {
         let round = Instant::now();
         let backup = backup_figures(&settings).await;
         match tokio::time::timeout(ASK_TIMEOUT, cluster::status(&local)).await {
-            Ok(st) => set(Some(figures(&st, &local, backup))),
+            Ok(st) => {
+                let f = figures(&st, &local, backup);
+                if alert::event::verdict_alerts(told.as_deref(), &f.verdict) {
+                    alert::emit(alert::Event::Cluster {
+                        from: told.replace(f.verdict.clone()),
+                        to: f.verdict.clone(),
+                        healthy_voters: f.healthy_voters,
+                        voters: f.voters,
+                        quorum: f.quorum,
+                    });
+                } else {
+                    told = Some(f.verdict.clone());
+                }
+                set(Some(f))
+            }
             Err(_) => {
                 tracing::debug!(
                     "etcd metrics: the cluster's status took over {} s; keeping the last view.",

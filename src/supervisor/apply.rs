@@ -91,6 +91,7 @@ impl Supervisor {
         for w in &new.warnings {
             tracing::warn!("{w}");
         }
+        crate::alert::configure(&new.daemon.on_change);
         self.config = new;
         self.applied.send_modify(|n| *n += 1);
         (

@@ -47,6 +47,7 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::alert;
 use crate::api::{
     ActionReply, ActionResult, ProcessInfo, ProcessState, ReloadReply, SignalRequest,
 };
@@ -74,6 +75,24 @@ struct Entry {
     start_wall: Option<SystemTime>,
     stop_wall: Option<SystemTime>,
     _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Tell the `on_change` hook of a state change it wants (entering FATAL or BACKOFF).
+fn tell_hook(name: &str, e: &Entry, before: ProcessState) {
+    if !alert::event::program_alerts(before, e.proc.state) {
+        return;
+    }
+    alert::emit(alert::Event::Program {
+        name: name.to_string(),
+        group: e.spec.group.clone(),
+        from: before,
+        to: e.proc.state,
+        last_exit: e.proc.last_exit.map(|x| match x {
+            Exit::Code(c) => format!("exit {c}"),
+            Exit::Signal(s) => format!("signal {s}"),
+        }),
+        error: e.proc.spawn_error.clone(),
+    });
 }
 
 struct TimerRef {
@@ -305,6 +324,7 @@ impl Supervisor {
             let actions = state::step(&mut e.proc, &e.spec, input, Instant::now());
             if e.proc.state != before {
                 tracing::debug!(program = %name, from = before.as_str(), to = e.proc.state.as_str(), "State change.");
+                tell_hook(name, e, before);
             }
             for action in actions {
                 if let Some(next) = self.act(name, action) {

@@ -341,6 +341,32 @@ fn never_panics_on_odd_input() {
 }
 
 #[test]
+fn on_change_bounds() {
+    check(
+        "[supervisord]\non_change=x\non_change_timeout=0\n",
+        3,
+        "on_change_timeout",
+    );
+    check(
+        "[supervisord]\non_change_timeout=2h\n",
+        2,
+        "on_change_timeout",
+    );
+    check(
+        "[supervisord]\non_change_timeout=soon\n",
+        2,
+        "on_change_timeout",
+    );
+    check("[supervisord]\non_change_queue=0\n", 2, "on_change_queue");
+    check(
+        "[supervisord]\non_change_queue=10001\n",
+        2,
+        "on_change_queue",
+    );
+    check("[supervisord]\non_change_queue=-1\n", 2, "on_change_queue");
+}
+
+#[test]
 fn bad_etcd_duration() {
     check("[etcd]\nbackup_interval=daily\n", 2, "backup_interval");
 }

@@ -483,6 +483,29 @@ fn etcd_section_defaults_and_values() {
 }
 
 #[test]
+fn on_change_defaults_and_values() {
+    let fx = Fixture::new();
+    let main = fx.write("fild.ini", "[supervisord]\n");
+    let cfg = load(&main, &Env::new()).expect("loads");
+    assert_eq!(cfg.daemon.on_change, OnChange::default());
+    assert_eq!(cfg.daemon.on_change.timeout.as_secs(), 30);
+    assert_eq!(cfg.daemon.on_change.queue, 64);
+    let main = fx.write(
+        "b.ini",
+        "[supervisord]\non_change=curl -s --data-binary @- http://127.0.0.1:1/$${HOSTNAME}\n\
+         on_change_timeout=2m\non_change_queue=10000\n",
+    );
+    let cfg = load(&main, &Env::new()).expect("loads");
+    let hook = &cfg.daemon.on_change;
+    assert_eq!(
+        hook.command.as_deref(),
+        Some("curl -s --data-binary @- http://127.0.0.1:1/${HOSTNAME}")
+    );
+    assert_eq!((hook.timeout.as_secs(), hook.queue), (120, 10_000));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
 fn the_largest_times_and_counts_are_accepted() {
     let fx = Fixture::new();
     let main = fx.write(
