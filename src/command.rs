@@ -9,14 +9,18 @@
 //! then writes the command's exit status to its stdout pipe and exits. fild reads the status
 //! from the pipe; the loop's reaper collects the wrapper as an unknown child and ignores it.
 //! While the status pipe is open the wrapper is alive, so its process group id is still
-//! ours: on timeout the group is sent SIGTERM, and SIGKILL 10 s later, and only then, never
-//! after the wrapper has exited.
+//! ours: on timeout the group is sent SIGTERM, and SIGKILL [`GRACE`] later if the wrapper
+//! is still there, never after it has exited. The wrapper outlives SIGTERM (it traps it and
+//! waits for the command), so a command that ignores SIGTERM still gets the SIGKILL.
 
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
+
+/// After SIGTERM, how long a timed-out command has before its group gets SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(10);
 
 /// How much of a command's output is kept (its last bytes).
 pub const OUTPUT_TAIL: usize = 4096;
@@ -49,11 +53,14 @@ pub struct Shell<'a> {
     pub stdin: Option<&'a [u8]>,
     pub env: &'a [(&'a str, &'a str)],
     pub timeout: Duration,
+    /// After the timeout's SIGTERM, how long before SIGKILL ([`GRACE`]).
+    pub grace: Duration,
 }
 
 /// The wrapper: runs `$1` with the rest as its arguments, output to stderr, then reports the
-/// status on stdout.
-const WRAPPER: &str = r#"c=$1; shift; sh -c "$c" "$@" >&2; echo "$?""#;
+/// status on stdout. It traps SIGTERM (`:` runs once the command has ended), so it stays,
+/// and its group stays ours, until the command is gone.
+const WRAPPER: &str = r#"trap : TERM; c=$1; shift; sh -c "$c" "$@" >&2; echo "$?""#;
 
 /// Run it to its end or its timeout (see the module docs); logs nothing.
 pub async fn run(sh: &Shell<'_>) -> Outcome {
@@ -101,11 +108,15 @@ pub async fn run(sh: &Shell<'_>) -> Outcome {
     }
     let collector = tokio::spawn(read_tail(output_rx));
     let status = tokio::time::timeout(sh.timeout, read_all(&status_rx)).await;
-    let output_of = |collector: tokio::task::JoinHandle<String>| async move {
-        // Output may be held open by something the command left running: wait briefly.
-        match tokio::time::timeout(Duration::from_secs(2), collector).await {
+    let output_of = |mut collector: tokio::task::JoinHandle<String>| async move {
+        // Output may be held open by something the command left running: wait briefly,
+        // then stop reading (the task and its pipe end with it).
+        match tokio::time::timeout(Duration::from_secs(2), &mut collector).await {
             Ok(Ok(s)) => s,
-            _ => String::new(),
+            _ => {
+                collector.abort();
+                String::new()
+            }
         }
     };
     match status {
@@ -121,7 +132,7 @@ pub async fn run(sh: &Shell<'_>) -> Outcome {
             // and the group id is still ours.
             let group = nix::unistd::Pid::from_raw(-pgid);
             let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
-            let closed = tokio::time::timeout(Duration::from_secs(10), read_all(&status_rx)).await;
+            let closed = tokio::time::timeout(sh.grace, read_all(&status_rx)).await;
             if closed.is_err() {
                 let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
             }
@@ -206,6 +217,7 @@ mod tests {
             stdin: None,
             env: &[],
             timeout,
+            grace: Duration::from_millis(500),
         }
     }
 
@@ -235,6 +247,38 @@ mod tests {
         let o = run(&shell("sleep 30", &args, Duration::from_millis(300))).await;
         assert!(matches!(o, Outcome::TimedOut { .. }), "{o:?}");
         assert!(t.elapsed() < Duration::from_secs(15));
+    }
+
+    #[tokio::test]
+    async fn a_command_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let cmd = format!(
+            "trap '' TERM; sleep 30 & echo $! > '{}'; wait; wait",
+            pid_file.display()
+        );
+        let o = run(&shell(&cmd, &[], Duration::from_millis(500))).await;
+        assert!(matches!(o, Outcome::TimedOut { .. }), "{o:?}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed (a zombie until some reaper collects it: not running).
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let t = std::time::Instant::now();
+        while !gone() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone(), "the command's sleep outlived the SIGKILL");
     }
 
     #[tokio::test]

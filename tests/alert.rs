@@ -26,7 +26,10 @@ fn hook_script(dir: &TestDir, then: &str) -> std::path::PathBuf {
 /// Every run so far: (`$FILD_EVENT`, the event).
 fn events(dir: &Path) -> Vec<(String, Value)> {
     let text = std::fs::read_to_string(dir.join("events")).unwrap_or_default();
-    text.lines()
+    // A run may be mid-write: only whole lines count.
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
+        .lines()
         .map(|l| {
             let (kind, json) = l.split_once(' ').expect("`KIND JSON`");
             let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {l}"));
@@ -199,7 +202,13 @@ fn a_reload_adds_the_hook_and_verdict_changes_are_told() {
         "[supervisord]\non_change={}\n",
         hook_script(&c.root, "").display()
     );
-    std::fs::write(c.config(), ini.replacen("[supervisord]\n", &hook, 1)).unwrap();
+    // Liveness off: the frozen members below must stay as they are, not be restarted.
+    let ini = ini.replacen("[supervisord]\n", &hook, 1).replacen(
+        "[etcd]\n",
+        "[etcd]\nliveness_window=0\n",
+        1,
+    );
+    std::fs::write(c.config(), ini).unwrap();
     c.fild().filc_ok(&["reload"]);
     c.start_all();
     c.wait_healthy(Duration::from_secs(60));
@@ -229,6 +238,36 @@ fn a_reload_adds_the_hook_and_verdict_changes_are_told() {
     c.fild().filc_ok(&["start", "etcd:etcd-2"]);
     assert!(
         wait_until(Duration::from_secs(60), || told_healthy("degraded")),
+        "{:#?}",
+        events(&dir)
+    );
+    // Every member frozen (SIGSTOP: connections accepted, nothing answered, as with hosts cut
+    // off): fild's round gets no answer in time, or sees no quorum; either is told.
+    let pids: Vec<i32> = (0..3)
+        .map(|n| c.fild().info(&format!("etcd-{n}")).pid as i32)
+        .collect();
+    for &p in &pids {
+        signal(p, libc::SIGSTOP);
+    }
+    let lost = |e: &[(String, Value)]| {
+        e.iter().any(|(_, v)| {
+            v["from"] == "healthy" && (v["to"] == "unanswered" || v["to"] == "no_quorum")
+        })
+    };
+    let seen = wait_until(Duration::from_secs(60), || lost(&events(&dir)));
+    for &p in &pids {
+        signal(p, libc::SIGCONT);
+    }
+    assert!(seen, "{:#?}", events(&dir));
+    let back = |e: &[(String, Value)]| {
+        e.iter()
+            .position(|(_, v)| {
+                v["from"] == "healthy" && (v["to"] == "unanswered" || v["to"] == "no_quorum")
+            })
+            .is_some_and(|i| e[i + 1..].iter().any(|(_, v)| v["to"] == "healthy"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || back(&events(&dir))),
         "{:#?}",
         events(&dir)
     );

@@ -6,8 +6,11 @@
 //! - `program`: a program entered FATAL or BACKOFF: `name`, `group`, `from`, `to` (states as
 //!   `filc status` shows them), `last_exit` (`exit N` or `signal N`, when it had one) and
 //!   `error` (why it is FATAL or could not start, when fild knows).
-//! - `cluster`: the etcd cluster's verdict changed (`healthy`, `degraded`, `no_quorum`):
-//!   `from` (null at fild's first view), `to`, `healthy_voters`, `voters`, `quorum`.
+//! - `cluster`: the etcd cluster's verdict changed (`healthy`, `degraded`, `no_quorum`, or
+//!   `unanswered`: fild's round of status calls got no answer within its bound, as when hosts
+//!   are powered off or cut off): `from` (null at fild's first view), `to`, and the
+//!   `healthy_voters`, `voters` and `quorum` of the view (the last answered one for
+//!   `unanswered`).
 //! - `overflow`: `dropped` events did not fit in the queue while the command was busy; they
 //!   came between the event before and the event after this one.
 //!
@@ -66,14 +69,17 @@ pub struct Stamped {
 pub fn json(e: &Stamped, host: &str) -> String {
     let mut v = serde_json::to_value(&e.event).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
+        // Within what RFC 3339 can write (humantime panics outside 1970..=9999).
+        let unix =
+            e.at.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .min(LAST_RFC3339_SECOND);
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix);
         o.insert("host".into(), host.into());
         o.insert(
             "time".into(),
-            humantime::format_rfc3339_seconds(e.at).to_string().into(),
+            humantime::format_rfc3339_seconds(at).to_string().into(),
         );
-        let unix =
-            e.at.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
         o.insert("time_unix".into(), unix.into());
     }
     let mut line = v.to_string();
@@ -86,12 +92,38 @@ pub fn program_alerts(from: ProcessState, to: ProcessState) -> bool {
     from != to && matches!(to, ProcessState::Fatal | ProcessState::Backoff)
 }
 
-/// Whether a verdict is told, given the last one fild saw (None: this is its first view):
-/// any change, and a first view that is not healthy.
-pub fn verdict_alerts(last: Option<&str>, now: &str) -> bool {
-    match last {
-        None => now != "healthy",
-        Some(l) => l != now,
+/// 9999-12-31T23:59:59Z.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
+
+/// The verdicts fild has seen, for the hook (the etcd refresher keeps one; pure).
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    told: Option<String>,
+    /// The first view was not healthy: told only if the next one agrees.
+    first_bad: bool,
+}
+
+impl Verdicts {
+    /// A new view's verdict: `Some((from, to))` when it is to be told. Every change is; the
+    /// first view only when it is not healthy and the next view is not healthy either, so
+    /// fild's own start (members still coming up) pages nobody.
+    pub fn see(&mut self, now: &str) -> Option<(Option<String>, String)> {
+        match self.told.as_deref() {
+            Some(t) if t == now => None,
+            Some(_) => Some((self.told.replace(now.to_string()), now.to_string())),
+            None if now == "healthy" => {
+                self.told = Some(now.to_string());
+                None
+            }
+            None if !self.first_bad => {
+                self.first_bad = true;
+                None
+            }
+            None => {
+                self.told = Some(now.to_string());
+                Some((None, now.to_string()))
+            }
+        }
     }
 }
 
@@ -117,13 +149,40 @@ mod tests {
         }
     }
 
+    fn seen(views: &[&str]) -> Vec<(Option<String>, String)> {
+        let mut v = Verdicts::default();
+        views.iter().filter_map(|now| v.see(now)).collect()
+    }
+
+    fn told(from: Option<&str>, to: &str) -> (Option<String>, String) {
+        (from.map(str::to_string), to.to_string())
+    }
+
     #[test]
-    fn verdicts_alert_on_change_and_on_a_bad_first_view() {
-        assert!(!verdict_alerts(None, "healthy"));
-        assert!(verdict_alerts(None, "degraded"));
-        assert!(verdict_alerts(Some("healthy"), "no_quorum"));
-        assert!(verdict_alerts(Some("degraded"), "healthy"));
-        assert!(!verdict_alerts(Some("degraded"), "degraded"));
+    fn verdicts_are_told_on_change_and_a_bad_start_only_when_it_lasts() {
+        // A healthy start is the baseline; each change after it is told once.
+        assert_eq!(
+            seen(&[
+                "healthy",
+                "healthy",
+                "degraded",
+                "degraded",
+                "unanswered",
+                "healthy"
+            ]),
+            [
+                told(Some("healthy"), "degraded"),
+                told(Some("degraded"), "unanswered"),
+                told(Some("unanswered"), "healthy"),
+            ]
+        );
+        // fild started while its members came up: nothing.
+        assert!(seen(&["no_quorum", "healthy", "healthy"]).is_empty());
+        // Started into a broken cluster: told at the second view, from null.
+        assert_eq!(
+            seen(&["no_quorum", "degraded", "healthy"]),
+            [told(None, "degraded"), told(Some("degraded"), "healthy")]
+        );
     }
 
     #[test]
@@ -160,5 +219,12 @@ mod tests {
             (Some("overflow"), Some(7))
         );
         assert_eq!(o.event.kind(), "overflow");
+        // A clock past what RFC 3339 writes is clamped, never a panic.
+        let far = Stamped {
+            event: Event::Overflow { dropped: 1 },
+            at: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::MAX / 4),
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&far, "h")).unwrap();
+        assert_eq!(v["time"], "9999-12-31T23:59:59Z");
     }
 }

@@ -7,7 +7,7 @@
 //! - [`emit`] never blocks or waits: it puts the event on a bounded queue
 //!   (`on_change_queue`, default 64) and wakes the runner. The supervisor loop calls it at a
 //!   program's state change, `etcd::metrics`' refresher when the verdict it sees changes (so
-//!   within its 15 s round, or 2 s after a start or stop).
+//!   within its 15 s round, or 2 s after a start or stop; see [`event::Verdicts`]).
 //! - One runner task runs the command for one event at a time, in order, each run bounded by
 //!   `on_change_timeout` (default 30 s; then its process group is stopped), through
 //!   [`crate::command`], which never waits on the child. Events that find the queue full are
@@ -95,7 +95,13 @@ async fn runner() {
                 .and_then(|h| Some((h.queue.pop()?, h.settings.clone())))
         };
         match next {
-            Some((e, s)) => run_one(&e, &s, &host).await,
+            // A task per run: a panic in one ends that run, never the runner.
+            Some((e, s)) => {
+                let host = host.clone();
+                if let Err(err) = tokio::spawn(async move { run_one(&e, &s, &host).await }).await {
+                    tracing::error!(error = %err, "on_change: a run failed inside fild; going on with the next event.");
+                }
+            }
             None => wake().notified().await,
         }
     }
@@ -118,6 +124,7 @@ async fn run_one(e: &Stamped, s: &OnChange, host: &str) {
         stdin: Some(line.as_bytes()),
         env: &[("FILD_EVENT", e.event.kind())],
         timeout: s.timeout,
+        grace: command::GRACE,
     })
     .await;
     let event = line.trim_end();

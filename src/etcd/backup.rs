@@ -447,6 +447,7 @@ pub async fn run_command(cmd: &str, file: &Path, timeout: Duration) -> Outcome {
         stdin: None,
         env: &[],
         timeout,
+        grace: command::GRACE,
     })
     .await;
     match &outcome {

@@ -138,13 +138,26 @@ async fn backup_figures(s: &crate::config::EtcdSettings) -> BackupFigures {
     }
 }
 
+/// Tell the `on_change` hook of a verdict, if it is one to tell; `view` gives the counts.
+fn tell(verdicts: &mut alert::event::Verdicts, now: &str, view: &EtcdFigures) {
+    if let Some((from, to)) = verdicts.see(now) {
+        alert::emit(alert::Event::Cluster {
+            from,
+            to,
+            healthy_voters: view.healthy_voters,
+            voters: view.voters,
+            quorum: view.quorum,
+        });
+    }
+}
+
 /// The refresher; runs for fild's life. While no etcd member is configured it clears the
 /// view and waits for a reload; otherwise it asks the cluster every [`REFRESH`].
 pub async fn refresher(handle: Handle) {
     let mut applied = handle.config_applied();
     let mut fast = 0u32;
-    // The last verdict seen, for the `on_change` hook.
-    let mut told: Option<String> = None;
+    // The verdicts seen, for the `on_change` hook.
+    let mut verdicts = alert::event::Verdicts::default();
     loop {
         let view = match handle.call(|reply| Request::Programs { reply }).await {
             Ok(v) => v,
@@ -158,7 +171,7 @@ pub async fn refresher(handle: Handle) {
         let local = members::collect_off_loop(view).await;
         if local.members.is_empty() {
             set(None);
-            told = None;
+            verdicts = Default::default();
             if applied.changed().await.is_err() {
                 return;
             }
@@ -169,17 +182,7 @@ pub async fn refresher(handle: Handle) {
         match tokio::time::timeout(ASK_TIMEOUT, cluster::status(&local)).await {
             Ok(st) => {
                 let f = figures(&st, &local, backup);
-                if alert::event::verdict_alerts(told.as_deref(), &f.verdict) {
-                    alert::emit(alert::Event::Cluster {
-                        from: told.replace(f.verdict.clone()),
-                        to: f.verdict.clone(),
-                        healthy_voters: f.healthy_voters,
-                        voters: f.voters,
-                        quorum: f.quorum,
-                    });
-                } else {
-                    told = Some(f.verdict.clone());
-                }
+                tell(&mut verdicts, &f.verdict, &f);
                 set(Some(f))
             }
             Err(_) => {
@@ -190,6 +193,7 @@ pub async fn refresher(handle: Handle) {
                 // The backup figures are this host's own: keep them current.
                 let mut v = current().unwrap_or_default();
                 v.backup = backup;
+                tell(&mut verdicts, "unanswered", &v);
                 set(Some(v));
             }
         }
