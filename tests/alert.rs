@@ -191,6 +191,34 @@ fn a_busy_hook_overflows_into_one_overflow_event_and_never_blocks_fild() {
     let log = std::fs::read_to_string(dir.join("fild.log")).unwrap();
     assert!(log.contains("on_change timed out and was stopped"), "{log}");
     assert!(log.contains("events were dropped"), "{log}");
+    // `/metrics` counts the same: the drops, the held run timed out, the others ran.
+    let (status, metrics) = raw(&f.socket(), &request("GET", "/metrics", "", ""));
+    assert_eq!(status, Some(200), "{metrics}");
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .to_string()
+    };
+    let dropped: u64 = all
+        .iter()
+        .filter(|(k, _)| k == "overflow")
+        .map(|(_, v)| v["dropped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        sample("fild_on_change_dropped_events_total"),
+        dropped.to_string()
+    );
+    assert_eq!(
+        sample("fild_on_change_runs_total{outcome=\"timed_out\"}"),
+        "1"
+    );
+    assert_eq!(
+        sample("fild_on_change_runs_total{outcome=\"ok\"}"),
+        (all.len() - 1).to_string()
+    );
+    assert_eq!(sample("fild_on_change_runs_total{outcome=\"failed\"}"), "0");
 }
 
 #[test]

@@ -481,7 +481,8 @@ fn etcd_figures_match_filc_etcd_status() {
 }
 
 /// The shipped alert rules: `promtool check rules`, and `promtool test rules` on series made
-/// here: quorum lost, a stale backup (and none right after fild started), a FATAL program.
+/// here: quorum lost, a stale backup (and none right after fild started), a FATAL program, a
+/// failing on_change hook (and none for runs that went well).
 #[test]
 fn shipped_alert_rules_pass_promtool() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/prometheus/fild-rules.yml");
@@ -510,6 +511,10 @@ tests:
         values: '0+60x5'
       - series: 'fild_program_state{{program="a",state="FATAL",{l}}}'
         values: '1x5'
+      - series: 'fild_on_change_runs_total{{outcome="ok",{l}}}'
+        values: '0+1x5'
+      - series: 'fild_on_change_runs_total{{outcome="timed_out",{l}}}'
+        values: '0 0 0 1 1 1'
     alert_rule_test:
       - eval_time: 1m
         alertname: FildEtcdQuorumLost
@@ -538,6 +543,16 @@ tests:
             exp_annotations:
               summary: "program a is FATAL (h0)"
               description: "It exited too quickly too often and fild gave up; filc tail a stderr."
+      - eval_time: 2m
+        alertname: FildOnChangeFailing
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: FildOnChangeFailing
+        exp_alerts:
+          - exp_labels: {{severity: warning, outcome: timed_out, instance: h0, job: fild}}
+            exp_annotations:
+              summary: "the on_change hook failed or timed out (h0)"
+              description: "Alerts sent through on_change may not arrive; fild's log has the command's output (on_change failed)."
 "#,
         rules = rules.display()
     );

@@ -19,6 +19,7 @@
 pub mod event;
 mod queue;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -36,6 +37,32 @@ struct Hook {
 }
 
 static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
+
+/// What the hook came to since fild started, for `GET /metrics`.
+static RUNS_OK: AtomicU64 = AtomicU64::new(0);
+static RUNS_FAILED: AtomicU64 = AtomicU64::new(0);
+static RUNS_TIMED_OUT: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// The hook's counts since fild started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub runs_ok: u64,
+    /// A non-zero exit, a run that could not start or whose wrapper vanished.
+    pub runs_failed: u64,
+    pub runs_timed_out: u64,
+    /// Events that found the queue full (told in `overflow` events).
+    pub dropped: u64,
+}
+
+pub fn counts() -> Counts {
+    Counts {
+        runs_ok: RUNS_OK.load(Ordering::Relaxed),
+        runs_failed: RUNS_FAILED.load(Ordering::Relaxed),
+        runs_timed_out: RUNS_TIMED_OUT.load(Ordering::Relaxed),
+        dropped: DROPPED.load(Ordering::Relaxed),
+    }
+}
 static WAKE: OnceLock<tokio::sync::Notify> = OnceLock::new();
 
 fn wake() -> &'static tokio::sync::Notify {
@@ -75,6 +102,7 @@ pub fn emit(event: Event) {
         event,
         at: SystemTime::now(),
     }) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             event = what,
             "on_change: the queue is full; the event is dropped and counted."
@@ -128,6 +156,12 @@ async fn run_one(e: &Stamped, s: &OnChange, host: &str) {
     })
     .await;
     let event = line.trim_end();
+    let counter = match &outcome {
+        Outcome::Exited { code: 0, .. } => &RUNS_OK,
+        Outcome::TimedOut { .. } => &RUNS_TIMED_OUT,
+        _ => &RUNS_FAILED,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match outcome {
         Outcome::Exited { code: 0, .. } => tracing::info!(event, "on_change ran."),
         Outcome::Exited { code, output } => {

@@ -22,6 +22,8 @@ pub struct Own {
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub open_fds: u64,
+    /// The `on_change` hook's runs and drops.
+    pub on_change: crate::alert::Counts,
 }
 
 impl Own {
@@ -40,6 +42,7 @@ impl Own {
             cpu_seconds: st.map_or(0.0, |s| (s.utime + s.stime) as f64 / tps as f64),
             rss_bytes: st.map_or(0, |s| s.rss_pages * procstat::page_size()),
             open_fds,
+            on_change: crate::alert::counts(),
         }
     }
 }
@@ -173,6 +176,30 @@ pub fn render(procs: &[ProcessInfo], own: &Own, etcd: Option<&EtcdFigures>) -> S
         "gauge",
         "File descriptors fild itself holds open.",
         own.open_fds as f64,
+    );
+
+    o.family(
+        "fild_on_change_runs_total",
+        "counter",
+        "Runs of the on_change hook by how they ended: ok, failed (non-zero exit, not started), timed_out.",
+    );
+    let c = &own.on_change;
+    for (outcome, n) in [
+        ("ok", c.runs_ok),
+        ("failed", c.runs_failed),
+        ("timed_out", c.runs_timed_out),
+    ] {
+        o.sample(
+            "fild_on_change_runs_total",
+            &[("outcome", outcome)],
+            n as f64,
+        );
+    }
+    o.single(
+        "fild_on_change_dropped_events_total",
+        "counter",
+        "Events the on_change hook's queue had no room for (each told in an overflow event).",
+        c.dropped as f64,
     );
 
     o.family(
