@@ -36,7 +36,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<u16>)> {
     );
     vec![
         ("unknown path", get("/v1/nope"), Some(404)),
-        ("root path", get("/"), Some(404)),
+        ("outside the API and the page", get("/index.html"), Some(404)),
+        ("a POST to the status page", request("POST", "/", "{}", ""), Some(405)),
         ("other API version", get("/v2/processes"), Some(404)),
         ("DELETE on processes", request("DELETE", "/v1/processes", "", ""), Some(405)),
         ("PUT on reload", request("PUT", "/v1/reload", "", ""), Some(405)),
