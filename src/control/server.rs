@@ -818,13 +818,48 @@ fn read_log(path: &Path, offset: Option<u64>, max: u64) -> Result<LogChunk, ApiE
     f.take(max)
         .read_to_end(&mut buf)
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    // Whole characters only: a tail read that began inside one skips its rest, and a
+    // character cut at the end waits for the next read.
+    let skip = if offset.is_none() && start > 0 {
+        buf.iter()
+            .take(3)
+            .take_while(|b| **b & 0xC0 == 0x80)
+            .count()
+    } else {
+        0
+    };
+    let mut end = whole_utf8_end(&buf).max(skip);
+    if end == skip && buf.len() as u64 >= max {
+        // A `max` below one character's length: progress over whole characters.
+        end = buf.len();
+    }
     Ok(LogChunk {
         file: path.display().to_string(),
-        offset: start,
+        offset: start + skip as u64,
         size,
-        read: buf.len() as u64,
-        data: String::from_utf8_lossy(&buf).into_owned(),
+        read: (end - skip) as u64,
+        data: String::from_utf8_lossy(&buf[skip..end]).into_owned(),
     })
+}
+
+/// How much of `buf` to show now: all of it, less a UTF-8 character cut off at its end
+/// (a lead byte whose continuation bytes have not been read yet).
+fn whole_utf8_end(buf: &[u8]) -> usize {
+    for back in 1..=buf.len().min(3) {
+        let i = buf.len() - back;
+        let b = buf[i];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: its lead is further back
+        }
+        let need = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => 1,
+        };
+        return if back < need { i } else { buf.len() };
+    }
+    buf.len()
 }
 
 /// A percent-encoded name, decoded (invalid UTF-8 is replaced, never an error).
@@ -837,6 +872,42 @@ pub fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_read_shows_whole_characters_only() {
+        let text = "日志 ok é".as_bytes();
+        assert_eq!(whole_utf8_end(text), text.len());
+        assert_eq!(whole_utf8_end(b""), 0);
+        // Cut inside 志 (3 bytes) or é (2): held back until the rest is read.
+        assert_eq!(whole_utf8_end(&text[..4]), 3);
+        assert_eq!(whole_utf8_end(&text[..5]), 3);
+        assert_eq!(whole_utf8_end(&text[..text.len() - 1]), text.len() - 2);
+        // Invalid bytes are not held back (they are shown as replacement characters).
+        assert_eq!(whole_utf8_end(b"ab\xff"), 3);
+        assert_eq!(whole_utf8_end(b"\x80\x80\x80\x80"), 4);
+        // Through a file, read in pieces from each `offset + read`: the text comes back whole.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let all = "行一\n第二行 ünï\n€\n".repeat(20);
+        std::fs::write(&path, &all).unwrap();
+        for max in [4, 5, 7, 13] {
+            let (mut got, mut at) = (String::new(), 0);
+            for _ in 0..10_000 {
+                let c = read_log(&path, Some(at), max).unwrap();
+                got.push_str(&c.data);
+                at = c.offset + c.read;
+                if at == c.size {
+                    break;
+                }
+            }
+            assert_eq!(got, all, "max {max}");
+        }
+        // A tail read that starts inside a character skips to the next whole one.
+        let c = read_log(&path, None, 5).unwrap();
+        assert!(!c.data.contains('\u{fffd}'), "{:?}", c.data);
+        assert!(all.ends_with(&c.data), "{:?}", c.data);
+        assert_eq!(c.offset + c.read, c.size);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
         let mut h = hyper::HeaderMap::new();
