@@ -215,6 +215,7 @@ try:
     wait("the Chinese verdict", lambda: d.find_element(By.ID, "verdict").text == "健康")
     assert d.execute_script("return document.documentElement.lang") == "zh-CN"
     assert "停止" in [b.text for b in d.find_elements(By.CSS_SELECTOR, "button[data-op=stop]")]
+    wait("the backups in Chinese", lambda: "本机: 目录" in d.find_element(By.ID, "backups").text)
     shot(d, "page-zh.png")
     d.find_element(By.CSS_SELECTOR, "#lang option[value=en]").click()
     wait("English after the switch", lambda: d.find_element(By.TAG_NAME, "h2").text == "Programs")
