@@ -43,6 +43,32 @@ pub enum Outcome {
     SpawnFailed(String),
 }
 
+impl Outcome {
+    /// None when the command exited 0; otherwise what went wrong, worded to follow the
+    /// command's name in a log line (`on_change timed out and was stopped`).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Outcome::Exited { code: 0, .. } => None,
+            Outcome::Exited { code, .. } => Some(format!("failed with exit status {code}")),
+            Outcome::TimedOut { .. } => Some("timed out and was stopped".into()),
+            Outcome::Lost { .. } => {
+                Some("ended without reporting a status (its wrapper was killed?)".into())
+            }
+            Outcome::SpawnFailed(e) => Some(format!("could not be started: {e}")),
+        }
+    }
+
+    /// The tail of what the command printed (empty when it could not start).
+    pub fn output(&self) -> &str {
+        match self {
+            Outcome::Exited { output, .. }
+            | Outcome::TimedOut { output }
+            | Outcome::Lost { output } => output,
+            Outcome::SpawnFailed(_) => "",
+        }
+    }
+}
+
 /// What to run: `sh -c COMMAND NAME ARGS...`, with `stdin` written to its standard input
 /// (None: `/dev/null`) and `env` added to fild's environment.
 pub struct Shell<'a> {
@@ -247,6 +273,14 @@ mod tests {
         let o = run(&shell("sleep 30", &args, Duration::from_millis(300))).await;
         assert!(matches!(o, Outcome::TimedOut { .. }), "{o:?}");
         assert!(t.elapsed() < Duration::from_secs(15));
+        // How each ending is worded in fild's log.
+        assert_eq!(ok.failure(), None);
+        assert_eq!(
+            failed.failure().as_deref(),
+            Some("failed with exit status 3")
+        );
+        assert_eq!(failed.output(), "oops");
+        assert_eq!(o.failure().as_deref(), Some("timed out and was stopped"));
     }
 
     #[tokio::test]

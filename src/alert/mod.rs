@@ -63,6 +63,7 @@ pub fn counts() -> Counts {
         dropped: DROPPED.load(Ordering::Relaxed),
     }
 }
+
 static WAKE: OnceLock<tokio::sync::Notify> = OnceLock::new();
 
 fn wake() -> &'static tokio::sync::Notify {
@@ -162,24 +163,13 @@ async fn run_one(e: &Stamped, s: &OnChange, host: &str) {
         _ => &RUNS_FAILED,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    match outcome {
-        Outcome::Exited { code: 0, .. } => tracing::info!(event, "on_change ran."),
-        Outcome::Exited { code, output } => {
-            tracing::warn!(event, code, output = %output, "on_change failed.")
-        }
-        Outcome::TimedOut { output } => tracing::warn!(
+    match outcome.failure() {
+        None => tracing::info!(event, "on_change ran."),
+        Some(why) => tracing::warn!(
             event,
             timeout = %humantime::format_duration(s.timeout),
-            output = %output,
-            "on_change timed out and was stopped."
+            output = %outcome.output(),
+            "on_change {why}."
         ),
-        Outcome::Lost { output } => tracing::warn!(
-            event,
-            output = %output,
-            "on_change's wrapper ended without reporting a status (killed?)."
-        ),
-        Outcome::SpawnFailed(err) => {
-            tracing::warn!(event, error = %err, "on_change could not be started.")
-        }
     }
 }

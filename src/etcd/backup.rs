@@ -450,27 +450,14 @@ pub async fn run_command(cmd: &str, file: &Path, timeout: Duration) -> Outcome {
         grace: command::GRACE,
     })
     .await;
-    match &outcome {
-        Outcome::Exited { code: 0, .. } => {
-            tracing::info!(command = cmd, "backup_command succeeded.")
-        }
-        Outcome::Exited { code, output } => {
-            tracing::warn!(command = cmd, code, output = %output, "backup_command failed (the snapshot is kept).")
-        }
-        Outcome::TimedOut { output } => tracing::warn!(
+    match outcome.failure() {
+        None => tracing::info!(command = cmd, "backup_command succeeded."),
+        Some(why) => tracing::warn!(
             command = cmd,
             timeout = %humantime::format_duration(timeout),
-            output = %output,
-            "backup_command timed out and was stopped (the snapshot is kept)."
+            output = %outcome.output(),
+            "backup_command {why} (the snapshot is kept)."
         ),
-        Outcome::Lost { output } => tracing::warn!(
-            command = cmd,
-            output = %output,
-            "backup_command's wrapper ended without reporting a status (killed?)."
-        ),
-        Outcome::SpawnFailed(e) => {
-            tracing::warn!(command = cmd, error = %e, "backup_command could not be started.")
-        }
     }
     outcome
 }
